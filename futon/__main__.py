@@ -1,0 +1,5 @@
+import sys
+
+from futon.cli import main
+
+sys.exit(main())

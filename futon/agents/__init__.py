@@ -1,0 +1,1 @@
+"""futon.agents — see ../shared/spec; filled in by later issues."""

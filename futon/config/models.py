@@ -1,0 +1,311 @@
+"""The shape of futon's three configuration files, as pydantic v2 models.
+
+These models are the one definition of the configuration: validation, the
+error messages of ``futon config validate`` and the defaults all come from
+here. Every model forbids unknown keys, so a typo is an error that names the
+key instead of a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from futon.peripherals.catalog import KNOWN_TOOLS, NAMED_SCOPES
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+# ---------------------------------------------------------------- futon.yaml
+
+
+class FilesSection(Strict):
+    """The other two files, relative to futon.yaml's folder."""
+
+    peripherals: str = "peripherals.yaml"
+    agents: str = "agents.yaml"
+
+
+class HttpSection(Strict):
+    host: str = "127.0.0.1"
+    port: Port = 7070
+    admin_token_sha256: Sha256Hex | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class WsSection(Strict):
+    max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_frames_per_s: PositiveFloat = 50
+    burst: int = Field(default=100, ge=1)
+    replay_window: int = Field(default=1000, ge=0)
+    heartbeat_s: PositiveFloat = 20
+
+
+class IrcServerSection(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = 6667
+    name: str = "futon.local"
+    network: str = "futon"
+    password: str | None = None
+    motd: str | None = "Welcome to futon: humans and agents, one room."
+    ping_interval_s: PositiveFloat = 60
+    ping_timeout_s: PositiveFloat = 180
+    max_clients: int = Field(default=500, ge=1)
+    max_clients_per_ip: int = Field(default=200, ge=1)
+
+
+class SaslSection(Strict):
+    account: str
+    password_env: str
+
+
+class IrcNetwork(Strict):
+    name: str
+    host: str
+    port: Port = 6667
+    tls: bool = False
+    tls_verify: bool = True
+    nick: str = "futon"
+    password: str | None = None
+    sasl: SaslSection | None = None
+    channels: list[str] = Field(default_factory=list)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_start_with_hash(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not channel.startswith("#"):
+                raise ValueError(f"channel {channel!r} must start with '#'")
+        return value
+
+
+class IrcSection(Strict):
+    nick: str = "futon"
+    channels: list[str] = Field(default_factory=lambda: ["#futon"])
+    server: IrcServerSection = Field(default_factory=IrcServerSection)
+    networks: list[IrcNetwork] = Field(default_factory=list)
+
+
+class EvidenceSection(Strict):
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: int = Field(default=100, ge=1)
+    shard_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+    shard_rollover: Literal["daily", "size"] = "daily"
+
+
+class DispatchSection(Strict):
+    reply_timeout_s: PositiveFloat = 30
+
+
+class WebFetchSection(Strict):
+    allow_private: bool = False
+    max_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    timeout_s: PositiveFloat = 20
+
+
+DEFAULT_TEST_COMMANDS = [
+    "pytest",
+    "python -m pytest",
+    "python3 -m pytest",
+    "make test",
+    "npm test",
+    "cargo test",
+    "go test",
+    "clojure -X:test",
+]
+DEFAULT_GIT_SUBCOMMANDS = ["status", "diff", "log", "add", "commit", "push", "tag", "show"]
+
+
+class ToolsSection(Strict):
+    timeout_s: PositiveFloat = 30
+    max_timeout_s: PositiveFloat = 600
+    output_cap_bytes: int = Field(default=1024 * 1024, ge=1024)
+    read_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    test_commands: list[str] = Field(default_factory=lambda: list(DEFAULT_TEST_COMMANDS))
+    git_subcommands: list[str] = Field(default_factory=lambda: list(DEFAULT_GIT_SUBCOMMANDS))
+    deploy_commands: list[str] = Field(default_factory=list)
+    web_fetch: WebFetchSection = Field(default_factory=WebFetchSection)
+
+
+class TickleSection(Strict):
+    enabled: bool = False
+    interval_s: PositiveFloat = 60
+    stale_after_s: PositiveFloat = 300
+    escalate_to: list[str] = Field(default_factory=list)
+
+
+class DisciplineSection(Strict):
+    patterns_dir: str = "patterns"
+
+
+class MissionControlSection(Strict):
+    repos: list[str] = Field(default_factory=list)
+
+
+class LoggingSection(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DaemonConfig(Strict):
+    """futon.yaml."""
+
+    data_dir: str = "var"
+    workspace: str | None = None
+    files: FilesSection = Field(default_factory=FilesSection)
+    http: HttpSection = Field(default_factory=HttpSection)
+    ws: WsSection = Field(default_factory=WsSection)
+    irc: IrcSection = Field(default_factory=IrcSection)
+    evidence: EvidenceSection = Field(default_factory=EvidenceSection)
+    dispatch: DispatchSection = Field(default_factory=DispatchSection)
+    tools: ToolsSection = Field(default_factory=ToolsSection)
+    tickle: TickleSection = Field(default_factory=TickleSection)
+    discipline: DisciplineSection = Field(default_factory=DisciplineSection)
+    mission_control: MissionControlSection = Field(default_factory=MissionControlSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+
+
+# ----------------------------------------------------------- peripherals.yaml
+
+_CONDITION = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+class PathsScope(Strict):
+    """A scope limited to path prefixes inside the workspace."""
+
+    paths: list[str] = Field(min_length=1)
+
+    @field_validator("paths")
+    @classmethod
+    def _relative_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if prefix.startswith("/") or ".." in prefix.split("/"):
+                raise ValueError(f"path prefix {prefix!r} must be relative and stay inside the workspace")
+        return value
+
+
+class PeripheralSpec(Strict):
+    """One capability envelope. ``tools`` and named scopes are checked
+    against the tool catalog, so a typo cannot silently widen or empty an
+    envelope."""
+
+    description: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    scope: str | PathsScope
+    read_only: bool = False
+    entry: list[str] = Field(min_length=1)
+    exit: list[str] = Field(min_length=1)
+    context: list[str] = Field(default_factory=lambda: ["session-id"])
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in KNOWN_TOOLS]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; known tools: {', '.join(sorted(KNOWN_TOOLS))}")
+        if len(set(value)) != len(value):
+            raise ValueError("a tool is listed twice")
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _known_scope(cls, value: str | PathsScope) -> str | PathsScope:
+        if isinstance(value, str) and value not in NAMED_SCOPES:
+            raise ValueError(
+                f"unknown scope {value!r}; expected one of {', '.join(sorted(NAMED_SCOPES))} or {{paths: [...]}}"
+            )
+        return value
+
+    @field_validator("entry", "exit", "context")
+    @classmethod
+    def _kebab_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _CONDITION.match(name):
+                raise ValueError(f"{name!r} is not a kebab-case condition name")
+        return value
+
+
+class PeripheralsFile(Strict):
+    """peripherals.yaml."""
+
+    peripherals: dict[str, PeripheralSpec]
+
+    @field_validator("peripherals")
+    @classmethod
+    def _ids(cls, value: dict[str, PeripheralSpec]) -> dict[str, PeripheralSpec]:
+        for pid in value:
+            if not _CONDITION.match(pid):
+                raise ValueError(f"peripheral id {pid!r} must be kebab-case")
+        return value
+
+
+# ---------------------------------------------------------------- agents.yaml
+
+_AGENT_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_\-\[\]\\`^{}|]{0,29}$")
+
+
+class AgentSpec(Strict):
+    id: str
+    type: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    token_sha256: Sha256Hex | None = None
+    nick: str | None = None
+    channels: list[str] = Field(default_factory=lambda: ["#futon"])
+    relay: Literal["mentions", "all"] = "mentions"
+    workspace: str | None = None
+    peripherals: list[str] | None = None
+
+    @field_validator("id", "nick")
+    @classmethod
+    def _irc_safe(cls, value: str | None) -> str | None:
+        if value is not None and not _AGENT_ID.match(value):
+            raise ValueError(
+                f"{value!r} must be usable as an IRC nick: a letter, then letters, digits or -_[]\\`^{{}}|, at most 30"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_start_with_hash(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not channel.startswith("#"):
+                raise ValueError(f"channel {channel!r} must start with '#'")
+        return value
+
+
+class AccessRule(Strict):
+    nicks: list[str] = Field(min_length=1)
+    agents: list[str] = Field(min_length=1)
+    allow: bool
+
+
+class IrcAccess(Strict):
+    default: Literal["allow", "deny"] = "allow"
+    rules: list[AccessRule] = Field(default_factory=list)
+
+
+class AgentsFile(Strict):
+    """agents.yaml."""
+
+    agents: list[AgentSpec] = Field(default_factory=list)
+    routing: dict[str, str] = Field(default_factory=lambda: {"default": "explore"})
+    irc_access: IrcAccess = Field(default_factory=IrcAccess)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AgentsFile:
+        seen: set[str] = set()
+        for agent in self.agents:
+            if agent.id in seen:
+                raise ValueError(f"agent id {agent.id!r} appears twice")
+            seen.add(agent.id)
+        if "default" not in self.routing:
+            raise ValueError("routing needs a 'default' entry")
+        return self

@@ -1,0 +1,1 @@
+"""futon.daemon — see ../shared/spec; filled in by later issues."""

@@ -1,0 +1,104 @@
+"""The daemon: assembles config, evidence store and transports, and owns
+their lifecycle. Start order: store, then transports; stop order: the
+reverse, so nothing is accepted that cannot be recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from futon.config.loader import LoadedConfig
+from futon.daemon.exposure import check_exposure
+from futon.errors import FutonError
+from futon.evidence.jsonl import JsonlStore, open_store
+from futon.transports.http import build_app
+
+log = logging.getLogger("futon.daemon")
+
+
+class Daemon:
+    def __init__(self, config: LoadedConfig) -> None:
+        check_exposure(config)
+        self.config = config
+        self.store: JsonlStore | None = None
+        self.ports: dict[str, int] = {}
+        self._runner: web.AppRunner | None = None
+
+    # What /health reports, read live.
+    def health(self) -> dict[str, Any]:
+        return {
+            "agents": len(self.config.agents.agents),
+            "sessions": 0,
+            "connections": {"ws": 0, "irc": 0},
+            "transports": {"http": {"listening": self._runner is not None, "port": self.ports.get("http")}},
+            "evidence": {"entries": self.store.last_seq if self.store else 0},
+        }
+
+    async def start(self) -> None:
+        settings = self.config.daemon
+        self.store = open_store(
+            self.config.data_dir,
+            fsync=settings.evidence.fsync,
+            fsync_interval_ms=settings.evidence.fsync_interval_ms,
+            shard_max_bytes=settings.evidence.shard_max_bytes,
+            rollover=settings.evidence.shard_rollover,
+        )
+        log.info("evidence store at %s (%d entries, fsync=%s)", self.store.directory, self.store.last_seq, self.store.fsync)
+        self._runner = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, settings.http.host, settings.http.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise FutonError(
+                f"cannot listen on {settings.http.host}:{settings.http.port}: {exc.strerror or exc}"
+            ) from None
+        server = site._server  # aiohttp exposes the bound sockets only here
+        port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.http.port
+        self.ports["http"] = port
+        log.info("http listening on http://%s:%d (WebSocket /agency/ws comes with the WS transport)", settings.http.host, port)
+        self._write_ports()
+
+    def _write_ports(self) -> None:
+        path = Path(self.config.data_dir) / "ports.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.ports) + "\n")
+        os.replace(tmp, path)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.store is not None:
+            await self.store.aclose()
+            self.store = None
+        with_ports = Path(self.config.data_dir) / "ports.json"
+        with_ports.unlink(missing_ok=True)
+        log.info("stopped")
+
+
+async def serve(config: LoadedConfig) -> int:
+    """Run until SIGINT or SIGTERM; return the exit code."""
+    daemon = Daemon(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await daemon.start()
+        await stop.wait()
+        log.info("signal received; shutting down")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await daemon.stop()
+    return 0

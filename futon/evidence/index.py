@@ -1,0 +1,330 @@
+"""The evidence index: SQLite beside the shards (or in memory).
+
+The shards are the truth; this index only says *where* each entry is and
+which entries match a filter, so that no query ever scans a shard. It is
+persistent, so start-up only indexes what was appended since the last run,
+and it can always be rebuilt from the shards (``Index.reset``).
+
+Both stores use it — the JSONL store with a file, the memory store with
+``:memory:`` — so the meaning of every filter is written exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from futon.evidence.model import EntryDict
+from futon.evidence.query import EvidenceQuery
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS entries(
+    seq        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    at         TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    claim      TEXT NOT NULL,
+    author     TEXT NOT NULL,
+    session    TEXT,
+    subj_type  TEXT NOT NULL,
+    subj_id    TEXT NOT NULL,
+    pattern    TEXT,
+    reply_to   TEXT,
+    fork_of    TEXT,
+    ephemeral  INTEGER NOT NULL DEFAULT 0,
+    conjecture INTEGER NOT NULL DEFAULT 0,
+    hash       TEXT NOT NULL,
+    shard      INTEGER,
+    off        INTEGER,
+    len        INTEGER
+);
+CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(tag, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shards(
+    no            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    day           TEXT NOT NULL,
+    indexed_bytes INTEGER NOT NULL DEFAULT 0,
+    indexed_lines INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS by_session ON entries(session, seq);
+CREATE INDEX IF NOT EXISTS by_author  ON entries(author, seq);
+CREATE INDEX IF NOT EXISTS by_type    ON entries(type, seq);
+CREATE INDEX IF NOT EXISTS by_claim   ON entries(claim, seq);
+CREATE INDEX IF NOT EXISTS by_subject ON entries(subj_type, subj_id, seq);
+CREATE INDEX IF NOT EXISTS by_pattern ON entries(pattern, seq);
+CREATE INDEX IF NOT EXISTS by_reply   ON entries(reply_to);
+CREATE INDEX IF NOT EXISTS by_fork    ON entries(fork_of);
+CREATE INDEX IF NOT EXISTS by_at      ON entries(at);
+"""
+
+_INSERT = (
+    "INSERT INTO entries(seq,id,at,type,claim,author,session,subj_type,subj_id,pattern,"
+    "reply_to,fork_of,ephemeral,conjecture,hash,shard,off,len) "
+    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an entry's line lies: shard number, byte offset, length."""
+
+    seq: int
+    shard: int | None
+    offset: int | None
+    length: int | None
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    no: int
+    name: str
+    day: str
+    indexed_bytes: int
+    indexed_lines: int
+
+
+class Index:
+    """Not thread-safe: the store calls it from one thread (the event loop's)."""
+
+    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._db = self._connect_read_only() if read_only else self._connect()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A reader beside a running daemon: sees what the daemon committed,
+        writes nothing."""
+        assert self.path is not None
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if version is None or version[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError("index schema mismatch")
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        target = str(self.path) if self.path else ":memory:"
+        db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        # The index is rebuildable from the shards, so it needs no durability
+        # of its own: WAL without fsync keeps appends cheap.
+        db.execute("PRAGMA journal_mode=WAL" if self.path else "PRAGMA journal_mode=MEMORY")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA temp_store=MEMORY")
+        db.execute("PRAGMA cache_size=-65536")
+        db.executescript(_SCHEMA)
+        version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if version is None:
+            db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
+        elif version[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"index schema {version[0]} != {SCHEMA_VERSION}")
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    def reset(self) -> None:
+        """Drop everything; the caller re-indexes from the shards."""
+        self._db.executescript(
+            "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS tags; DROP TABLE IF EXISTS shards;"
+            "DELETE FROM meta WHERE key != 'schema';"
+        )
+        self._db.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------- writing
+
+    def add(self, rows: Iterable[tuple[EntryDict, Location]], shard_progress: Iterable[ShardRecord] = ()) -> None:
+        """Index entries (and the shards' new indexed sizes) in one transaction."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            entry_rows = []
+            tag_rows = []
+            for entry, loc in rows:
+                subject = entry["evidence/subject"]
+                seq = entry["evidence/seq"]
+                entry_rows.append(
+                    (
+                        seq, entry["evidence/id"], entry["evidence/at"], entry["evidence/type"],
+                        entry["evidence/claim-type"], entry["evidence/author"],
+                        entry.get("evidence/session-id"), subject["ref/type"], subject["ref/id"],
+                        entry.get("evidence/pattern-id"), entry.get("evidence/in-reply-to"),
+                        entry.get("evidence/fork-of"), int(bool(entry.get("evidence/ephemeral?"))),
+                        int(bool(entry.get("evidence/conjecture?"))), entry["evidence/hash"],
+                        loc.shard, loc.offset, loc.length,
+                    )
+                )  # fmt: skip
+                tag_rows.extend((tag, seq) for tag in set(entry.get("evidence/tags") or ()))
+            db.executemany(_INSERT, entry_rows)
+            if tag_rows:
+                db.executemany("INSERT OR IGNORE INTO tags VALUES(?,?)", tag_rows)
+            for shard in shard_progress:
+                self._save_shard(shard)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # SQLite may already have rolled back on I/O errors
+                db.execute("ROLLBACK")
+            raise
+
+    def save_shard(self, shard: ShardRecord) -> None:
+        self._save_shard(shard)
+
+    def _save_shard(self, shard: ShardRecord) -> None:
+        self._db.execute(
+            "INSERT INTO shards(no,name,day,indexed_bytes,indexed_lines) VALUES(?,?,?,?,?) "
+            "ON CONFLICT(no) DO UPDATE SET indexed_bytes=excluded.indexed_bytes, indexed_lines=excluded.indexed_lines",
+            (shard.no, shard.name, shard.day, shard.indexed_bytes, shard.indexed_lines),
+        )
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a rebuild or a bulk load)."""
+        self._db.execute("ANALYZE")
+
+    # ------------------------------------------------------------- reading
+
+    def shards(self) -> list[ShardRecord]:
+        rows = self._db.execute("SELECT no,name,day,indexed_bytes,indexed_lines FROM shards ORDER BY no")
+        return [ShardRecord(*row) for row in rows]
+
+    def last(self) -> tuple[int, str, str] | None:
+        """(seq, hash, at) of the newest entry, or None when empty."""
+        return self._db.execute("SELECT seq, hash, at FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+
+    def count_all(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+    def has_id(self, entry_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM entries WHERE id=?", (entry_id,)).fetchone() is not None
+
+    def locate(self, entry_id: str) -> Location | None:
+        row = self._db.execute("SELECT seq,shard,off,len FROM entries WHERE id=?", (entry_id,)).fetchone()
+        return Location(*row) if row else None
+
+    def search(self, query: EvidenceQuery, *, limit: int | None = None) -> list[Location]:
+        sql, params = self._select(query, "e.seq, e.shard, e.off, e.len")
+        ascending = query.after_seq is not None
+        # With a tag filter the scan is driven by the tags table, whose key
+        # is (tag, seq): ordering by its seq lets SQLite walk it backwards.
+        order = "t0.seq" if query.tags else "e.seq"
+        sql += f" ORDER BY {order} {'ASC' if ascending else 'DESC'} LIMIT ?"
+        params.append(limit if limit is not None else query.limit)
+        return [Location(*row) for row in self._db.execute(sql, params)]
+
+    def count(self, query: EvidenceQuery) -> int:
+        sql, params = self._select(query, "COUNT(*)")
+        return self._db.execute(sql, params).fetchone()[0]
+
+    def ancestors(self, entry_id: str) -> list[Location]:
+        """The entry and its in-reply-to ancestors, root first."""
+        rows = self._db.execute(
+            """WITH RECURSIVE up(id, depth) AS (
+                   SELECT ?, 0
+                   UNION ALL
+                   SELECT e.reply_to, up.depth + 1 FROM entries e JOIN up ON e.id = up.id
+                   WHERE e.reply_to IS NOT NULL
+               )
+               SELECT e.seq, e.shard, e.off, e.len FROM up JOIN entries e ON e.id = up.id
+               ORDER BY up.depth DESC""",
+            (entry_id,),
+        )
+        return [Location(*row) for row in rows]
+
+    def thread_root(self, entry_id: str) -> str:
+        """Walk up by in-reply-to, then fork-of, to the entry with neither."""
+        row = self._db.execute(
+            """WITH RECURSIVE up(id, depth) AS (
+                   SELECT ?, 0
+                   UNION ALL
+                   SELECT COALESCE(e.reply_to, e.fork_of), up.depth + 1 FROM entries e JOIN up ON e.id = up.id
+                   WHERE COALESCE(e.reply_to, e.fork_of) IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM entries p WHERE p.id = COALESCE(e.reply_to, e.fork_of))
+               )
+               SELECT id FROM up ORDER BY depth DESC LIMIT 1""",
+            (entry_id,),
+        ).fetchone()
+        return row[0] if row else entry_id
+
+    def descendants(self, root_id: str) -> list[Location]:
+        """The root and every entry replying to or forking from it,
+        transitively, oldest first."""
+        rows = self._db.execute(
+            """WITH RECURSIVE down(id) AS (
+                   SELECT ?
+                   UNION
+                   SELECT e.id FROM entries e JOIN down ON e.reply_to = down.id
+                   UNION
+                   SELECT e.id FROM entries e JOIN down ON e.fork_of = down.id
+               )
+               SELECT e.seq, e.shard, e.off, e.len FROM down JOIN entries e ON e.id = down.id
+               ORDER BY e.seq""",
+            (root_id,),
+        )
+        return [Location(*row) for row in rows]
+
+    def iter_locations(self, after_seq: int = 0) -> Iterator[Location]:
+        yield from (Location(*row) for row in self._db.execute(
+            "SELECT seq, shard, off, len FROM entries WHERE seq > ? ORDER BY seq", (after_seq,)
+        ))  # fmt: skip
+
+    def delete_from(self, seq: int) -> None:
+        """Forget entries with seq ≥ ``seq`` (the shards lost them)."""
+        self._db.execute("BEGIN")
+        self._db.execute("DELETE FROM tags WHERE seq >= ?", (seq,))
+        self._db.execute("DELETE FROM entries WHERE seq >= ?", (seq,))
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _select(query: EvidenceQuery, columns: str) -> tuple[str, list[object]]:
+        """SELECT … FROM … WHERE … for a query. Tag filters drive the scan
+        from the tags table (its (tag, seq) key is already in seq order)."""
+        params: list[object] = []
+        joins = ""
+        where: list[str] = []
+        if query.tags:
+            first, *rest = query.tags
+            source = "tags t0 JOIN entries e ON e.seq = t0.seq"
+            where.append("t0.tag = ?")
+            params.append(first)
+            for n, tag in enumerate(rest, start=1):
+                joins += f" JOIN tags t{n} ON t{n}.seq = e.seq AND t{n}.tag = ?"
+                params.append(tag)
+            # joins' params come before WHERE's in SQL text order
+            params = params[1:] + params[:1]
+        else:
+            source = "entries e"
+        equalities = (
+            ("e.subj_type", query.subject_type),
+            ("e.subj_id", query.subject_id),
+            ("e.type", query.type),
+            ("e.claim", query.claim_type),
+            ("e.author", query.author),
+            ("e.session", query.session_id),
+            ("e.pattern", query.pattern_id),
+        )
+        for column, value in equalities:
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            where.append("e.at >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("e.at < ?")
+            params.append(query.until)
+        if not query.include_ephemeral:
+            where.append("e.ephemeral = 0")
+        if query.before_seq is not None:
+            where.append("e.seq < ?")
+            params.append(query.before_seq)
+        if query.after_seq is not None:
+            where.append("e.seq > ?")
+            params.append(query.after_seq)
+        sql = f"SELECT {columns} FROM {source}{joins}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return sql, params

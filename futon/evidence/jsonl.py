@@ -1,0 +1,468 @@
+"""The embedded evidence backend: JSONL shards plus a SQLite index.
+
+Layout of ``<data_dir>/evidence/``::
+
+    000000000001-2026-11-25.jsonl   first seq, then the UTC day it was opened
+    000000051234-2026-11-26.jsonl   names sort in seq order
+    index.sqlite3                   rebuildable; never the truth
+
+Durability (``fsync``): ``always`` syncs each batch before acknowledging it
+(concurrent appends share one sync: group commit); ``interval`` writes each
+batch at once and syncs at most every ``fsync_interval_ms``; ``never``
+leaves it to the OS.
+
+Start-up recovery (:meth:`JsonlStore.open`): a torn last line is cut off and
+reported; a corrupt line elsewhere is reported with shard and line and
+skipped; a shard that vanished or shrank since the index saw it makes the
+index rebuild from what is there; lines appended since the last run are
+indexed. Nothing is ever silently dropped: ``report`` says what happened,
+and ``futon evidence verify`` re-checks everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from futon.errors import StoreError
+from futon.evidence.index import Index, Location, ShardRecord
+from futon.evidence.model import EntryDict
+from futon.evidence.store import Clock, EvidenceStore, Sealed, utc_now
+
+log = logging.getLogger("futon.evidence")
+
+SHARD_NAME = re.compile(r"^(\d{12})-(\d{4}-\d{2}-\d{2})\.jsonl$")
+INDEX_NAME = "index.sqlite3"
+LOCK_NAME = ".lock"
+FsyncMode = Literal["always", "interval", "never"]
+_REQUIRED = ("evidence/id", "evidence/seq", "evidence/subject", "evidence/type",
+             "evidence/claim-type", "evidence/author", "evidence/at", "evidence/hash")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ShardFile:
+    no: int  # the seq of its first entry
+    day: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def shard_name(first_seq: int, day: str) -> str:
+    return f"{first_seq:012d}-{day}.jsonl"
+
+
+def list_shards(directory: Path) -> list[ShardFile]:
+    """The shard files of a store directory, in seq order."""
+    shards = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            match = SHARD_NAME.match(path.name)
+            if match and path.is_file():
+                shards.append(ShardFile(int(match.group(1)), match.group(2), path))
+    return sorted(shards, key=lambda s: s.no)
+
+
+@dataclass
+class RecoveryReport:
+    """What start-up found and did; each note is one human sentence."""
+
+    torn_bytes: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    missing_shards: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+    indexed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        log.warning("evidence: %s", text)
+
+
+class JsonlStore(EvidenceStore):
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        fsync: FsyncMode = "interval",
+        fsync_interval_ms: int = 100,
+        shard_max_bytes: int = 64 * 1024 * 1024,
+        rollover: Literal["daily", "size"] = "daily",
+        clock: Clock = utc_now,
+        read_only: bool = False,
+    ) -> None:
+        """Open (and recover) the store. One writer per directory: a second
+        writer gets ``StoreLocked``. ``read_only`` opens beside a running
+        writer — no recovery, no index writes, appends refused."""
+        self.directory = Path(directory)
+        self.read_only = read_only
+        self.fsync = fsync
+        self.fsync_interval = fsync_interval_ms / 1000
+        self.shard_max_bytes = shard_max_bytes
+        self.rollover = rollover
+        self.report = RecoveryReport()
+        self._fd_lock = threading.Lock()  # write, roll and sync never overlap
+        self._fd: int | None = None
+        self._shard: ShardRecord | None = None
+        self._size = 0
+        self._dirty = False
+        self._last_sync = 0.0
+        self._sync_timer: asyncio.TimerHandle | None = None
+        self._readers: dict[int, int] = {}
+        self.sync_count = 0  # fsyncs issued: lets tests see group commit at work
+        self._paths: dict[int, Path] = {}
+        self._lock_fd: int | None = None
+        if read_only:
+            for shard in list_shards(self.directory):
+                self._paths[shard.no] = shard.path
+            try:
+                index = Index(self.directory / INDEX_NAME, read_only=True)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the evidence index in {self.directory}: {exc}") from None
+            super().__init__(index, clock=clock)
+            self._load_head()
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create evidence directory {self.directory}: {exc.strerror}") from None
+        self._lock_fd = _take_lock(self.directory / LOCK_NAME)
+        super().__init__(self._open_index(), clock=clock)
+        self._recover()
+        self._load_head()
+
+    def _check_open(self) -> None:
+        super()._check_open()
+        if self.read_only:
+            raise StoreError("this evidence store is open read-only")
+
+    # ------------------------------------------------------------- start-up
+
+    def _open_index(self) -> Index:
+        path = self.directory / INDEX_NAME
+        try:
+            return Index(path)
+        except sqlite3.DatabaseError as exc:
+            self.report.note(f"index {path.name} unreadable ({exc}); rebuilding it from the shards")
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / (INDEX_NAME + suffix)).unlink()
+            return Index(path)
+
+    def _recover(self) -> None:
+        shards = list_shards(self.directory)
+        if shards:
+            self._cut_torn_tail(shards[-1].path)
+        on_disk = {s.no: s for s in shards}
+        known = {r.no: r for r in self._index.shards()}
+        for record in known.values():
+            present = on_disk.get(record.no)
+            if present is None:
+                self.report.missing_shards.append(record.name)
+                self.report.note(f"shard {record.name} is missing; its entries are gone, index rebuilt")
+            elif present.path.stat().st_size < record.indexed_bytes:
+                self.report.note(f"shard {record.name} is shorter than when indexed; index rebuilt")
+                self.report.missing_shards.append(record.name)
+        if self.report.missing_shards or (not shards and self._index.count_all()):
+            self._index.reset()
+            known = {}
+            self.report.rebuilt = True
+        for shard in shards:
+            self._paths[shard.no] = shard.path
+            self._catch_up(shard, known.get(shard.no))
+        if self.report.rebuilt or self.report.indexed > 10_000:
+            self._index.analyze()
+        if shards:
+            last = shards[-1]
+            record = next(r for r in self._index.shards() if r.no == last.no)
+            self._shard = record
+            self._size = last.path.stat().st_size
+
+    def _cut_torn_tail(self, path: Path) -> None:
+        """A crash mid-write leaves a last line without its newline: cut it."""
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with open(path, "rb+") as handle:
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            # Find the last newline, reading backwards in blocks.
+            end = size
+            keep = 0
+            while end > 0:
+                start = max(0, end - 65536)
+                handle.seek(start)
+                block = handle.read(end - start)
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    keep = start + cut + 1
+                    break
+                end = start
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.report.torn_bytes = size - keep
+        self.report.note(f"cut a torn last line ({size - keep} bytes) from {path.name}")
+
+    def _catch_up(self, shard: ShardFile, record: ShardRecord | None) -> None:
+        """Index the lines of ``shard`` past what the index has seen."""
+        start = record.indexed_bytes if record else 0
+        line_no = record.indexed_lines if record else 0
+        batch: list[tuple[EntryDict, Location]] = []
+        batch_ids: set[str] = set()
+        last = self._index.last()
+        last_seq = last[0] if last else 0
+        offset = start
+        with open(shard.path, "rb") as handle:
+            handle.seek(start)
+            for raw in handle:
+                line_no += 1
+                length = len(raw)
+                entry = _parse_line(raw)
+                problem = None
+                if entry is None:
+                    problem = "not a valid evidence entry"
+                elif entry["evidence/seq"] <= last_seq:
+                    problem = f"seq {entry['evidence/seq']} does not follow {last_seq}"
+                elif entry["evidence/id"] in batch_ids or self._index.has_id(entry["evidence/id"]):
+                    problem = f"duplicate id {entry['evidence/id']!r}"
+                if problem is not None or entry is None:
+                    where = f"{shard.name}:{line_no}"
+                    self.report.corrupt.append(where)
+                    self.report.note(f"{where}: {problem}; line skipped")
+                else:
+                    last_seq = entry["evidence/seq"]
+                    batch_ids.add(entry["evidence/id"])
+                    batch.append((entry, Location(last_seq, shard.no, offset, length)))
+                offset += length
+                if len(batch) >= 20_000:
+                    self._flush_catch_up(shard, batch, offset, line_no)
+                    batch, batch_ids = [], set()
+        self._flush_catch_up(shard, batch, offset, line_no)
+
+    def _flush_catch_up(self, shard: ShardFile, batch: list[tuple[EntryDict, Location]], offset: int, lines: int) -> None:
+        self._index.add(batch, [ShardRecord(shard.no, shard.name, shard.day, offset, lines)])
+        self.report.indexed += len(batch)
+
+    # ------------------------------------------------------------- writing
+
+    def _write(self, sealed: list[Sealed]) -> list[Location]:
+        data = b"".join(item.line for item in sealed)
+        with self._fd_lock:
+            self._maybe_roll(sealed[0].entry["evidence/seq"], len(data))
+            assert self._fd is not None and self._shard is not None
+            offset = self._size
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                if self.fsync == "always":
+                    os.fdatasync(self._fd)
+                    self.sync_count += 1
+                    self._last_sync = time.monotonic()
+                else:
+                    self._dirty = True
+            except OSError:
+                # Leave no partial line behind: the batch was not acknowledged.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, offset)
+                raise
+            self._size = offset + len(data)
+            shard_no = self._shard.no
+            self._shard = ShardRecord(
+                shard_no, self._shard.name, self._shard.day, self._size, self._shard.indexed_lines + len(sealed)
+            )
+        if self.fsync == "interval" and time.monotonic() - self._last_sync >= self.fsync_interval:
+            self._sync()
+        locations = []
+        for item in sealed:
+            locations.append(Location(item.entry["evidence/seq"], shard_no, offset, len(item.line)))
+            offset += len(item.line)
+        return locations
+
+    async def _write_async(self, sealed: list[Sealed]) -> list[Location]:
+        loop = asyncio.get_running_loop()
+        locations = await loop.run_in_executor(None, self._write_in_thread, sealed)
+        if isinstance(locations, OSError):
+            raise self._write_failed(locations)
+        if self.fsync == "interval" and self._dirty and self._sync_timer is None:
+            self._sync_timer = loop.call_later(self.fsync_interval, self._interval_sync)
+        return locations
+
+    def _write_in_thread(self, sealed: list[Sealed]) -> list[Location] | OSError:
+        try:
+            return self._write(sealed)
+        except OSError as error:
+            return error
+
+    def _interval_sync(self) -> None:
+        self._sync_timer = None
+        if self._dirty and not self._closed:
+            asyncio.get_running_loop().run_in_executor(None, self._sync)
+
+    def _sync(self) -> None:
+        with self._fd_lock:
+            if self._fd is not None and self._dirty:
+                try:
+                    os.fdatasync(self._fd)
+                except OSError as exc:
+                    log.error("evidence: fsync failed: %s", exc)
+                    return
+                self.sync_count += 1
+                self._dirty = False
+                self._last_sync = time.monotonic()
+
+    def _maybe_roll(self, first_seq: int, incoming: int) -> None:
+        today = self._clock().strftime("%Y-%m-%d")
+        shard = self._shard
+        if shard is not None and self._size > 0:
+            too_big = self._size + incoming > self.shard_max_bytes
+            new_day = self.rollover == "daily" and shard.day != today
+            if not (too_big or new_day):
+                if self._fd is None:
+                    self._fd = self._open_for_append(self._paths[shard.no])
+                return
+        elif shard is not None:
+            if self._fd is None:
+                self._fd = self._open_for_append(self._paths[shard.no])
+            return
+        self._close_writer()
+        name = shard_name(first_seq, today)
+        path = self.directory / name
+        self._fd = self._open_for_append(path)
+        self._paths[first_seq] = path
+        # The index learns of the new shard when the batch is published (on
+        # the loop's thread: the index is never touched from the writer).
+        self._shard = ShardRecord(first_seq, name, today, 0, 0)
+        self._size = 0
+
+    @staticmethod
+    def _open_for_append(path: Path) -> int:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+    def _close_writer(self) -> None:
+        if self._fd is not None:
+            if self._dirty:
+                with contextlib.suppress(OSError):
+                    os.fdatasync(self._fd)
+                self._dirty = False
+            os.close(self._fd)
+            self._fd = None
+
+    def _unwrite(self, locations: list[Location]) -> None:
+        with self._fd_lock:
+            first = locations[0]
+            if self._fd is None or self._shard is None or first.shard != self._shard.no:
+                log.error("evidence: cannot take back a batch that spans shards; restart re-indexes it")
+                return
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, first.offset or 0)
+                self._size = first.offset or 0
+                self._shard = ShardRecord(
+                    self._shard.no, self._shard.name, self._shard.day, self._size,
+                    self._shard.indexed_lines - len(locations),
+                )  # fmt: skip
+
+    def _shard_progress(self) -> list[ShardRecord]:
+        return [self._shard] if self._shard else []
+
+    def _close_backend(self) -> None:
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+        with self._fd_lock:
+            self._close_writer()
+        for fd in self._readers.values():
+            os.close(fd)
+        self._readers.clear()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    # ------------------------------------------------------------- reading
+
+    def _read(self, locations: list[Location]) -> list[EntryDict]:
+        out = []
+        for loc in locations:
+            assert loc.shard is not None and loc.offset is not None and loc.length is not None
+            fd = self._readers.get(loc.shard)
+            if fd is None:
+                path = self._paths.get(loc.shard)
+                if path is None:  # a reader beside a writer that rolled over
+                    self._paths.update({s.no: s.path for s in list_shards(self.directory)})
+                    path = self._paths.get(loc.shard)
+                if path is None:
+                    raise StoreError(f"shard {loc.shard} is not known to this store")
+                try:
+                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError as exc:
+                    raise StoreError(f"cannot read shard {path.name}: {exc.strerror}") from None
+                self._readers[loc.shard] = fd
+            raw = os.pread(fd, loc.length, loc.offset)
+            entry = _parse_line(raw)
+            if entry is None or entry["evidence/seq"] != loc.seq:
+                raise StoreError(f"shard {self._paths[loc.shard].name} changed under the index at byte {loc.offset}")
+            out.append(entry)
+        return out
+
+
+class StoreLocked(StoreError):
+    """Another process (a running daemon) is the writer of this store."""
+
+
+def _take_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise StoreLocked(f"the evidence store {path.parent} is in use by another process (pid {holder})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def open_for_reading(directory: Path) -> JsonlStore:
+    """The store for a reader such as the CLI: the writer's own view when a
+    daemon holds the store, else a normal open (with recovery)."""
+    try:
+        return JsonlStore(directory)
+    except StoreLocked:
+        return JsonlStore(directory, read_only=True)
+
+
+def _parse_line(raw: bytes) -> EntryDict | None:
+    """A shard line as an entry, or None when it is not one."""
+    try:
+        entry = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(entry, dict) or any(k not in entry for k in _REQUIRED):
+        return None
+    subject = entry["evidence/subject"]
+    if not isinstance(entry["evidence/seq"], int) or not isinstance(subject, dict):
+        return None
+    if not isinstance(subject.get("ref/type"), str) or not isinstance(subject.get("ref/id"), str):
+        return None
+    return entry
+
+
+def open_store(data_dir: Path, **options: object) -> JsonlStore:
+    """The store of a daemon's data directory (``<data_dir>/evidence``)."""
+    return JsonlStore(Path(data_dir) / "evidence", **options)  # type: ignore[arg-type]

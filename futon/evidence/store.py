@@ -1,0 +1,342 @@
+"""The evidence store: one interface, two backends.
+
+``EvidenceStore`` holds everything that does not depend on where bytes go —
+validation against what is already stored, seq and hash-chain assignment,
+group commit, queries through the :class:`~futon.evidence.index.Index`,
+chains, threads and live listeners. A backend supplies only ``_write`` (make
+a batch of lines durable, return where they went) and ``_read`` (fetch
+entries by location). ``MemoryStore`` keeps entries in a dict for fast unit
+tests; ``JsonlStore`` (``futon.evidence.jsonl``) keeps them in shards.
+
+Contract for callers:
+- ``await append(raw)`` returns the stored entry only after the backend has
+  written it (and, under ``fsync: always``, synced it). Concurrent appends
+  are committed in batches: one write and one sync serve the whole batch.
+- An append that fails validation raises ``ProtocolError`` (``invalid-entry``)
+  or ``Conflict`` (``duplicate-id``, ``reply-not-found``, ``fork-not-found``)
+  and changes nothing. A write failure (disk full…) raises ``StoreError``
+  and changes nothing; reads keep working.
+- Entries returned are fresh dicts the caller may keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from futon.errors import Conflict, NotFound, ProtocolError, StoreError
+from futon.evidence.index import Index, Location, ShardRecord
+from futon.evidence.model import (
+    GENESIS_HASH,
+    MAX_ENTRY_BYTES,
+    EntryDict,
+    format_at,
+    normalise_entry,
+    render_line,
+    seal,
+)
+from futon.evidence.query import EvidenceQuery, Page, encode_cursor
+from futon.evidence.threads import Thread, build_thread
+
+log = logging.getLogger("futon.evidence")
+
+Listener = Callable[[EntryDict], None]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Sealed:
+    """An entry that passed validation and got its seq, time and hash."""
+
+    entry: EntryDict
+    line: bytes
+
+
+@dataclass
+class _Head:
+    """The chain's head: what the next entry continues from."""
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+    at: str = ""
+
+
+class EvidenceStore(ABC):
+    def __init__(self, index: Index, *, clock: Clock = utc_now) -> None:
+        self._index = index
+        self._clock = clock
+        self._head = _Head()
+        self._listeners: list[Listener] = []
+        self._pending: list[tuple[EntryDict, asyncio.Future[EntryDict]]] = []
+        self._drain_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def _load_head(self) -> None:
+        last = self._index.last()
+        self._head = _Head(*last) if last else _Head()
+
+    # ------------------------------------------------------------- writing
+
+    async def append(self, raw: Any) -> EntryDict:
+        """Validate, store and return one entry (see the module contract)."""
+        self._check_open()
+        entry = normalise_entry(raw)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[EntryDict] = loop.create_future()
+        self._pending.append((entry, future))
+        if self._drain_task is None or self._drain_task.done():
+            # A task of its own, so a cancelled caller never strands the batch.
+            self._drain_task = loop.create_task(self._drain())
+        return await future
+
+    def append_sync(self, raw: Any) -> EntryDict:
+        """``append`` for callers without an event loop (CLI, benches)."""
+        return self.append_many_sync([raw])[0]
+
+    def append_many_sync(self, raws: Iterable[Any]) -> list[EntryDict]:
+        """Store a batch in one write; all or nothing."""
+        self._check_open()
+        entries = [normalise_entry(raw) for raw in raws]
+        sealed, failures = self._seal(entries)
+        if failures:
+            self._load_head()
+            raise failures[0][1]
+        if not sealed:
+            return []
+        locations = self._write_or_revert(sealed)
+        self._publish(sealed, locations)
+        return [copy.deepcopy(s.entry) for s in sealed]
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            entries = [entry for entry, _ in batch]
+            futures = [future for _, future in batch]
+            sealed, failures = self._seal(entries)
+            failed_at = dict(failures)
+            ok_futures = [f for i, f in enumerate(futures) if i not in failed_at]
+            for index, error in failed_at.items():
+                if not futures[index].done():
+                    futures[index].set_exception(error)
+            if not sealed:
+                continue
+            try:
+                locations = await self._write_async(sealed)
+                self._publish(sealed, locations)
+            except StoreError as error:
+                for future in ok_futures:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for future, item in zip(ok_futures, sealed, strict=True):
+                if not future.done():
+                    future.set_result(copy.deepcopy(item.entry))
+
+    def _seal(self, entries: list[EntryDict]) -> tuple[list[Sealed], list[tuple[int, Exception]]]:
+        """Check each entry against the store and the batch so far; give the
+        good ones seq, time and hash. Failures come back with their index."""
+        sealed: list[Sealed] = []
+        failures: list[tuple[int, Exception]] = []
+        batch_ids: set[str] = set()
+        now = format_at(self._clock())
+        for position, entry in enumerate(entries):
+            try:
+                self._check_references(entry, batch_ids)
+                seq = self._head.seq + 1
+                # Time never runs backwards in the store, so `since`/`until`
+                # and seq order agree even if the wall clock steps back.
+                at = max(now, self._head.at)
+                stored = seal(entry, seq=seq, at=at, prev_hash=self._head.hash)
+                line = render_line(stored)
+                if len(line) > MAX_ENTRY_BYTES:
+                    raise ProtocolError(
+                        f"entry is {len(line)} bytes; the limit is {MAX_ENTRY_BYTES}", code="invalid-entry"
+                    )
+            except (ProtocolError, Conflict) as error:
+                failures.append((position, error))
+                continue
+            batch_ids.add(stored["evidence/id"])
+            self._head = _Head(seq, stored["evidence/hash"], at)
+            sealed.append(Sealed(stored, line))
+        return sealed, failures
+
+    def _check_references(self, entry: EntryDict, batch_ids: set[str]) -> None:
+        entry_id = entry["evidence/id"]
+        if entry_id in batch_ids or self._index.has_id(entry_id):
+            raise Conflict(f"an entry with id {entry_id!r} already exists", code="duplicate-id")
+        for key, code in (("evidence/in-reply-to", "reply-not-found"), ("evidence/fork-of", "fork-not-found")):
+            target = entry.get(key)
+            if target is not None and target not in batch_ids and not self._index.has_id(target):
+                raise Conflict(f"{key} names {target!r}, which does not exist", code=code)
+
+    def _write_or_revert(self, sealed: list[Sealed]) -> list[Location]:
+        try:
+            return self._write(sealed)
+        except OSError as exc:
+            raise self._write_failed(exc) from None
+
+    def _write_failed(self, exc: OSError) -> StoreError:
+        # Nothing of the batch was acknowledged: the chain continues from
+        # the last entry that was (the index only holds written entries).
+        self._load_head()
+        log.error("evidence write failed: %s", exc)
+        return StoreError(f"evidence write failed: {exc.strerror or exc}")
+
+    async def _write_async(self, sealed: list[Sealed]) -> list[Location]:
+        """Backends with blocking I/O override this to leave the loop free."""
+        return self._write_or_revert(sealed)
+
+    def _publish(self, sealed: list[Sealed], locations: list[Location]) -> None:
+        try:
+            self._index.add(zip((s.entry for s in sealed), locations, strict=True), self._shard_progress())
+        except sqlite3.Error as exc:
+            # Written but not indexed: take the lines back so that what is
+            # stored and what is acknowledged stay the same set.
+            self._unwrite(locations)
+            self._load_head()
+            log.error("evidence index update failed: %s", exc)
+            raise StoreError(f"evidence index update failed: {exc}") from None
+        for item in sealed:
+            for listener in list(self._listeners):
+                try:
+                    listener(item.entry)
+                except Exception:  # a broken listener must not break appends
+                    log.exception("evidence listener failed")
+
+    def _shard_progress(self) -> list[ShardRecord]:
+        return []
+
+    def _unwrite(self, locations: list[Location]) -> None:  # noqa: B027 - optional hook
+        """Remove a just-written batch that could not be indexed."""
+
+    @abstractmethod
+    def _write(self, sealed: list[Sealed]) -> list[Location]:
+        """Make the lines durable per the store's policy; return locations."""
+
+    @abstractmethod
+    def _read(self, locations: list[Location]) -> list[EntryDict]:
+        """Entries at these locations, in the same order."""
+
+    # ------------------------------------------------------------- reading
+
+    @property
+    def last_seq(self) -> int:
+        return self._head.seq
+
+    def get(self, entry_id: str) -> EntryDict:
+        location = self._index.locate(entry_id)
+        if location is None:
+            raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
+        return self._read([location])[0]
+
+    def exists(self, entry_id: str) -> bool:
+        return self._index.has_id(entry_id)
+
+    def query(self, query: EvidenceQuery) -> Page:
+        """One page, newest first (oldest first with ``after_seq``)."""
+        locations = self._index.search(query, limit=query.limit + 1)
+        more = len(locations) > query.limit
+        locations = locations[: query.limit]
+        entries = self._read(locations)
+        cursor = encode_cursor(locations[-1].seq) if more and query.after_seq is None else None
+        return Page(entries, cursor)
+
+    def count(self, query: EvidenceQuery) -> int:
+        return self._index.count(query)
+
+    def chain(self, entry_id: str) -> list[EntryDict]:
+        """Ancestors by in-reply-to, root first, ending at the entry."""
+        if not self._index.has_id(entry_id):
+            raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
+        return self._read(self._index.ancestors(entry_id))
+
+    def thread(self, entry_id: str, *, include_ephemeral: bool = True) -> Thread:
+        """The whole reply tree under the root of ``entry_id``."""
+        if not self._index.has_id(entry_id):
+            raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
+        root = self._index.thread_root(entry_id)
+        entries = self._read(self._index.descendants(root))
+        if not include_ephemeral:
+            entries = [e for e in entries if not e.get("evidence/ephemeral?") or e["evidence/id"] == root]
+        return build_thread(root, entries)
+
+    def total(self) -> int:
+        return self._index.count_all()
+
+    # ------------------------------------------------------------- live
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(entry)`` for every entry committed from now on,
+        in seq order, on the appending thread. Returns the unsubscriber."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def flush(self) -> None:
+        """Wait until every pending append is committed."""
+        while self._drain_task is not None and not self._drain_task.done():
+            await asyncio.shield(self._drain_task)
+
+    async def aclose(self) -> None:
+        await self.flush()
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close_backend()
+            self._index.close()
+
+    def _close_backend(self) -> None:  # noqa: B027 - optional hook
+        """Sync and release files."""
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the evidence store is closed")
+
+    def __enter__(self) -> EvidenceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MemoryStore(EvidenceStore):
+    """Entries in a dict, index in SQLite ``:memory:``. Same semantics as the
+    JSONL store, nothing on disk: for unit tests and throwaway daemons."""
+
+    def __init__(self, *, clock: Clock = utc_now) -> None:
+        super().__init__(Index(None), clock=clock)
+        self._entries: dict[int, EntryDict] = {}
+
+    def _unwrite(self, locations: list[Location]) -> None:
+        for loc in locations:
+            self._entries.pop(loc.seq, None)
+
+    def _write(self, sealed: list[Sealed]) -> list[Location]:
+        out = []
+        for item in sealed:
+            seq = item.entry["evidence/seq"]
+            self._entries[seq] = copy.deepcopy(item.entry)
+            out.append(Location(seq, None, None, None))
+        return out
+
+    def _read(self, locations: list[Location]) -> list[EntryDict]:
+        return [copy.deepcopy(self._entries[loc.seq]) for loc in locations]

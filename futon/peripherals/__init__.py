@@ -1,0 +1,1 @@
+"""futon.peripherals — see ../shared/spec; filled in by later issues."""

@@ -1,0 +1,1 @@
+"""futon.social — see ../shared/spec; filled in by later issues."""

@@ -1,0 +1,1 @@
+"""futon.transports — see ../shared/spec; filled in by later issues."""
