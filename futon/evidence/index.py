@@ -19,7 +19,7 @@ from pathlib import Path
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS entries(
     subj_id    TEXT NOT NULL,
     pattern    TEXT,
     reply_to   TEXT,
+    reply_seq  INTEGER,
     fork_of    TEXT,
     ephemeral  INTEGER NOT NULL DEFAULT 0,
     conjecture INTEGER NOT NULL DEFAULT 0,
@@ -64,8 +65,8 @@ CREATE INDEX IF NOT EXISTS by_at      ON entries(at);
 
 _INSERT = (
     "INSERT INTO entries(seq,id,at,type,claim,author,session,subj_type,subj_id,pattern,"
-    "reply_to,fork_of,ephemeral,conjecture,hash,shard,off,len) "
-    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "reply_to,reply_seq,fork_of,ephemeral,conjecture,hash,shard,off,len) "
+    "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -139,6 +140,12 @@ class Index:
     def add(self, rows: Iterable[tuple[EntryDict, Location]], shard_progress: Iterable[ShardRecord] = ()) -> None:
         """Index entries (and the shards' new indexed sizes) in one transaction."""
         db = self._db
+        rows = list(rows)
+        # Replies are stored with the seq they point at too, so chains walk
+        # integer keys instead of text ids.
+        seq_of = {entry["evidence/id"]: entry["evidence/seq"] for entry, _ in rows}
+        outside = {e["evidence/in-reply-to"] for e, _ in rows if e.get("evidence/in-reply-to")} - seq_of.keys()
+        seq_of.update(self.existing(outside))
         db.execute("BEGIN")
         try:
             entry_rows = []
@@ -146,12 +153,13 @@ class Index:
             for entry, loc in rows:
                 subject = entry["evidence/subject"]
                 seq = entry["evidence/seq"]
+                reply_to = entry.get("evidence/in-reply-to")
                 entry_rows.append(
                     (
                         seq, entry["evidence/id"], entry["evidence/at"], entry["evidence/type"],
                         entry["evidence/claim-type"], entry["evidence/author"],
                         entry.get("evidence/session-id"), subject["ref/type"], subject["ref/id"],
-                        entry.get("evidence/pattern-id"), entry.get("evidence/in-reply-to"),
+                        entry.get("evidence/pattern-id"), reply_to, seq_of.get(reply_to) if reply_to else None,
                         entry.get("evidence/fork-of"), int(bool(entry.get("evidence/ephemeral?"))),
                         int(bool(entry.get("evidence/conjecture?"))), entry["evidence/hash"],
                         loc.shard, loc.offset, loc.length,
@@ -199,6 +207,16 @@ class Index:
     def has_id(self, entry_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE id=?", (entry_id,)).fetchone() is not None
 
+    def existing(self, ids: Iterable[str]) -> dict[str, int]:
+        """Which of ``ids`` are indexed, with their seq (one query per 500 ids)."""
+        ids = list(ids)
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._db.execute(f"SELECT id, seq FROM entries WHERE id IN ({marks})", chunk))
+        return found
+
     def locate(self, entry_id: str) -> Location | None:
         row = self._db.execute("SELECT seq,shard,off,len FROM entries WHERE id=?", (entry_id,)).fetchone()
         return Location(*row) if row else None
@@ -218,19 +236,21 @@ class Index:
         return self._db.execute(sql, params).fetchone()[0]
 
     def ancestors(self, entry_id: str) -> list[Location]:
-        """The entry and its in-reply-to ancestors, root first."""
-        rows = self._db.execute(
-            """WITH RECURSIVE up(id, depth) AS (
-                   SELECT ?, 0
-                   UNION ALL
-                   SELECT e.reply_to, up.depth + 1 FROM entries e JOIN up ON e.id = up.id
-                   WHERE e.reply_to IS NOT NULL
-               )
-               SELECT e.seq, e.shard, e.off, e.len FROM up JOIN entries e ON e.id = up.id
-               ORDER BY up.depth DESC""",
-            (entry_id,),
-        )
-        return [Location(*row) for row in rows]
+        """The entry and its in-reply-to ancestors, root first.
+
+        Walked with point lookups on the integer key: measured faster than a
+        recursive CTE, whose per-step overhead dominates on long chains."""
+        row = self._db.execute("SELECT seq, shard, off, len, reply_seq FROM entries WHERE id=?", (entry_id,)).fetchone()
+        out: list[Location] = []
+        seen: set[int] = set()
+        while row is not None and row[0] not in seen:
+            seen.add(row[0])
+            out.append(Location(*row[:4]))
+            if row[4] is None:
+                break
+            row = self._db.execute("SELECT seq, shard, off, len, reply_seq FROM entries WHERE seq=?", (row[4],)).fetchone()
+        out.reverse()
+        return out
 
     def thread_root(self, entry_id: str) -> str:
         """Walk up by in-reply-to, then fork-of, to the entry with neither."""

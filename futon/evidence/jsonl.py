@@ -222,8 +222,7 @@ class JsonlStore(EvidenceStore):
         """Index the lines of ``shard`` past what the index has seen."""
         start = record.indexed_bytes if record else 0
         line_no = record.indexed_lines if record else 0
-        batch: list[tuple[EntryDict, Location]] = []
-        batch_ids: set[str] = set()
+        batch: list[tuple[EntryDict, Location, int]] = []
         last = self._index.last()
         last_seq = last[0] if last else 0
         offset = start
@@ -233,30 +232,40 @@ class JsonlStore(EvidenceStore):
                 line_no += 1
                 length = len(raw)
                 entry = _parse_line(raw)
-                problem = None
                 if entry is None:
-                    problem = "not a valid evidence entry"
+                    self._skip(shard, line_no, "not a valid evidence entry")
                 elif entry["evidence/seq"] <= last_seq:
-                    problem = f"seq {entry['evidence/seq']} does not follow {last_seq}"
-                elif entry["evidence/id"] in batch_ids or self._index.has_id(entry["evidence/id"]):
-                    problem = f"duplicate id {entry['evidence/id']!r}"
-                if problem is not None or entry is None:
-                    where = f"{shard.name}:{line_no}"
-                    self.report.corrupt.append(where)
-                    self.report.note(f"{where}: {problem}; line skipped")
+                    self._skip(shard, line_no, f"seq {entry['evidence/seq']} does not follow {last_seq}")
                 else:
                     last_seq = entry["evidence/seq"]
-                    batch_ids.add(entry["evidence/id"])
-                    batch.append((entry, Location(last_seq, shard.no, offset, length)))
+                    batch.append((entry, Location(last_seq, shard.no, offset, length), line_no))
                 offset += length
                 if len(batch) >= 20_000:
                     self._flush_catch_up(shard, batch, offset, line_no)
-                    batch, batch_ids = [], set()
+                    batch = []
         self._flush_catch_up(shard, batch, offset, line_no)
 
-    def _flush_catch_up(self, shard: ShardFile, batch: list[tuple[EntryDict, Location]], offset: int, lines: int) -> None:
-        self._index.add(batch, [ShardRecord(shard.no, shard.name, shard.day, offset, lines)])
-        self.report.indexed += len(batch)
+    def _skip(self, shard: ShardFile, line_no: int, problem: str) -> None:
+        where = f"{shard.name}:{line_no}"
+        self.report.corrupt.append(where)
+        self.report.note(f"{where}: {problem}; line skipped")
+
+    def _flush_catch_up(
+        self, shard: ShardFile, batch: list[tuple[EntryDict, Location, int]], offset: int, lines: int
+    ) -> None:
+        # Duplicate ids (a hand-edited shard) are found per chunk, in one query.
+        ids = [entry["evidence/id"] for entry, _, _ in batch]
+        taken = set(self._index.existing(ids))
+        rows, seen = [], set()
+        for entry, loc, line_no in batch:
+            entry_id = entry["evidence/id"]
+            if entry_id in taken or entry_id in seen:
+                self._skip(shard, line_no, f"duplicate id {entry_id!r}")
+                continue
+            seen.add(entry_id)
+            rows.append((entry, loc))
+        self._index.add(rows, [ShardRecord(shard.no, shard.name, shard.day, offset, lines)])
+        self.report.indexed += len(rows)
 
     # ------------------------------------------------------------- writing
 

@@ -51,14 +51,6 @@ RefType = Literal[
     "agent", "thread", "evidence", "proof-path",
 ]  # fmt: skip
 
-# Canonical key order of a stored line: readable, and stable for diffs.
-KEY_ORDER: tuple[str, ...] = (
-    "evidence/id", "evidence/subject", "evidence/type", "evidence/claim-type",
-    "evidence/author", "evidence/at", "evidence/body", "evidence/tags",
-    "evidence/session-id", "evidence/in-reply-to", "evidence/fork-of",
-    "evidence/pattern-id", "evidence/conjecture?", "evidence/ephemeral?",
-    "evidence/seq", "evidence/hash",
-)  # fmt: skip
 STORE_KEYS = frozenset({"evidence/at", "evidence/seq", "evidence/hash"})
 
 # Compact spellings accepted on input → canonical key.
@@ -214,39 +206,38 @@ def _to_dict(model: EntryModel) -> EntryDict:
     return out
 
 
-def seal(entry: EntryDict, *, seq: int, at: str, prev_hash: str) -> EntryDict:
-    """Return the stored form: the entry with ``at``, ``seq`` and a hash
-    chained to ``prev_hash``, keys in canonical order."""
-    sealed = {k: entry[k] for k in KEY_ORDER if k in entry and k not in STORE_KEYS}
-    # Keep canonical order: at sits after author.
-    ordered: EntryDict = {}
-    for key in KEY_ORDER:
-        if key == "evidence/at":
-            ordered[key] = at
-        elif key == "evidence/seq":
-            ordered[key] = seq
-        elif key in sealed:
-            ordered[key] = sealed[key]
-    ordered["evidence/hash"] = chain_hash(prev_hash, ordered)
-    return ordered
+def seal(entry: EntryDict, *, seq: int, at: str, prev_hash: str) -> tuple[EntryDict, bytes]:
+    """Return the stored form and its shard line: the entry with ``at``,
+    ``seq`` and a hash chained to ``prev_hash``.
+
+    The line is the canonical JSON the hash covers, with the hash spliced in
+    as the last key — one serialisation serves both (this is the hot path of
+    every append)."""
+    stored = dict(entry)
+    stored["evidence/at"] = at
+    stored["evidence/seq"] = seq
+    stored = {key: stored[key] for key in sorted(stored)}
+    body = canonical_json(stored)
+    digest = _link(prev_hash, body)
+    stored["evidence/hash"] = digest
+    line = body[:-1] + ',"evidence/hash":"' + digest + '"}\n'
+    return stored, line.encode("utf-8")
 
 
 def chain_hash(prev_hash: str, entry: EntryDict) -> str:
     """sha256 over ``prev_hash`` + the canonical JSON of the entry without its
     own hash. Canonical JSON: sorted keys, no spaces, UTF-8."""
-    body = {k: v for k, v in entry.items() if k != "evidence/hash"}
+    return _link(prev_hash, canonical_json({k: v for k, v in entry.items() if k != "evidence/hash"}))
+
+
+def _link(prev_hash: str, body: str) -> str:
     digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(canonical_json(body).encode("utf-8"))
+    digest.update(body.encode("utf-8"))
     return digest.hexdigest()
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def render_line(entry: EntryDict) -> bytes:
-    """One shard line: compact JSON in the entry's key order, newline-terminated."""
-    return (json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def format_at(moment: datetime) -> str:

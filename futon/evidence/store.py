@@ -16,7 +16,8 @@ Contract for callers:
   or ``Conflict`` (``duplicate-id``, ``reply-not-found``, ``fork-not-found``)
   and changes nothing. A write failure (disk full…) raises ``StoreError``
   and changes nothing; reads keep working.
-- Entries returned are fresh dicts the caller may keep.
+- Entries returned are the caller's to keep; the store holds no reference
+  to them. Listeners share one dict per entry and must not mutate it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from futon.evidence.model import (
     EntryDict,
     format_at,
     normalise_entry,
-    render_line,
     seal,
 )
 from futon.evidence.query import EvidenceQuery, Page, encode_cursor
@@ -48,6 +48,7 @@ from futon.evidence.threads import Thread, build_thread
 log = logging.getLogger("futon.evidence")
 
 Listener = Callable[[EntryDict], None]
+_REFERENCES = {"evidence/in-reply-to": "reply-not-found", "evidence/fork-of": "fork-not-found"}
 Clock = Callable[[], datetime]
 
 
@@ -116,7 +117,7 @@ class EvidenceStore(ABC):
             return []
         locations = self._write_or_revert(sealed)
         self._publish(sealed, locations)
-        return [copy.deepcopy(s.entry) for s in sealed]
+        return [s.entry for s in sealed]
 
     async def _drain(self) -> None:
         while self._pending:
@@ -141,7 +142,7 @@ class EvidenceStore(ABC):
                 continue
             for future, item in zip(ok_futures, sealed, strict=True):
                 if not future.done():
-                    future.set_result(copy.deepcopy(item.entry))
+                    future.set_result(item.entry)
 
     def _seal(self, entries: list[EntryDict]) -> tuple[list[Sealed], list[tuple[int, Exception]]]:
         """Check each entry against the store and the batch so far; give the
@@ -150,15 +151,18 @@ class EvidenceStore(ABC):
         failures: list[tuple[int, Exception]] = []
         batch_ids: set[str] = set()
         now = format_at(self._clock())
+        # One index lookup for the whole batch instead of one per reference.
+        wanted = {e["evidence/id"] for e in entries}
+        wanted.update(e[k] for e in entries for k in _REFERENCES if e.get(k) is not None)
+        existing = self._index.existing(wanted)
         for position, entry in enumerate(entries):
             try:
-                self._check_references(entry, batch_ids)
+                self._check_references(entry, batch_ids, existing)
                 seq = self._head.seq + 1
                 # Time never runs backwards in the store, so `since`/`until`
                 # and seq order agree even if the wall clock steps back.
                 at = max(now, self._head.at)
-                stored = seal(entry, seq=seq, at=at, prev_hash=self._head.hash)
-                line = render_line(stored)
+                stored, line = seal(entry, seq=seq, at=at, prev_hash=self._head.hash)
                 if len(line) > MAX_ENTRY_BYTES:
                     raise ProtocolError(
                         f"entry is {len(line)} bytes; the limit is {MAX_ENTRY_BYTES}", code="invalid-entry"
@@ -171,13 +175,14 @@ class EvidenceStore(ABC):
             sealed.append(Sealed(stored, line))
         return sealed, failures
 
-    def _check_references(self, entry: EntryDict, batch_ids: set[str]) -> None:
+    @staticmethod
+    def _check_references(entry: EntryDict, batch_ids: set[str], existing: dict[str, int]) -> None:
         entry_id = entry["evidence/id"]
-        if entry_id in batch_ids or self._index.has_id(entry_id):
+        if entry_id in batch_ids or entry_id in existing:
             raise Conflict(f"an entry with id {entry_id!r} already exists", code="duplicate-id")
-        for key, code in (("evidence/in-reply-to", "reply-not-found"), ("evidence/fork-of", "fork-not-found")):
+        for key, code in _REFERENCES.items():
             target = entry.get(key)
-            if target is not None and target not in batch_ids and not self._index.has_id(target):
+            if target is not None and target not in batch_ids and target not in existing:
                 raise Conflict(f"{key} names {target!r}, which does not exist", code=code)
 
     def _write_or_revert(self, sealed: list[Sealed]) -> list[Location]:

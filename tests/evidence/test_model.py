@@ -3,6 +3,7 @@ kind of bad input."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -83,7 +84,8 @@ def test_bad_entries_get_invalid_entry_naming_the_field(raw: Any, fragment: str)
 
 def test_hash_covers_every_field_and_the_previous_hash() -> None:
     base = normalise_entry(entry(id="e-1", body={"n": 1}))
-    sealed = seal(base, seq=1, at="2026-01-01T00:00:00.000Z", prev_hash="0" * 64)
+    sealed, line = seal(base, seq=1, at="2026-01-01T00:00:00.000Z", prev_hash="0" * 64)
+    assert json.loads(line) == sealed and line.endswith(b"\n")
     assert sealed["evidence/hash"] == chain_hash("0" * 64, sealed)
     assert chain_hash("1" * 64, sealed) != sealed["evidence/hash"]
     edited = dict(sealed, **{"evidence/body": {"n": 2}})
