@@ -120,7 +120,10 @@ class ConfigError(FutonError):
 
 
 class ProtocolError(FutonError):
+    """Malformed input. On the command line that is a usage error (exit 2)."""
+
     default_code = "invalid-input"
+    exit_code = 2
 
 
 class PermissionDenied(FutonError):

@@ -220,7 +220,8 @@ def _emit(entries: list[EntryDict], as_json: bool, title: str | None) -> None:
         for entry in entries:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return
-    console = Console(soft_wrap=not sys.stdout.isatty())
+    # Piped output is read by tools and people with wide windows: don't fold.
+    console = Console(width=None if sys.stdout.isatty() else 240)
     table = Table(title=title, show_header=title is not None)
     for column in ("seq", "at", "type", "claim", "author", "subject", "id", "body"):
         table.add_column(column, overflow="fold")

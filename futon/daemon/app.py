@@ -81,8 +81,9 @@ class Daemon:
         if self.store is not None:
             await self.store.aclose()
             self.store = None
-        with_ports = Path(self.config.data_dir) / "ports.json"
-        with_ports.unlink(missing_ok=True)
+        if self.ports:  # only the daemon that wrote ports.json removes it
+            (Path(self.config.data_dir) / "ports.json").unlink(missing_ok=True)
+            self.ports = {}
         log.info("stopped")
 
 

@@ -9,9 +9,11 @@ is a 400, and nothing unexpected ever leaves as a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
@@ -48,9 +50,10 @@ def error_response(error: FutonError, component: str = "http") -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    bad = malformed_escape(request.raw_path)
+    if bad is not None:
+        return error_response(FutonError(f"malformed percent-escape in the request target: {bad}", code="invalid-input"))
     try:
-        # Touching the decoded path and query surfaces bad escapes here.
-        _ = request.path, request.query
         return await handler(request)
     except FutonError as error:
         return error_response(error)
@@ -66,11 +69,31 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(FutonError(f"Unknown endpoint: {request.method} {request.path}", code="not-found"))
     except web.HTTPException:
         raise
-    except UnicodeDecodeError:
-        return error_response(FutonError("malformed percent-escape in the request", code="invalid-input"))
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.rel_url)
         return error_response(FutonError("internal error", code="internal-error"))
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def malformed_escape(raw_target: str) -> str | None:
+    """Why a raw request target's percent-escapes are malformed, or None.
+
+    aiohttp keeps a bad escape literally; the spec wants a 400 instead, both
+    for a ``%`` not followed by two hex digits and for escapes that do not
+    decode as UTF-8."""
+    if "%" not in raw_target:
+        return None
+    match = _BAD_ESCAPE.search(raw_target)
+    if match:
+        return repr(raw_target[match.start() : match.start() + 3])
+    try:
+        for part in raw_target.replace("+", " ").split("?", 1):
+            unquote_to_bytes(part).decode("utf-8")
+    except UnicodeDecodeError:
+        return "escapes that are not UTF-8"
+    return None
 
 
 def build_app(source: HealthSource) -> web.Application:
