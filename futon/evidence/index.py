@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS shards(
     indexed_bytes INTEGER NOT NULL DEFAULT 0,
     indexed_lines INTEGER NOT NULL DEFAULT 0
 );
+"""
+
+# Secondary indexes, kept apart so a bulk rebuild can load rows first and
+# build each index once, sorted, instead of updating ten B-trees per row.
+_SECONDARY = """
 CREATE INDEX IF NOT EXISTS by_session ON entries(session, seq);
 CREATE INDEX IF NOT EXISTS by_author  ON entries(author, seq);
 CREATE INDEX IF NOT EXISTS by_type    ON entries(type, seq);
@@ -68,6 +73,19 @@ _INSERT = (
     "reply_to,reply_seq,fork_of,ephemeral,conjecture,hash,shard,off,len) "
     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+class _BulkLoad:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        names = [row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='index' AND name LIKE 'by_%'")]
+        for name in names:
+            self._db.execute(f"DROP INDEX {name}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.executescript(_SECONDARY)
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,7 @@ class Index:
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA temp_store=MEMORY")
         db.execute("PRAGMA cache_size=-65536")
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + _SECONDARY)
         version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
             db.execute("INSERT INTO meta VALUES('schema', ?)", (SCHEMA_VERSION,))
@@ -133,7 +151,11 @@ class Index:
             "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS tags; DROP TABLE IF EXISTS shards;"
             "DELETE FROM meta WHERE key != 'schema';"
         )
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + _SECONDARY)
+
+    def bulk_load(self) -> _BulkLoad:
+        """``with index.bulk_load(): …add…`` — for rebuilding an empty index."""
+        return _BulkLoad(self._db)
 
     # ------------------------------------------------------------- writing
 

@@ -180,9 +180,11 @@ class JsonlStore(EvidenceStore):
             self._index.reset()
             known = {}
             self.report.rebuilt = True
-        for shard in shards:
-            self._paths[shard.no] = shard.path
-            self._catch_up(shard, known.get(shard.no))
+        bulk = self._index.bulk_load() if shards and self._index.count_all() == 0 else contextlib.nullcontext()
+        with bulk:
+            for shard in shards:
+                self._paths[shard.no] = shard.path
+                self._catch_up(shard, known.get(shard.no))
         if self.report.rebuilt or self.report.indexed > 10_000:
             self._index.analyze()
         if shards:
