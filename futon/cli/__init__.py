@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from futon import __version__
 from futon.errors import FutonError
@@ -26,6 +27,15 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"the daemon config file (default: {DEFAULT_CONFIG})",
     )
+
+
+def add_group(subparsers: Any, name: str, *, help: str, description: str) -> Any:
+    """A command family (``futon NAME ACTION``) whose action is required;
+    returns the family's own subparsers for its actions to register into."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    actions = parser.add_subparsers(dest=f"{name}_command", metavar="ACTION")
+    actions.required = True
+    return actions
 
 
 def build_parser() -> argparse.ArgumentParser:

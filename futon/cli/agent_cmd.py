@@ -12,21 +12,19 @@ import argparse
 import sys
 from typing import Any
 
-from futon.cli import add_config_option
+from futon.cli import add_config_option, add_group
 from futon.config.edit import add_agent
 
 
 def add_agent_group(subparsers: Any) -> Any:
     """Add the ``agent`` command to the top-level subparsers; return the
     group's own subparsers, for its subcommands to register into."""
-    parser = subparsers.add_parser(
+    return add_group(
+        subparsers,
         "agent",
         help="add and run agents",
         description="Add agents to agents.yaml, or run an agent process.",
     )
-    agent_sub = parser.add_subparsers(dest="agent_command", metavar="SUBCOMMAND")
-    agent_sub.required = True
-    return agent_sub
 
 
 def register(subparsers: Any) -> Any:

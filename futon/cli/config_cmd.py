@@ -14,21 +14,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from futon.cli import add_config_option
+from futon.cli import add_config_option, add_group
 from futon.config.edit import get_value, render_value, set_value
 from futon.config.loader import load_config
 from futon.errors import ConfigError
 
 
-def register(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> Any:
     """Add the ``config`` command group to the top-level subparsers."""
-    parser = subparsers.add_parser(
+    sub = add_group(
+        subparsers,
         "config",
         help="validate, read and edit the configuration files",
         description="Validate, read and edit futon.yaml, peripherals.yaml and agents.yaml.",
     )
-    sub = parser.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
-    sub.required = True
 
     validate = sub.add_parser(
         "validate",
@@ -60,7 +59,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     set_.add_argument("value", metavar="VALUE", help="the new value, as YAML")
     add_config_option(set_)
     set_.set_defaults(func=cmd_set)
-    return parser
+    return sub
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from futon.cli import add_config_option
+from futon.cli import add_config_option, add_group
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
 
@@ -39,9 +39,7 @@ _FILTERS = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("evidence", help="read the evidence landscape", description=__doc__.splitlines()[0])
-    actions = group.add_subparsers(dest="evidence_command", metavar="ACTION")
-    actions.required = True
+    actions = add_group(sub, "evidence", help="read the evidence landscape", description=__doc__.splitlines()[0])
 
     query = actions.add_parser("query", help="entries matching filters, newest first")
     _add_filters(query)
