@@ -19,6 +19,7 @@ from aiohttp import web
 
 from futon import __version__
 from futon.errors import FutonError
+from futon.evidence.model import format_at
 
 log = logging.getLogger("futon.http")
 
@@ -32,7 +33,7 @@ class HealthSource(Protocol):
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return format_at(datetime.now(UTC))
 
 
 def error_response(error: FutonError, component: str = "http") -> web.Response:

@@ -1,0 +1,131 @@
+"""The dispatcher: the one place that decides whether an action may run.
+
+Checks run in the spec's order, all before any backend code:
+
+1. the tool set              → ``tool-not-allowed``
+2. a cycle peripheral's phase → ``phase-tool-not-allowed`` (a pluggable gate)
+3. the arguments' shape      → ``invalid-input``
+4. the scope                 → ``out-of-scope``
+
+:meth:`Dispatcher.admit` has no side effects, so a caller can check a whole
+chain of actions before running any (``/dispatch`` promises "nothing
+executed" when one is refused). The session records refusals as evidence.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from futon.config.models import ToolsSection
+from futon.errors import PermissionDenied
+from futon.peripherals.args import GlobArgs, MusnLogArgs, ShellArgs, ToolArgs, parse_args
+from futon.peripherals.scope import (
+    check_deploy_command,
+    check_git_command,
+    check_test_command,
+    out_of_scope,
+    resolve_in_scope,
+)
+from futon.peripherals.spec import FILE_TOOLS, Peripheral
+
+
+class PhaseGate(Protocol):
+    """Cycle peripherals (proof, mission) allow tools per phase."""
+
+    def check(self, peripheral: Peripheral, tool: str, session_id: str) -> None:
+        """Raise ``PermissionDenied(code="phase-tool-not-allowed")`` to refuse."""
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An action the envelope lets through: typed args, and for shell
+    commands in a ``paths`` scope the directories it may write."""
+
+    tool: str
+    args: ToolArgs
+    writable: tuple[Path, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the dispatcher needs to know about the session asking."""
+
+    peripheral: Peripheral
+    workspace: Path  # real path
+    session_id: str
+    named_files: Collection[Path] = ()  # session-log-only: files its evidence names
+
+
+class Dispatcher:
+    def __init__(self, settings: ToolsSection, phase_gate: PhaseGate | None = None) -> None:
+        self.settings = settings
+        self.phase_gate = phase_gate
+
+    def admit(self, envelope: Envelope, tool: str, raw_args: object) -> Admitted:
+        peripheral = envelope.peripheral
+        if tool not in peripheral.tools:
+            allowed = ", ".join(peripheral.spec.tools) or "none: this peripheral only talks"
+            raise PermissionDenied(
+                f"tool {tool!r} is not in {peripheral.id}'s envelope (allowed: {allowed})",
+                code="tool-not-allowed",
+                context={"tool": tool, "peripheral": peripheral.id},
+            )
+        if self.phase_gate is not None:
+            self.phase_gate.check(peripheral, tool, envelope.session_id)
+        args = parse_args(tool, raw_args)
+        return self._scope(envelope, tool, args)
+
+    # ----------------------------------------------------------------- scope
+
+    def _scope(self, envelope: Envelope, tool: str, args: ToolArgs) -> Admitted:
+        peripheral = envelope.peripheral
+        workspace = envelope.workspace
+        if tool in FILE_TOOLS:
+            if isinstance(args, GlobArgs):
+                _check_glob_pattern(args.pattern)
+            if peripheral.path_prefixes is not None and not args.paths():
+                # Without a path these tools search the whole workspace.
+                raise out_of_scope(f"{tool} needs a path under {', '.join(peripheral.path_prefixes)} here")
+            for raw in args.paths():
+                resolved = resolve_in_scope(workspace, raw, peripheral.path_prefixes)
+                if peripheral.scope_name == "session-log-only" and resolved not in envelope.named_files:
+                    raise out_of_scope(f"{raw!r} is not named in this session's evidence", path=raw)
+            return Admitted(tool, args)
+        if tool == "bash-test":
+            check_test_command(_command(args), self.settings.test_commands)
+        elif tool == "bash-git":
+            check_git_command(_command(args), self.settings.git_subcommands)
+        elif tool == "bash-deploy":
+            check_deploy_command(_command(args), self.settings.deploy_commands)
+        elif tool == "bash":
+            return Admitted(tool, args, writable=self._writable(peripheral, workspace))
+        elif tool == "musn-log" and peripheral.scope_name == "session-log-only":
+            assert isinstance(args, MusnLogArgs)
+            if args.session_id not in (None, envelope.session_id):
+                raise out_of_scope("this peripheral reads only its own session's log")
+        return Admitted(tool, args)
+
+    @staticmethod
+    def _writable(peripheral: Peripheral, workspace: Path) -> tuple[Path, ...] | None:
+        """bash in a ``paths`` scope may write only under the prefixes; in a
+        read-only peripheral, nowhere. None: the whole workspace."""
+        if peripheral.read_only:
+            return ()
+        prefixes = peripheral.path_prefixes
+        if prefixes is None:
+            return None
+        return tuple(Path(os.path.realpath(workspace / p)) for p in prefixes)
+
+
+def _command(args: ToolArgs) -> str:
+    assert isinstance(args, ShellArgs)
+    return args.command
+
+
+def _check_glob_pattern(pattern: str) -> None:
+    if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
+        raise out_of_scope(f"glob pattern {pattern!r} must be relative and may not climb with '..'")

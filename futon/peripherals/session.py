@@ -1,0 +1,430 @@
+"""A peripheral session: ``start → step* → stop``, with hops in between.
+
+A transport drives a session one action at a time. Contract:
+
+- actions of one session run one at a time, in arrival order (a lock);
+- every action is checked by the dispatcher before any backend code runs;
+  a refusal raises the typed error and is written as a ``tension`` entry;
+- a failed tool is data: ``StepResult(ok=False, result={"error", "code"})``;
+- ``stop`` is idempotent and safe against a concurrent stop or close: the
+  first call stops (cancelling a running step, which kills its processes),
+  every call returns the same fruit;
+- evidence: goal → steps/tensions/mode-transitions → conclusion, each entry
+  replying to the previous one, subject and session-id = the session,
+  author = the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from futon.errors import FutonError, PermissionDenied, ToolError
+from futon.evidence.model import format_at
+from futon.evidence.store import EvidenceStore
+from futon.peripherals.args import ToolArgs
+from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
+from futon.peripherals.fruit import fruit_of_tests, parse_test_output
+from futon.peripherals.hop import carry, check_hop
+from futon.peripherals.spec import FILE_TOOLS, Peripheral, normalise_id
+from futon.peripherals.tools import ToolBackend, ToolContext
+
+if TYPE_CHECKING:
+    from futon.peripherals.runner import PeripheralRunner
+
+log = logging.getLogger("futon.peripherals")
+
+EVIDENCE_CAP = 64 * 1024  # bytes of JSON kept inline for a step's args or result
+
+
+@dataclass(frozen=True)
+class StepResult:
+    tool: str
+    ok: bool
+    result: Any
+
+
+@dataclass(frozen=True)
+class HopResult:
+    from_id: str
+    to_id: str
+    session_id: str
+    context: dict[str, Any]
+    tools: list[str]
+
+
+@dataclass
+class SessionState:
+    """What the session has done so far, as the fruit and hops need it."""
+
+    found: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    test_runs: list[dict[str, Any]] = field(default_factory=list)
+    git: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    named_files: set[Path] = field(default_factory=set)
+    evidence_ids: list[str] = field(default_factory=list)
+    steps: int = 0
+    refusals: int = 0
+    hops: list[dict[str, Any]] = field(default_factory=list)
+    peripheral_steps: int = 0  # steps in the current peripheral
+
+
+def _add(items: list[str], value: str) -> None:
+    if value not in items:
+        items.append(value)
+
+
+class Session:
+    def __init__(
+        self,
+        runner: PeripheralRunner,
+        peripheral: Peripheral,
+        agent_id: str,
+        workspace: Path,
+        *,
+        permitted: list[str] | None = None,
+        context: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.id = session_id or f"sess-{uuid.uuid4()}"
+        self.agent_id = agent_id
+        self.peripheral = peripheral
+        self.workspace = Path(os.path.realpath(workspace))
+        self.permitted = permitted
+        self.state = SessionState(context=dict(context or {}))
+        self.status: Literal["active", "stopped"] = "active"
+        self.started_at = _now()
+        self.updated_at = self.started_at
+        self.stop_reason: str | None = None
+        self.fruit: dict[str, Any] | None = None
+        self._runner = runner
+        self._dispatcher: Dispatcher = runner.dispatcher
+        self._backend: ToolBackend = runner.backend
+        self._store: EvidenceStore = runner.store
+        self._lock = asyncio.Lock()
+        self._running: asyncio.Future[Any] | None = None
+        self._stopping = False
+        self._stop_task: asyncio.Task[dict[str, Any]] | None = None
+        self._last_entry: str | None = None
+        for path in self.state.context.get("target-files") or []:
+            self._name_file(path)
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def begin(self) -> None:
+        """Write the goal entry (called once by the runner)."""
+        await self._write(
+            "coordination",
+            "goal",
+            {"peripheral": self.peripheral.id, "agent": self.agent_id, "context": self.state.context},
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active" and not self._stopping
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "session_id": self.id,
+            "agent_id": self.agent_id,
+            "peripheral_id": self.peripheral.id,
+            "state": self.status,
+            "at": self.updated_at,
+            "steps": self.state.steps,
+            "fruit": self.fruit,
+        }
+
+    async def step(self, tool: str, args: Any = None) -> StepResult:
+        """Run one tool action inside the current envelope."""
+        tool = normalise_id(tool) if isinstance(tool, str) else tool
+        args = [] if args is None else args
+        async with self._lock:
+            self._ensure_active()
+            try:
+                admitted = self.admit(tool, args)
+            except FutonError as refusal:
+                await self._refused(tool, args, refusal)
+                raise
+            ok, result = await self._run(admitted)
+            self._record(admitted, ok, result)
+            await self._write("coordination", "step", {"tool": tool, "args": _capped(args), "ok": ok, "result": _capped(result)})
+            return StepResult(tool, ok, result)
+
+    def admit(self, tool: str, args: Any) -> Admitted:
+        """Check an action against the current envelope, without running it."""
+        envelope = Envelope(self.peripheral, self.workspace, self.id, frozenset(self.state.named_files))
+        return self._dispatcher.admit(envelope, tool, args)
+
+    async def hop(
+        self, to: str, exit_condition: str, reason: str = "", context: dict[str, Any] | None = None
+    ) -> HopResult:
+        """Move the session to another peripheral (peripherals.md, hop)."""
+        async with self._lock:
+            self._ensure_active()
+            target = self._runner.peripheral(normalise_id(to))
+            try:
+                self._runner.check_permitted(target.id, self.permitted)
+                check_hop(self.peripheral, target, exit_condition)
+            except FutonError as refusal:
+                await self._refused("hop", {"to": target.id, "exit_condition": exit_condition}, refusal)
+                raise
+            carried = carry(target, self.derived_context(), context or {})
+            self.state.context.update(carried)
+            for path in carried.get("target-files") or []:
+                self._name_file(path)
+            source = self.peripheral
+            self.peripheral = target
+            self.state.peripheral_steps = 0
+            hop = {"from": source.id, "to": target.id, "exit_condition": exit_condition, "reason": reason, "carried": carried}
+            self.state.hops.append(hop)
+            await self._write("mode-transition", "step", hop)
+            return HopResult(source.id, target.id, self.id, carried, list(target.spec.tools))
+
+    async def say(self, to: str, text: str) -> None:
+        """A message the agent sent while in this session (chat's steps)."""
+        async with self._lock:
+            self._ensure_active()
+            self.state.messages.append({"to": to, "text": text})
+            if to.startswith("#"):
+                _add(self.state.channels, to)
+            self.state.steps += 1
+            self.state.peripheral_steps += 1
+            await self._write("coordination", "step", {"tool": "say", "to": to, "text": text[:4000]})
+
+    async def stop(self, reason: str = "client-requested") -> dict[str, Any]:
+        """Stop once; every caller gets the same fruit."""
+        if self._stop_task is None:
+            self._stopping = True
+            if self._running is not None and not self._running.done():
+                self._running.cancel()  # the step returns "stopped" and kills its processes
+            self._stop_task = asyncio.ensure_future(self._finish(reason))
+        return await asyncio.shield(self._stop_task)
+
+    async def _finish(self, reason: str) -> dict[str, Any]:
+        async with self._lock:
+            fruit = await self._compute_fruit()
+            self.fruit = fruit
+            self.stop_reason = reason
+            try:
+                if self.peripheral.id == "reflect":
+                    par_id = await self._write("reflection", "observation", fruit["par"])
+                    fruit["par"]["id"] = par_id
+                await self._write(
+                    "coordination", "conclusion", {"peripheral": self.peripheral.id, "reason": reason, "fruit": fruit}
+                )
+            except FutonError as exc:  # a stop must complete even if evidence cannot be written
+                log.error("session %s: could not write its conclusion: %s", self.id, exc)
+            self.status = "stopped"
+            self.updated_at = _now()
+            return fruit
+
+    # ------------------------------------------------------------- internals
+
+    async def _run(self, admitted: Admitted) -> tuple[bool, Any]:
+        ctx = ToolContext(
+            workspace=self.workspace,
+            settings=self._dispatcher.settings,
+            session_id=self.id,
+            agent_id=self.agent_id,
+            writable=admitted.writable,
+            store=self._store,
+        )
+        self._running = asyncio.ensure_future(self._backend.call(admitted.tool, admitted.args, ctx))
+        try:
+            return True, await self._running
+        except ToolError as exc:
+            return False, {"error": exc.message, "code": exc.code}
+        except PermissionDenied as exc:  # the backend's own re-check (defence in depth)
+            return False, {"error": exc.message, "code": exc.code}
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._stopping and not (current and current.cancelling()):
+                return False, {"error": "the session stopped while this step ran", "code": "session-stopped"}
+            raise
+        except Exception:
+            log.exception("tool %s failed unexpectedly in session %s", admitted.tool, self.id)
+            return False, {"error": f"internal error in tool {admitted.tool}", "code": "internal-error"}
+        finally:
+            self._running = None
+
+    def _record(self, admitted: Admitted, ok: bool, result: Any) -> None:
+        state = self.state
+        state.steps += 1
+        state.peripheral_steps += 1
+        self.updated_at = _now()
+        tool, args = admitted.tool, admitted.args
+        if tool in FILE_TOOLS:
+            for raw in args.paths():
+                self._name_file(raw)
+        if not ok:
+            return
+        if tool == "read":
+            _add(state.found, self._relative(args.paths()[0]))
+        elif tool == "grep" and isinstance(result, list):
+            for match in result:
+                if isinstance(match, dict) and isinstance(match.get("file"), str):
+                    _add(state.found, match["file"])
+                    self._name_file(match["file"])
+        elif tool == "glob" and isinstance(result, list):
+            for path in result[:200]:
+                if isinstance(path, str):
+                    self._name_file(path)
+        elif tool in ("edit", "write") and isinstance(result, dict):
+            path = self._relative(args.paths()[0])
+            _add(state.changed, path)
+            state.changes.append({"tool": tool, **result, "file": path})
+        elif tool == "bash-test" and isinstance(result, dict):
+            summary = parse_test_output(str(result.get("out", "")) + "\n" + str(result.get("err", "")))
+            state.test_runs.append({"command": _command_of(args), "exit": result.get("exit"), "summary": summary})
+        elif tool == "bash-git" and isinstance(result, dict):
+            state.git.append({"command": _command_of(args), "exit": result.get("exit")})
+
+    def _relative(self, raw: str) -> str:
+        resolved = Path(os.path.realpath(self.workspace / raw))
+        try:
+            return resolved.relative_to(self.workspace).as_posix()
+        except ValueError:
+            return raw
+
+    def _name_file(self, raw: str) -> None:
+        self.state.named_files.add(Path(os.path.realpath(self.workspace / raw)))
+
+    def derived_context(self) -> dict[str, Any]:
+        state = self.state
+        derived: dict[str, Any] = dict(state.context)
+        derived["session-id"] = self.id
+        if state.found:
+            derived["target-files"] = list(state.found)
+        if state.changed:
+            derived["changed-files"] = list(state.changed)
+        if state.evidence_ids:
+            derived["session-log"] = list(state.evidence_ids)
+        if state.channels:
+            derived["channel"] = state.channels[-1]
+        return derived
+
+    async def _compute_fruit(self) -> dict[str, Any]:
+        state = self.state
+        pid = self.peripheral.id
+        if pid == "explore":
+            found = state.found[:200]
+            return {"found": found, "summary": f"{state.peripheral_steps} steps; found {len(state.found)} file(s)" + (f": {', '.join(found[:5])}" if found else "")}
+        if pid == "edit":
+            return {"changes": state.changes, "changed_files": state.changed, "ready_to_test": bool(state.changed)}
+        if pid == "test":
+            return fruit_of_tests(state.test_runs)
+        if pid == "deploy":
+            return await self._deploy_fruit()
+        if pid == "reflect":
+            return {"par": self._par()}
+        if pid == "chat":
+            return {"messages": state.messages[-100:], "channels": state.channels}
+        return {"steps_taken": state.steps, "context": {k: v for k, v in state.context.items() if k != "session-log"}}
+
+    async def _deploy_fruit(self) -> dict[str, Any]:
+        def succeeded(word: str) -> bool:
+            return any(g["exit"] == 0 and g["command"].split()[1:2] == [word] for g in self.state.git)
+
+        sha = None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "git", "rev-parse", "HEAD", cwd=self.workspace,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout=5)
+            if proc.returncode == 0:
+                sha = out.decode().strip() or None
+        except (OSError, TimeoutError):
+            sha = None
+        return {"committed": succeeded("commit"), "pushed": succeeded("push"), "sha": sha}
+
+    def _par(self) -> dict[str, Any]:
+        """A post-action review made from what the session did."""
+        state = self.state
+        visited = [h["from"] for h in state.hops] + [self.peripheral.id]
+        tests = fruit_of_tests(state.test_runs) if state.test_runs else None
+        went_well = []
+        if state.changed:
+            went_well.append(f"changed {len(state.changed)} file(s)")
+        if tests and tests["result"] == "pass":
+            went_well.append(f"tests pass ({tests['test_count']})")
+        to_improve = []
+        if state.refusals:
+            to_improve.append(f"{state.refusals} action(s) refused by the envelope")
+        if tests and tests["result"] != "pass":
+            to_improve.append(f"tests {tests['result']}")
+        return {
+            "session": self.id,
+            "agent": self.agent_id,
+            "peripherals": visited,
+            "steps": state.steps,
+            "hops": len(state.hops),
+            "refusals": state.refusals,
+            "files_found": state.found[:50],
+            "files_changed": state.changed,
+            "tests": tests,
+            "went_well": went_well,
+            "to_improve": to_improve,
+        }
+
+    async def _refused(self, tool: str, args: Any, refusal: FutonError) -> None:
+        self.state.refusals += 1
+        self.updated_at = _now()
+        await self._write(
+            "coordination",
+            "tension",
+            {"tool": tool, "args": _capped(args), "code": refusal.code, "message": refusal.message},
+        )
+
+    async def _write(self, entry_type: str, claim: str, body: dict[str, Any]) -> str:
+        entry: dict[str, Any] = {
+            "subject": {"ref/type": "session", "ref/id": self.id},
+            "type": entry_type,
+            "claim-type": claim,
+            "author": self.agent_id,
+            "session-id": self.id,
+            "tags": ["peripheral", self.peripheral.id],
+            "body": body,
+        }
+        if self._last_entry is not None:
+            entry["in-reply-to"] = self._last_entry
+        stored = await self._store.append(entry)
+        self._last_entry = stored["evidence/id"]
+        self.state.evidence_ids.append(self._last_entry)
+        return self._last_entry
+
+    def _ensure_active(self) -> None:
+        if not self.active:
+            raise FutonError(f"session {self.id} has stopped", code="session-stopped")
+
+
+def _command_of(args: ToolArgs) -> str:
+    return str(getattr(args, "command", ""))
+
+
+def _capped(value: Any) -> Any:
+    """Inline when small; otherwise size, sha256 and a preview."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    data = text.encode("utf-8")
+    if len(data) <= EVIDENCE_CAP:
+        return value
+    return {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "preview": text[:2000]}
+
+
+def _now() -> str:
+    return format_at(datetime.now(UTC))
