@@ -143,6 +143,8 @@ class Index:
         return db
 
     def close(self) -> None:
+        if not self.read_only:
+            self.commit()
         self._db.close()
 
     def reset(self) -> None:
@@ -159,8 +161,22 @@ class Index:
 
     # ------------------------------------------------------------- writing
 
-    def add(self, rows: Iterable[tuple[EntryDict, Location]], shard_progress: Iterable[ShardRecord] = ()) -> None:
-        """Index entries (and the shards' new indexed sizes) in one transaction."""
+    def add(
+        self,
+        rows: Iterable[tuple[EntryDict, Location]],
+        shard_progress: Iterable[ShardRecord] = (),
+        *,
+        commit: bool = True,
+    ) -> None:
+        """Index entries (and the shards' new indexed sizes) atomically.
+
+        With ``commit=False`` the change joins a transaction left open until
+        :meth:`commit`: this connection sees it at once, other processes
+        (a read-only CLI) when it commits. A commit per append would write
+        every touched page of ten B-trees to the WAL each time; deferring it
+        is safe because the shards are the truth and the shard progress rows
+        commit together with the entries they cover, so a crash only means
+        catching up from the shards at the next start."""
         db = self._db
         rows = list(rows)
         # Replies are stored with the seq they point at too, so chains walk
@@ -168,7 +184,10 @@ class Index:
         seq_of = {entry["evidence/id"]: entry["evidence/seq"] for entry, _ in rows}
         outside = {e["evidence/in-reply-to"] for e, _ in rows if e.get("evidence/in-reply-to")} - seq_of.keys()
         seq_of.update(self.existing(outside))
-        db.execute("BEGIN")
+        opened = not db.in_transaction
+        if opened:
+            db.execute("BEGIN")
+        db.execute("SAVEPOINT batch")
         try:
             entry_rows = []
             tag_rows = []
@@ -193,11 +212,25 @@ class Index:
                 db.executemany("INSERT OR IGNORE INTO tags VALUES(?,?)", tag_rows)
             for shard in shard_progress:
                 self._save_shard(shard)
-            db.execute("COMMIT")
+            db.execute("RELEASE batch")
         except BaseException:
             if db.in_transaction:  # SQLite may already have rolled back on I/O errors
-                db.execute("ROLLBACK")
+                db.execute("ROLLBACK TO batch")
+                db.execute("RELEASE batch")
+                if opened:
+                    db.execute("ROLLBACK")
             raise
+        if commit:
+            self.commit()
+
+    @property
+    def uncommitted(self) -> bool:
+        return self._db.in_transaction
+
+    def commit(self) -> None:
+        """Make deferred changes visible to other processes."""
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
 
     def save_shard(self, shard: ShardRecord) -> None:
         self._save_shard(shard)
@@ -313,6 +346,7 @@ class Index:
 
     def delete_from(self, seq: int) -> None:
         """Forget entries with seq ≥ ``seq`` (the shards lost them)."""
+        self.commit()
         self._db.execute("BEGIN")
         self._db.execute("DELETE FROM tags WHERE seq >= ?", (seq,))
         self._db.execute("DELETE FROM entries WHERE seq >= ?", (seq,))

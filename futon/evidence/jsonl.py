@@ -31,9 +31,10 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from futon.errors import StoreError
 from futon.evidence.index import Index, Location, ShardRecord
@@ -298,8 +299,6 @@ class JsonlStore(EvidenceStore):
             self._shard = ShardRecord(
                 shard_no, self._shard.name, self._shard.day, self._size, self._shard.indexed_lines + len(sealed)
             )
-        if self.fsync == "interval" and time.monotonic() - self._last_sync >= self.fsync_interval:
-            self._sync()
         locations = []
         for item in sealed:
             locations.append(Location(item.entry["evidence/seq"], shard_no, offset, len(item.line)))
@@ -307,13 +306,27 @@ class JsonlStore(EvidenceStore):
         return locations
 
     async def _write_async(self, sealed: list[Sealed]) -> list[Location]:
+        if self.fsync != "always":
+            # Without a sync to wait for, a write to the page cache is quicker
+            # than a hop to a worker thread and back.
+            locations = self._write_or_revert(sealed)
+            self._schedule_interval_sync()
+            return locations
         loop = asyncio.get_running_loop()
         locations = await loop.run_in_executor(None, self._write_in_thread, sealed)
         if isinstance(locations, OSError):
             raise self._write_failed(locations)
-        if self.fsync == "interval" and self._dirty and self._sync_timer is None:
-            self._sync_timer = loop.call_later(self.fsync_interval, self._interval_sync)
         return locations
+
+    def append_many_sync(self, raws: Iterable[Any]) -> list[EntryDict]:
+        stored = super().append_many_sync(raws)
+        if self.fsync == "interval" and time.monotonic() - self._last_sync >= self.fsync_interval:
+            self._sync()
+        return stored
+
+    def _schedule_interval_sync(self) -> None:
+        if self.fsync == "interval" and self._dirty and self._sync_timer is None:
+            self._sync_timer = asyncio.get_running_loop().call_later(self.fsync_interval, self._interval_sync)
 
     def _write_in_thread(self, sealed: list[Sealed]) -> list[Location] | OSError:
         try:

@@ -23,7 +23,7 @@ Contract for callers:
 from __future__ import annotations
 
 import asyncio
-import copy
+import json
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
@@ -48,6 +48,7 @@ from futon.evidence.threads import Thread, build_thread
 log = logging.getLogger("futon.evidence")
 
 Listener = Callable[[EntryDict], None]
+INDEX_COMMIT_S = 0.1  # how stale another process's view of the index may be
 _REFERENCES = {"evidence/in-reply-to": "reply-not-found", "evidence/fork-of": "fork-not-found"}
 Clock = Callable[[], datetime]
 
@@ -81,6 +82,7 @@ class EvidenceStore(ABC):
         self._listeners: list[Listener] = []
         self._pending: list[tuple[EntryDict, asyncio.Future[EntryDict]]] = []
         self._drain_task: asyncio.Task[None] | None = None
+        self._commit_timer: asyncio.TimerHandle | None = None
         self._closed = False
 
     def _load_head(self) -> None:
@@ -134,7 +136,7 @@ class EvidenceStore(ABC):
                 continue
             try:
                 locations = await self._write_async(sealed)
-                self._publish(sealed, locations)
+                self._publish(sealed, locations, commit=False)
             except StoreError as error:
                 for future in ok_futures:
                     if not future.done():
@@ -202,9 +204,13 @@ class EvidenceStore(ABC):
         """Backends with blocking I/O override this to leave the loop free."""
         return self._write_or_revert(sealed)
 
-    def _publish(self, sealed: list[Sealed], locations: list[Location]) -> None:
+    def _publish(self, sealed: list[Sealed], locations: list[Location], *, commit: bool = True) -> None:
         try:
-            self._index.add(zip((s.entry for s in sealed), locations, strict=True), self._shard_progress())
+            self._index.add(
+                zip((s.entry for s in sealed), locations, strict=True), self._shard_progress(), commit=commit
+            )
+            if not commit:
+                self._schedule_index_commit()
         except sqlite3.Error as exc:
             # Written but not indexed: take the lines back so that what is
             # stored and what is acknowledged stay the same set.
@@ -221,6 +227,21 @@ class EvidenceStore(ABC):
 
     def _shard_progress(self) -> list[ShardRecord]:
         return []
+
+    def _schedule_index_commit(self) -> None:
+        """Commit the index's deferred changes within INDEX_COMMIT_S, so
+        other processes (a read-only CLI) see new entries soon."""
+        if self._commit_timer is None:
+            loop = asyncio.get_running_loop()
+            self._commit_timer = loop.call_later(INDEX_COMMIT_S, self._commit_index)
+
+    def _commit_index(self) -> None:
+        self._commit_timer = None
+        if not self._closed:
+            try:
+                self._index.commit()
+            except sqlite3.Error as exc:
+                log.error("evidence index commit failed: %s", exc)
 
     def _unwrite(self, locations: list[Location]) -> None:  # noqa: B027 - optional hook
         """Remove a just-written batch that could not be indexed."""
@@ -306,6 +327,9 @@ class EvidenceStore(ABC):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._commit_timer is not None:
+                self._commit_timer.cancel()
+                self._commit_timer = None
             self._close_backend()
             self._index.close()
 
@@ -324,24 +348,26 @@ class EvidenceStore(ABC):
 
 
 class MemoryStore(EvidenceStore):
-    """Entries in a dict, index in SQLite ``:memory:``. Same semantics as the
-    JSONL store, nothing on disk: for unit tests and throwaway daemons."""
+    """Lines in a dict, index in SQLite ``:memory:``. Same semantics as the
+    JSONL store, nothing on disk: for unit tests and throwaway daemons.
+    It keeps each entry's line, as a shard would, so every read is a fresh
+    parse that no caller can mutate."""
 
     def __init__(self, *, clock: Clock = utc_now) -> None:
         super().__init__(Index(None), clock=clock)
-        self._entries: dict[int, EntryDict] = {}
+        self._lines: dict[int, bytes] = {}
 
     def _unwrite(self, locations: list[Location]) -> None:
         for loc in locations:
-            self._entries.pop(loc.seq, None)
+            self._lines.pop(loc.seq, None)
 
     def _write(self, sealed: list[Sealed]) -> list[Location]:
         out = []
         for item in sealed:
             seq = item.entry["evidence/seq"]
-            self._entries[seq] = copy.deepcopy(item.entry)
+            self._lines[seq] = item.line
             out.append(Location(seq, None, None, None))
         return out
 
     def _read(self, locations: list[Location]) -> list[EntryDict]:
-        return [copy.deepcopy(self._entries[loc.seq]) for loc in locations]
+        return [json.loads(self._lines[loc.seq]) for loc in locations]
