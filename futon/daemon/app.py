@@ -18,6 +18,9 @@ from futon.config.loader import LoadedConfig
 from futon.daemon.exposure import check_exposure
 from futon.errors import FutonError
 from futon.evidence.jsonl import JsonlStore, open_store
+from futon.peripherals.runner import PeripheralRunner
+from futon.peripherals.spec import load_peripherals
+from futon.peripherals.tools.backend import RealBackend
 from futon.transports.http import build_app
 
 log = logging.getLogger("futon.daemon")
@@ -28,16 +31,17 @@ class Daemon:
         check_exposure(config)
         self.config = config
         self.store: JsonlStore | None = None
+        self.runner: PeripheralRunner | None = None
         self.ports: dict[str, int] = {}
-        self._runner: web.AppRunner | None = None
+        self._web: web.AppRunner | None = None
 
     # What /health reports, read live.
     def health(self) -> dict[str, Any]:
         return {
             "agents": len(self.config.agents.agents),
-            "sessions": 0,
+            "sessions": sum(1 for s in self.runner.sessions() if s.active) if self.runner else 0,
             "connections": {"ws": 0, "irc": 0},
-            "transports": {"http": {"listening": self._runner is not None, "port": self.ports.get("http")}},
+            "transports": {"http": {"listening": self._web is not None, "port": self.ports.get("http")}},
             "evidence": {"entries": self.store.last_seq if self.store else 0},
         }
 
@@ -51,9 +55,17 @@ class Daemon:
             rollover=settings.evidence.shard_rollover,
         )
         log.info("evidence store at %s (%d entries, fsync=%s)", self.store.directory, self.store.last_seq, self.store.fsync)
-        self._runner = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, settings.http.host, settings.http.port, reuse_address=True)
+        self.runner = PeripheralRunner(
+            load_peripherals(self.config.peripherals),
+            RealBackend(),
+            self.store,
+            settings.tools,
+            self.config.workspace,
+        )
+        log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
+        self._web = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
+        await self._web.setup()
+        site = web.TCPSite(self._web, settings.http.host, settings.http.port, reuse_address=True)
         try:
             await site.start()
         except OSError as exc:
@@ -75,9 +87,12 @@ class Daemon:
         os.replace(tmp, path)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
+        if self.runner is not None:
+            await self.runner.stop_all("shutdown")
+            self.runner = None
         if self.store is not None:
             await self.store.aclose()
             self.store = None
