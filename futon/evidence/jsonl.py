@@ -299,19 +299,22 @@ class JsonlStore(EvidenceStore):
             self._shard = ShardRecord(
                 shard_no, self._shard.name, self._shard.day, self._size, self._shard.indexed_lines + len(sealed)
             )
+        if self.fsync == "interval":
+            self._schedule_interval_sync()
         locations = []
         for item in sealed:
             locations.append(Location(item.entry["evidence/seq"], shard_no, offset, len(item.line)))
             offset += len(item.line)
         return locations
 
+    def _writes_inline(self) -> bool:
+        return self.fsync != "always"
+
     async def _write_async(self, sealed: list[Sealed]) -> list[Location]:
         if self.fsync != "always":
             # Without a sync to wait for, a write to the page cache is quicker
             # than a hop to a worker thread and back.
-            locations = self._write_or_revert(sealed)
-            self._schedule_interval_sync()
-            return locations
+            return self._write_or_revert(sealed)
         loop = asyncio.get_running_loop()
         locations = await loop.run_in_executor(None, self._write_in_thread, sealed)
         if isinstance(locations, OSError):
@@ -325,8 +328,14 @@ class JsonlStore(EvidenceStore):
         return stored
 
     def _schedule_interval_sync(self) -> None:
-        if self.fsync == "interval" and self._dirty and self._sync_timer is None:
-            self._sync_timer = asyncio.get_running_loop().call_later(self.fsync_interval, self._interval_sync)
+        """Sync within fsync_interval of a write (when a loop is running; a
+        caller without one syncs in append_many_sync)."""
+        if self._dirty and self._sync_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._sync_timer = loop.call_later(self.fsync_interval, self._interval_sync)
 
     def _write_in_thread(self, sealed: list[Sealed]) -> list[Location] | OSError:
         try:

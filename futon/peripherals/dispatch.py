@@ -48,6 +48,7 @@ class Admitted:
     tool: str
     args: ToolArgs
     writable: tuple[Path, ...] | None = None
+    resolved: tuple[Path, ...] = ()  # the real paths of args.paths(), in order
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,13 @@ class Dispatcher:
             if peripheral.path_prefixes is not None and not args.paths():
                 # Without a path these tools search the whole workspace.
                 raise out_of_scope(f"{tool} needs a path under {', '.join(peripheral.path_prefixes)} here")
+            resolved = []
             for raw in args.paths():
-                resolved = resolve_in_scope(workspace, raw, peripheral.path_prefixes)
-                if peripheral.scope_name == "session-log-only" and resolved not in envelope.named_files:
+                path = resolve_in_scope(workspace, raw, peripheral.path_prefixes)
+                if peripheral.scope_name == "session-log-only" and path not in envelope.named_files:
                     raise out_of_scope(f"{raw!r} is not named in this session's evidence", path=raw)
-            return Admitted(tool, args)
+                resolved.append(path)
+            return Admitted(tool, args, resolved=tuple(resolved))
         if tool == "bash-test":
             check_test_command(_command(args), self.settings.test_commands)
         elif tool == "bash-git":

@@ -34,7 +34,7 @@ from futon.peripherals.args import ToolArgs
 from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
 from futon.peripherals.fruit import fruit_of_tests, parse_test_output
 from futon.peripherals.hop import carry, check_hop
-from futon.peripherals.spec import FILE_TOOLS, Peripheral, normalise_id
+from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import ToolBackend, ToolContext
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ class Session:
 
     def admit(self, tool: str, args: Any) -> Admitted:
         """Check an action against the current envelope, without running it."""
-        envelope = Envelope(self.peripheral, self.workspace, self.id, frozenset(self.state.named_files))
+        envelope = Envelope(self.peripheral, self.workspace, self.id, self.state.named_files)
         return self._dispatcher.admit(envelope, tool, args)
 
     async def hop(
@@ -265,13 +265,11 @@ class Session:
         state.peripheral_steps += 1
         self.updated_at = _now()
         tool, args = admitted.tool, admitted.args
-        if tool in FILE_TOOLS:
-            for raw in args.paths():
-                self._name_file(raw)
+        state.named_files.update(admitted.resolved)
         if not ok:
             return
         if tool == "read":
-            _add(state.found, self._relative(args.paths()[0]))
+            _add(state.found, self._relative(admitted.resolved[0]))
         elif tool == "grep" and isinstance(result, list):
             for match in result:
                 if isinstance(match, dict) and isinstance(match.get("file"), str):
@@ -282,7 +280,7 @@ class Session:
                 if isinstance(path, str):
                     self._name_file(path)
         elif tool in ("edit", "write") and isinstance(result, dict):
-            path = self._relative(args.paths()[0])
+            path = self._relative(admitted.resolved[0])
             _add(state.changed, path)
             state.changes.append({"tool": tool, **result, "file": path})
         elif tool == "bash-test" and isinstance(result, dict):
@@ -291,12 +289,11 @@ class Session:
         elif tool == "bash-git" and isinstance(result, dict):
             state.git.append({"command": _command_of(args), "exit": result.get("exit")})
 
-    def _relative(self, raw: str) -> str:
-        resolved = Path(os.path.realpath(self.workspace / raw))
+    def _relative(self, resolved: Path) -> str:
         try:
             return resolved.relative_to(self.workspace).as_posix()
         except ValueError:
-            return raw
+            return str(resolved)
 
     def _name_file(self, raw: str) -> None:
         self.state.named_files.add(Path(os.path.realpath(self.workspace / raw)))
