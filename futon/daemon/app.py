@@ -61,6 +61,7 @@ class Daemon:
             self.store,
             settings.tools,
             self.config.workspace,
+            data_dir=self.config.data_dir,
         )
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
         self._web = web.AppRunner(build_app(self), handle_signals=False, access_log=None)

@@ -15,10 +15,10 @@ executed" when one is refused). The session records refusals as evidence.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from futon.config.models import ToolsSection
 from futon.errors import PermissionDenied
@@ -36,8 +36,9 @@ from futon.peripherals.spec import FILE_TOOLS, Peripheral
 class PhaseGate(Protocol):
     """Cycle peripherals (proof, mission) allow tools per phase."""
 
-    def check(self, peripheral: Peripheral, tool: str, session_id: str) -> None:
-        """Raise ``PermissionDenied(code="phase-tool-not-allowed")`` to refuse."""
+    def check(self, envelope: Envelope, tool: str) -> None:
+        """Raise ``PermissionDenied(code="phase-tool-not-allowed")`` to refuse.
+        ``envelope.context`` is the session's live context."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Envelope:
     workspace: Path  # real path
     session_id: str
     named_files: Collection[Path] = ()  # session-log-only: files its evidence names
+    context: Mapping[str, Any] = field(default_factory=dict)  # the session's live context
 
 
 class Dispatcher:
@@ -76,7 +78,7 @@ class Dispatcher:
                 context={"tool": tool, "peripheral": peripheral.id},
             )
         if self.phase_gate is not None:
-            self.phase_gate.check(peripheral, tool, envelope.session_id)
+            self.phase_gate.check(envelope, tool)
         args = parse_args(tool, raw_args)
         return self._scope(envelope, tool, args)
 

@@ -16,7 +16,7 @@ from futon.peripherals.dispatch import Dispatcher, Envelope, PhaseGate
 from futon.peripherals.hop import check_hop
 from futon.peripherals.session import Session, StepResult
 from futon.peripherals.spec import Peripheral, normalise_id
-from futon.peripherals.tools import ToolBackend
+from futon.peripherals.tools import Messenger, ToolBackend
 
 KEEP_STOPPED = 10_000  # stopped sessions kept for GET /session/{id}
 
@@ -49,8 +49,12 @@ class PeripheralRunner:
         workspace: Path,
         *,
         phase_gate: PhaseGate | None = None,
+        data_dir: Path | None = None,
+        messenger: Messenger | None = None,
     ) -> None:
         self.peripherals = peripherals
+        self.data_dir = data_dir
+        self.messenger = messenger
         self.backend = backend
         self.store = store
         self.workspace = workspace

@@ -164,7 +164,7 @@ class Session:
 
     def admit(self, tool: str, args: Any) -> Admitted:
         """Check an action against the current envelope, without running it."""
-        envelope = Envelope(self.peripheral, self.workspace, self.id, self.state.named_files)
+        envelope = Envelope(self.peripheral, self.workspace, self.id, self.state.named_files, self.state.context)
         return self._dispatcher.admit(envelope, tool, args)
 
     async def hop(
@@ -240,6 +240,11 @@ class Session:
             agent_id=self.agent_id,
             writable=admitted.writable,
             store=self._store,
+            session_context=self.state.context,
+            peripheral_id=self.peripheral.id,
+            peripheral_config=self.peripheral.spec.config,
+            data_dir=self._runner.data_dir,
+            messenger=self._runner.messenger,
         )
         self._running = asyncio.ensure_future(self._backend.call(admitted.tool, admitted.args, ctx))
         try:

@@ -12,9 +12,9 @@ as ``tool_result`` with ``ok: false``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from futon.config.models import ToolsSection
 from futon.peripherals.args import ToolArgs
@@ -23,13 +23,33 @@ if TYPE_CHECKING:
     from futon.evidence.store import EvidenceStore
 
 
+class Messenger(Protocol):
+    """How domain tools reach people and agents through the daemon (IRC,
+    WebSocket). The daemon provides the real one; tests a recording one."""
+
+    async def post(self, channel: str, text: str, *, author: str) -> None:
+        """Say ``text`` in an IRC channel (mc-bulletin)."""
+
+    async def ring(self, room: str, text: str, *, author: str) -> list[str]:
+        """Broadcast to the agents in ``room``; return the agent ids rung (bell)."""
+
+    async def ask(self, agent_id: str, text: str, *, author: str, timeout_s: float) -> Any:
+        """Ask one agent and wait for its answer (whistle); raise
+        ``FutonError(code="invoke-timeout")`` when it does not answer."""
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Where and under which limits a tool runs.
 
     ``workspace`` is a resolved real path. ``writable``: for ``bash`` in a
     ``paths`` scope, the only directories the command may write (None: the
-    whole workspace). ``store`` serves ``musn-log``."""
+    whole workspace). ``store`` serves ``musn-log`` and evidence-writing
+    domain tools. ``session_context`` is the session's live context (the
+    keys hops carry, e.g. ``problem-id``): a domain tool may record into it
+    what later steps and the phase gate need. ``peripheral_id``,
+    ``peripheral_config`` (its ``config:`` block in peripherals.yaml),
+    ``data_dir`` and ``messenger`` serve the domain peripherals."""
 
     workspace: Path
     settings: ToolsSection
@@ -37,6 +57,11 @@ class ToolContext:
     agent_id: str
     writable: tuple[Path, ...] | None = None
     store: EvidenceStore | None = None
+    session_context: dict[str, Any] = field(default_factory=dict)
+    peripheral_id: str = ""
+    peripheral_config: dict[str, Any] = field(default_factory=dict)
+    data_dir: Path | None = None
+    messenger: Messenger | None = None
 
 
 class ToolBackend(ABC):
@@ -51,3 +76,16 @@ class ToolBackend(ABC):
     def handles(self, tool: str) -> bool:
         """Whether this backend implements ``tool``."""
         return True
+
+
+def __getattr__(name: str) -> Any:
+    # RealBackend imports this module (for ToolContext); a lazy export keeps
+    # `from futon.peripherals.tools import RealBackend` free of the cycle.
+    if name == "RealBackend":
+        from futon.peripherals.tools.backend import RealBackend
+
+        return RealBackend
+    raise AttributeError(name)
+
+
+__all__ = ["RealBackend", "ToolBackend", "ToolContext"]
