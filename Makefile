@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/futon.yaml
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean sandbox
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) sandbox
 	$(BIN)/futon serve --config $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/python -m pytest -q
 
@@ -27,9 +27,24 @@ lint: $(STAMP)
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/ruff format --check futon tests bench
 
+# bash-readonly runs commands in bubblewrap and refuses to run without it.
+# Install it when we can (root with apt-get); never fail the build when we
+# cannot — the sandbox tests then fail and say why.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; } \
+	      || echo "warning: could not install bubblewrap; bash-readonly will refuse to run" >&2; \
+	  else \
+	    echo "warning: bwrap not found and cannot be installed here; bash-readonly will refuse to run" >&2; \
+	  fi; \
+	}; true
+
 bench: $(STAMP)
 	$(BIN)/python bench/evidence_append.py
 	$(BIN)/python bench/evidence_query.py
+	$(BIN)/python bench/tool_dispatch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -85,7 +85,7 @@ def __getattr__(name: str) -> Any:
         from futon.peripherals.tools.backend import RealBackend
 
         return RealBackend
-    raise AttributeError(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["RealBackend", "ToolBackend", "ToolContext"]
