@@ -4,6 +4,7 @@ questions the engine asks of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from futon.config.models import PathsScope, PeripheralsFile, PeripheralSpec
@@ -18,15 +19,16 @@ class Peripheral:
     id: str
     spec: PeripheralSpec
 
-    @property
+    # Asked on every action: computed once (the spec is immutable once loaded).
+    @cached_property
     def tools(self) -> frozenset[str]:
         return frozenset(self.spec.tools)
 
-    @property
+    @cached_property
     def scope_name(self) -> str:
         return "paths" if isinstance(self.spec.scope, PathsScope) else self.spec.scope
 
-    @property
+    @cached_property
     def path_prefixes(self) -> list[str] | None:
         """The listed prefixes of a ``paths`` scope; None for other scopes."""
         return list(self.spec.scope.paths) if isinstance(self.spec.scope, PathsScope) else None
