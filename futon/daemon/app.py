@@ -14,14 +14,17 @@ from typing import Any
 
 from aiohttp import web
 
+from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.loader import LoadedConfig
 from futon.daemon.exposure import check_exposure
-from futon.errors import FutonError
+from futon.errors import FutonError, NotFound
 from futon.evidence.jsonl import JsonlStore, open_store
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
-from futon.transports.http import build_app
+from futon.social.pipeline import Pipeline
+from futon.transports.http import Services, build_app
+from futon.transports.ws import WsHub
 
 log = logging.getLogger("futon.daemon")
 
@@ -32,16 +35,22 @@ class Daemon:
         self.config = config
         self.store: JsonlStore | None = None
         self.runner: PeripheralRunner | None = None
+        self.registry = AgentRegistry(config.agents, replay_window=config.daemon.ws.replay_window)
+        self.pipeline: Pipeline | None = None
+        self.ws: WsHub | None = None
         self.ports: dict[str, int] = {}
         self._web: web.AppRunner | None = None
 
     # What /health reports, read live.
     def health(self) -> dict[str, Any]:
         return {
-            "agents": len(self.config.agents.agents),
+            "agents": len(self.registry.all()),
             "sessions": sum(1 for s in self.runner.sessions() if s.active) if self.runner else 0,
-            "connections": {"ws": 0, "irc": 0},
-            "transports": {"http": {"listening": self._web is not None, "port": self.ports.get("http")}},
+            "connections": {"ws": self.ws.count if self.ws else 0, "irc": 0},
+            "transports": {
+                "http": {"listening": self._web is not None, "port": self.ports.get("http")},
+                "ws": {"listening": self._web is not None, "paths": ["/agency/ws", "/ws"]},
+            },
             "evidence": {"entries": self.store.last_seq if self.store else 0},
         }
 
@@ -64,7 +73,20 @@ class Daemon:
             data_dir=self.config.data_dir,
         )
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
-        self._web = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
+        self.pipeline = Pipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
+        self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=None)
+        services = Services(
+            health=self,
+            registry=self.registry,
+            runner=self.runner,
+            store=self.store,
+            pipeline=self.pipeline,
+            ws_handler=self.ws.handle,
+            chat=self,
+            admin_token_sha256=settings.http.admin_token_sha256,
+            max_body_bytes=settings.http.max_body_bytes,
+        )
+        self._web = web.AppRunner(build_app(services), handle_signals=False, access_log=None, shutdown_timeout=5)
         await self._web.setup()
         site = web.TCPSite(self._web, settings.http.host, settings.http.port, reuse_address=True)
         try:
@@ -77,7 +99,7 @@ class Daemon:
         server = site._server  # aiohttp exposes the bound sockets only here
         port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.http.port
         self.ports["http"] = port
-        log.info("http listening on http://%s:%d (WebSocket /agency/ws comes with the WS transport)", settings.http.host, port)
+        log.info("http listening on http://%s:%d (agents: ws://%s:%d/agency/ws)", settings.http.host, port, settings.http.host, port)
         self._write_ports()
 
     def _write_ports(self) -> None:
@@ -87,7 +109,29 @@ class Daemon:
         tmp.write_text(json.dumps(self.ports) + "\n")
         os.replace(tmp, path)
 
+    async def chat(self, sender: str, to: str, text: str) -> None:
+        """POST /api/alpha/chat: to an agent over WS, and into evidence (IRC
+        joins when the IRC transport is running)."""
+        if self.pipeline is None or self.store is None:
+            raise FutonError("the daemon is not running", code="internal-error")
+        target: AgentRecord | None = self.registry.find(to)
+        if target is None and not to.startswith("#"):
+            raise NotFound(f"no agent, channel or nick {to!r}", code="agent-not-found")
+        if target is not None:
+            await self.pipeline.push(target, {"type": "chat_message", "to": to, "from": sender, "text": text, "transport": "http"})
+        await self.store.append(
+            {
+                "subject": {"ref/type": "thread", "ref/id": f"irc/{to}" if to.startswith("#") else f"irc/{'+'.join(sorted([sender, to]))}"},
+                "type": "forum-post",
+                "claim-type": "observation",
+                "author": sender,
+                "body": {"text": text, "channel": to if to.startswith("#") else None, "transport": "http", "network": None},
+            }
+        )
+
     async def stop(self) -> None:
+        if self.ws is not None:
+            await self.ws.close_all()
         if self._web is not None:
             await self._web.cleanup()
             self._web = None

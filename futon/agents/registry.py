@@ -1,0 +1,202 @@
+"""The live agent registry.
+
+Agents come from agents.yaml and from ``POST /api/alpha/agents`` at run
+time. Every handshake and dispatch looks an agent up here *at that moment*
+(never a snapshot taken at start-up), so a registration or a reload takes
+effect for the very next frame.
+
+Tokens are kept only as sha256 hex and compared in constant time. Each
+agent has a push queue with a per-agent ``seq`` and a replay window that
+outlives its connections, so an agent that reconnects can ``resume``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from futon.config.models import AgentsFile, AgentSpec
+from futon.errors import Conflict, NotFound, PermissionDenied, ProtocolError
+from futon.evidence.model import format_at
+
+
+class AgentLink(Protocol):
+    """A live connection an agent is reachable through (the WS transport).
+    ``send`` must not block on a slow peer: it queues or drops."""
+
+    transport: str
+
+    async def send(self, frame: dict[str, Any]) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class AgentRecord:
+    spec: AgentSpec
+    source: str = "config"  # config | runtime
+    link: AgentLink | None = None
+    last_active: str | None = None
+    seq: int = 0
+    replay: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
+    session_id: str | None = None  # the active peripheral session
+    peripheral_id: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def nick(self) -> str:
+        return self.spec.nick or self.spec.id
+
+    @property
+    def connected(self) -> bool:
+        return self.link is not None
+
+    def touch(self) -> None:
+        self.last_active = format_at(datetime.now(UTC))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.id,
+            "type": self.type,
+            "connected": self.connected,
+            "transport": self.link.transport if self.link else None,
+            "last_active": self.last_active,
+            "session_id": self.session_id,
+            "peripheral_id": self.peripheral_id,
+        }
+
+
+class AgentRegistry:
+    def __init__(self, agents: AgentsFile, *, replay_window: int = 1000) -> None:
+        self.replay_window = replay_window
+        self.routing: dict[str, str] = {}
+        self._agents: dict[str, AgentRecord] = {}
+        self.load(agents)
+
+    # ------------------------------------------------------------- config
+
+    def load(self, agents: AgentsFile) -> None:
+        """(Re)load agents.yaml: new agents appear, changed ones update in
+        place (keeping their connection and replay window), agents removed
+        from the file go — unless they were registered at run time."""
+        self.routing = dict(agents.routing)
+        self.access = agents.irc_access
+        seen = set()
+        for spec in agents.agents:
+            seen.add(spec.id)
+            record = self._agents.get(spec.id)
+            if record is None:
+                self._agents[spec.id] = AgentRecord(spec, replay=deque(maxlen=self.replay_window))
+            else:
+                record.spec = spec
+                record.source = "config"
+        for agent_id in [a for a, r in self._agents.items() if r.source == "config" and a not in seen]:
+            del self._agents[agent_id]
+
+    # ------------------------------------------------------------- lookup
+
+    def get(self, agent_id: str) -> AgentRecord:
+        record = self._agents.get(agent_id)
+        if record is None:
+            raise NotFound(f"unknown agent {agent_id!r}", code="agent-not-found", context={"agent_id": agent_id})
+        return record
+
+    def find(self, agent_id: str) -> AgentRecord | None:
+        return self._agents.get(agent_id)
+
+    def by_nick(self, nick: str) -> AgentRecord | None:
+        lowered = nick.lower()
+        for record in self._agents.values():
+            if record.nick.lower() == lowered:
+                return record
+        return None
+
+    def all(self) -> list[AgentRecord]:
+        return list(self._agents.values())
+
+    def in_channel(self, channel: str) -> Iterable[AgentRecord]:
+        lowered = channel.lower()
+        return [r for r in self._agents.values() if lowered in (c.lower() for c in r.spec.channels)]
+
+    def default_peripheral(self, record: AgentRecord) -> str:
+        return self.routing.get(record.type, self.routing.get("default", "explore"))
+
+    # ------------------------------------------------------------- auth
+
+    def authenticate(self, agent_id: str, token: str | None) -> AgentRecord:
+        """The agent, if ``token`` is right for it (constant-time compare).
+        An agent without a token needs none (loopback deployments)."""
+        record = self.get(agent_id)
+        expected = record.spec.token_sha256
+        if expected is None:
+            return record
+        if not token or not hmac.compare_digest(token_digest(token), expected):
+            raise PermissionDenied(f"wrong or missing token for {agent_id!r}", code="unauthorized")
+        return record
+
+    def agent_for_token(self, token: str) -> AgentRecord | None:
+        digest = token_digest(token)
+        for record in self._agents.values():
+            expected = record.spec.token_sha256
+            if expected is not None and hmac.compare_digest(digest, expected):
+                return record
+        return None
+
+    # ------------------------------------------------------------- runtime
+
+    def register(self, agent_id: str, agent_type: str, token: str | None = None, channels: list[str] | None = None) -> AgentRecord:
+        if agent_id in self._agents:
+            raise Conflict(f"agent {agent_id!r} is already registered", code="duplicate-registration")
+        try:
+            spec = AgentSpec(
+                id=agent_id,
+                type=agent_type,
+                token_sha256=token_digest(token) if token else None,
+                channels=channels if channels is not None else ["#futon"],
+            )
+        except ValueError as exc:
+            raise ProtocolError(f"invalid agent: {exc}", code="invalid-input") from None
+        record = AgentRecord(spec, source="runtime", replay=deque(maxlen=self.replay_window))
+        self._agents[agent_id] = record
+        return record
+
+    def deregister(self, agent_id: str) -> AgentRecord:
+        record = self.get(agent_id)
+        del self._agents[agent_id]
+        return record
+
+    # ------------------------------------------------------------- pushes
+
+    def stamp(self, record: AgentRecord, frame: dict[str, Any]) -> dict[str, Any]:
+        """Give a push frame the agent's next seq and keep it for resume."""
+        record.seq += 1
+        frame = {**frame, "seq": record.seq}
+        record.replay.append(frame)
+        return frame
+
+    def replay_since(self, record: AgentRecord, since_seq: int) -> list[dict[str, Any]]:
+        """Pushes after ``since_seq``; ``replay-gap`` if some fell out of the window."""
+        oldest = record.replay[0]["seq"] if record.replay else record.seq + 1
+        if since_seq + 1 < oldest and since_seq < record.seq:
+            raise Conflict(
+                f"seq {since_seq} is older than the replay window (oldest held: {oldest})",
+                code="replay-gap",
+                context={"oldest_seq": oldest},
+            )
+        return [frame for frame in record.replay if frame["seq"] > since_seq]

@@ -1,0 +1,238 @@
+"""The social pipeline: the one dispatch path every transport uses.
+
+    presence → authenticate → mode → dispatch → persist
+
+A transport turns what it received into an :class:`Inbound` (having
+authenticated the sender its own way: a WS handshake, an HTTP bearer token,
+an IRC nick) and calls :meth:`Pipeline.dispatch`. Each stage returns or
+raises a typed error whose code is the wire code (http-api.md's table), so
+every transport renders the same failure the same way. This module imports
+no transport.
+
+Modes (http-api.md, ``POST /dispatch``): a payload object with
+``"coordination": true`` or a ``type`` in :data:`COORDINATION_TYPES` is
+*coordination* — delivered to the agent, whose ``reply`` comes back within
+``reply_timeout_s``; anything else is an *action* — the routed peripheral
+runs the payload's ``actions`` inside its envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from futon.agents.registry import AgentRecord, AgentRegistry
+from futon.errors import FutonError, ProtocolError
+from futon.evidence.model import format_at
+from futon.evidence.store import EvidenceStore
+from futon.peripherals.runner import ChainStep, PeripheralRunner
+from futon.peripherals.spec import normalise_id
+
+log = logging.getLogger("futon.social")
+
+COORDINATION_TYPES = frozenset({"standup", "handoff", "coordination", "bell", "whistle", "page"})
+CONTEXT_KEYS = ("mission-id", "problem-id", "pattern-id", "channel", "commit-message")  # payload → session context
+
+Mode = Literal["coordination", "action"]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message entering the pipeline, whatever carried it."""
+
+    msg_id: str
+    sender: str
+    to: str
+    payload: Any
+    transport: str  # websocket | http | irc
+    sender_type: str = "agent"  # agent | human | system
+
+
+@dataclass
+class Receipt:
+    msg_id: str
+    to: str
+    delivered: bool
+    at: str
+    route: str | None = None
+    session_id: str | None = None
+    peripheral_id: str | None = None
+    fruit: Any = None
+    reply: Any = None
+    results: list[dict[str, Any]] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, target_type: str = "agent") -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "msg_id": self.msg_id,
+            "to": {"value": self.to, "type": target_type},
+            "delivered": self.delivered,
+            "at": self.at,
+        }
+        for key in ("route", "session_id", "peripheral_id", "fruit", "reply", "results"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def classify(payload: Any) -> Mode:
+    if isinstance(payload, dict) and (
+        payload.get("coordination") is True or payload.get("type") in COORDINATION_TYPES
+    ):
+        return "coordination"
+    return "action"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        runner: PeripheralRunner,
+        store: EvidenceStore,
+        *,
+        reply_timeout_s: float = 30,
+    ) -> None:
+        self.registry = registry
+        self.runner = runner
+        self.store = store
+        self.reply_timeout_s = reply_timeout_s
+        self._waiting: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    # ------------------------------------------------------------- stages
+
+    async def dispatch(self, inbound: Inbound) -> Receipt:
+        target = self._presence(inbound)
+        mode = classify(inbound.payload)
+        if mode == "coordination":
+            receipt = await self._invoke(inbound, target)
+        else:
+            receipt = await self._run_chain(inbound, target)
+        await self._persist(inbound, mode, receipt)
+        return receipt
+
+    def _presence(self, inbound: Inbound) -> AgentRecord:
+        if not inbound.msg_id:
+            raise ProtocolError("a message needs a msg_id", code="invalid-message")
+        if not inbound.to:
+            raise ProtocolError("a message needs a target ('to')", code="invalid-target")
+        target = self.registry.get(inbound.to)  # live lookup: agent-not-found
+        sender = self.registry.find(inbound.sender)
+        if sender is not None:
+            sender.touch()
+        return target
+
+    async def _invoke(self, inbound: Inbound, target: AgentRecord) -> Receipt:
+        """registry/invoke: push to the agent; wait for its reply."""
+        at = _now()
+        frame = {
+            "type": "message",
+            "msg_id": inbound.msg_id,
+            "from": {"value": inbound.sender, "type": inbound.sender_type},
+            "payload": inbound.payload,
+            "mode": "coordination",
+        }
+        key = (target.id, inbound.msg_id)
+        if key in self._waiting:
+            raise ProtocolError(f"msg_id {inbound.msg_id!r} is already awaiting a reply", code="invalid-message")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        try:
+            delivered = await self.push(target, frame)
+            if not delivered:
+                raise FutonError(
+                    f"agent {target.id!r} is not connected; the message waits in its replay window",
+                    code="agent-unreachable",
+                )
+            try:
+                reply = await asyncio.wait_for(asyncio.shield(future), timeout=self.reply_timeout_s)
+            except TimeoutError:
+                reply = None
+        finally:
+            self._waiting.pop(key, None)
+        return Receipt(inbound.msg_id, target.id, True, at, route="registry/invoke", reply=reply)
+
+    def reply(self, agent_id: str, msg_id: str, payload: Any) -> bool:
+        """An agent answered a coordination message; False if nobody waits."""
+        future = self._waiting.get((agent_id, msg_id))
+        if future is None or future.done():
+            return False
+        future.set_result(payload)
+        return True
+
+    async def _run_chain(self, inbound: Inbound, target: AgentRecord) -> Receipt:
+        """peripheral/run-chain: the routed peripheral runs the actions."""
+        payload = inbound.payload if isinstance(inbound.payload, dict) else {"text": inbound.payload}
+        requested = payload.get("peripheral")
+        if requested is not None and not isinstance(requested, str):
+            raise ProtocolError("'peripheral' must be a string", code="invalid-message")
+        peripheral = normalise_id(requested) if requested else self.registry.default_peripheral(target)
+        actions = payload.get("actions")
+        if actions is None:
+            actions = [{"tool": "mc-review", "args": []}] if peripheral == "mission-control" else []
+        if not isinstance(actions, list):
+            raise ProtocolError("'actions' must be a list of {tool, args}", code="invalid-message")
+        context = {key: payload[key] for key in CONTEXT_KEYS if key in payload}
+        workspace = Path(target.spec.workspace) if target.spec.workspace else None
+        result = await self.runner.run_chain(
+            target.id,
+            [ChainStep(peripheral, actions)],
+            permitted=target.spec.peripherals,
+            workspace=workspace,
+            context=context,
+        )
+        results = [{"tool": r.tool, "ok": r.ok, "result": r.result} for r in result.results]
+        return Receipt(
+            inbound.msg_id, target.id, True, _now(), route="peripheral/run-chain",
+            session_id=result.session_id, peripheral_id=result.peripheral_id, fruit=result.fruit, results=results,
+        )  # fmt: skip
+
+    async def _persist(self, inbound: Inbound, mode: Mode, receipt: Receipt) -> None:
+        body = {
+            "msg_id": inbound.msg_id,
+            "from": inbound.sender,
+            "to": inbound.to,
+            "transport": inbound.transport,
+            "mode": mode,
+            "route": receipt.route,
+            "session_id": receipt.session_id,
+            "replied": receipt.reply is not None,
+        }
+        entry: dict[str, Any] = {
+            "subject": {"ref/type": "agent", "ref/id": inbound.to},
+            "type": "coordination",
+            "claim-type": "step",
+            "author": inbound.sender,
+            "tags": ["dispatch", mode],
+            "body": body,
+        }
+        if receipt.session_id:
+            entry["session-id"] = receipt.session_id
+        try:
+            await self.store.append(entry)
+        except FutonError as exc:  # the dispatch happened; say so even if the record fails
+            log.error("could not record dispatch %s: %s", inbound.msg_id, exc)
+
+    # ------------------------------------------------------------- delivery
+
+    async def push(self, record: AgentRecord, frame: dict[str, Any]) -> bool:
+        """Stamp a push with the agent's seq, keep it for resume, and send it
+        if the agent is connected. Returns whether it went out now."""
+        stamped = self.registry.stamp(record, frame)
+        link = record.link
+        if link is None:
+            return False
+        try:
+            await link.send(stamped)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("push to %s failed (%s); kept for resume", record.id, exc)
+            return False
+        return True
+
+
+def _now() -> str:
+    return format_at(datetime.now(UTC))

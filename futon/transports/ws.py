@@ -1,0 +1,435 @@
+"""The agent WebSocket transport (ws-protocol.md) on aiohttp.
+
+This module owns the connection state machine — connecting → connected →
+closed — and turns frames into calls on the registry, the runner and the
+pipeline. It knows nothing of how peripherals or the pipeline work inside.
+
+Per connection:
+- one reader loop, which never waits on a tool: peripheral frames
+  (start, tool_action, hop, stop) go through an ordered worker, so actions
+  run one at a time in arrival order while ``ping``/``reply``/queries stay
+  responsive; ``message`` frames run as their own tasks (a coordination
+  message may wait up to ``reply_timeout_s`` for another agent);
+- one writer task draining a bounded queue, so a slow peer never blocks the
+  pipeline: a peer that falls too far behind is closed (it can ``resume``);
+- a token bucket (``ws.max_frames_per_s`` / ``ws.burst``);
+- on close: the active peripheral stops with ``connection-closed`` exactly
+  once, presence is removed, the subscription ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from futon import __version__
+from futon.agents.registry import AgentRecord, AgentRegistry
+from futon.config.models import WsSection
+from futon.errors import FutonError, ProtocolError
+from futon.evidence.query import EvidenceQuery
+from futon.evidence.store import EvidenceStore
+from futon.peripherals.runner import PeripheralRunner
+from futon.peripherals.session import Session
+from futon.social.pipeline import Inbound, Pipeline
+from futon.transports import frames as f
+
+log = logging.getLogger("futon.ws")
+
+CLOSE_SUPERSEDED = 4000
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_UNKNOWN_AGENT = 4004
+OUTBOUND_LIMIT = 2000  # frames queued for a slow peer before it is dropped
+
+
+class ChatRelay(Protocol):
+    """Where agent chat goes beyond WebSocket (the IRC transport)."""
+
+    async def agent_says(self, agent: AgentRecord, to: str, text: str) -> None: ...
+
+
+class WsHub:
+    """The WS transport: shared state of all agent connections."""
+
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        runner: PeripheralRunner,
+        pipeline: Pipeline,
+        store: EvidenceStore,
+        settings: WsSection,
+        *,
+        chat_relay: ChatRelay | None = None,
+    ) -> None:
+        self.registry = registry
+        self.runner = runner
+        self.pipeline = pipeline
+        self.store = store
+        self.settings = settings
+        self.chat_relay = chat_relay
+        self.connections: set[Connection] = set()
+
+    @property
+    def count(self) -> int:
+        return sum(1 for c in self.connections if c.agent is not None)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s, max_msg_size=self.settings.max_frame_bytes)
+        await ws.prepare(request)
+        connection = Connection(self, ws)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            await connection.closed()
+        return ws
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
+        await asyncio.gather(*(c.close(code, reason) for c in list(self.connections)), return_exceptions=True)
+
+
+class Connection:
+    """One agent socket. Implements the registry's AgentLink."""
+
+    transport = "websocket"
+
+    def __init__(self, hub: WsHub, ws: web.WebSocketResponse) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.agent: AgentRecord | None = None
+        self.session: Session | None = None
+        self.ws_session_id: str | None = None
+        self._outbound: asyncio.Queue[str | None] = asyncio.Queue()
+        self._actions: asyncio.Queue[f.ClientFrame | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._tokens = float(hub.settings.burst)
+        self._refill_at = time.monotonic()
+        self._closing = False
+
+    # ------------------------------------------------------------- AgentLink
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for this peer; never waits on the network."""
+        if self._closing:
+            raise ConnectionError("connection is closing")
+        if self._outbound.qsize() >= OUTBOUND_LIMIT:
+            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, "too slow: outbound queue full; reconnect and resume"))
+            raise ConnectionError("peer too slow")
+        self._outbound.put_nowait(json.dumps(frame, ensure_ascii=False, default=str))
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=code, message=reason.encode()[:120])
+
+    # ------------------------------------------------------------- loops
+
+    async def run(self) -> None:
+        writer = asyncio.ensure_future(self._write_loop())
+        worker = asyncio.ensure_future(self._action_loop())
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._reply(None, self._error(ProtocolError("binary frames are not accepted; send JSON text", code="invalid-json")))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._closing = True
+            self._actions.put_nowait(None)
+            self._outbound.put_nowait(None)
+            for task in (worker, writer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _write_loop(self) -> None:
+        while True:
+            text = await self._outbound.get()
+            if text is None:
+                return
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def _action_loop(self) -> None:
+        while True:
+            frame = await self._actions.get()
+            if frame is None:
+                return
+            await self._guard(frame, self._peripheral_frame(frame))
+
+    async def closed(self) -> None:
+        """Socket gone: stop the session exactly once, drop presence."""
+        self._closing = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        agent = self.agent
+        if agent is not None and agent.link is self:
+            agent.link = None
+        if self.session is not None:
+            try:
+                await self.session.stop("connection-closed")
+            except FutonError as exc:
+                log.warning("stopping %s on close: %s", self.session.id, exc)
+            self._clear_session()
+
+    # ------------------------------------------------------------- frames
+
+    async def _on_text(self, text: str) -> None:
+        if not self._take_token():
+            self._reply(f.req_id_of(text), self._error(FutonError("frame rate exceeded; slow down", code="rate-limited")))
+            return
+        try:
+            frame = f.parse_client_frame(text)
+        except ProtocolError as exc:
+            self._reply(f.req_id_of(text), self._error(exc))
+            return
+        if self.agent is None and not isinstance(frame, f.Ready | f.Ping):
+            self._reply(frame.req_id, self._error(FutonError("send 'ready' first", code="not-ready")))
+            return
+        if isinstance(frame, f.Ready):
+            await self._guard(frame, self._ready(frame))
+        elif isinstance(frame, f.PeripheralStart | f.ToolAction | f.Hop | f.PeripheralStop):
+            self._actions.put_nowait(frame)
+        elif isinstance(frame, f.Message):
+            self._spawn(self._guard(frame, self._message(frame)))
+        else:
+            await self._guard(frame, self._other(frame))
+
+    async def _guard(self, frame: f.ClientFrame, work: Awaitable[f.ServerFrame | None]) -> None:
+        """Run a frame's work; every failure becomes a typed error frame and
+        the connection stays usable."""
+        try:
+            reply = await work
+        except FutonError as exc:
+            reply = self._error(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("internal error on %s frame", frame.type)
+            reply = self._error(FutonError("internal error; it was logged", code="internal-error"))
+        if reply is not None:
+            self._reply(frame.req_id, reply)
+
+    def _reply(self, req_id: f.ReqId | None, frame: f.ServerFrame) -> None:
+        frame.req_id = req_id
+        if self._closing:
+            return
+        self._outbound.put_nowait(f.render(frame))
+
+    @staticmethod
+    def _error(exc: FutonError) -> f.ErrorFrame:
+        return f.ErrorFrame(code=exc.code, message=exc.message, context=exc.context or None)
+
+    # ------------------------------------------------------------- handshake
+
+    async def _ready(self, frame: f.Ready) -> f.ServerFrame | None:
+        registry = self.hub.registry
+        if self.agent is not None and self.agent.id != frame.agent_id:
+            raise FutonError(f"this socket is {self.agent.id!r}; it cannot become {frame.agent_id!r}", code="identity-locked")
+        if frame.protocol_version is not None and frame.protocol_version > f.PROTOCOL_VERSION:
+            raise FutonError(
+                f"protocol {frame.protocol_version} is newer than this server's {f.PROTOCOL_VERSION}",
+                code="unsupported-protocol",
+                context={"server_protocol_version": f.PROTOCOL_VERSION},
+            )
+        try:
+            record = registry.authenticate(frame.agent_id, frame.token)  # live lookup
+        except FutonError as exc:
+            self._reply(frame.req_id, self._error(exc))
+            code = CLOSE_UNKNOWN_AGENT if exc.code == "agent-not-found" else CLOSE_UNAUTHORIZED
+            await self._flush_then_close(code, exc.code)
+            return None
+        previous = record.link
+        if previous is not None and previous is not self:
+            await previous.close(CLOSE_SUPERSEDED, "superseded")
+        record.link = self
+        record.touch()
+        self.agent = record
+        self.ws_session_id = frame.session_id or self.ws_session_id or f"ws-{uuid.uuid4()}"
+        permitted = record.spec.peripherals or list(self.hub.runner.peripherals)
+        return f.ReadyAck(
+            agent_id=record.id,
+            session_id=self.ws_session_id,
+            server=f.ServerInfo(name="futon", version=__version__),
+            peripherals=permitted,
+            default_peripheral=registry.default_peripheral(record),
+        )
+
+    async def _flush_then_close(self, code: int, reason: str) -> None:
+        deadline = time.monotonic() + 1
+        while not self._outbound.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await self.close(code, reason)
+
+    # ------------------------------------------------------------- peripherals
+
+    async def _peripheral_frame(self, frame: f.ClientFrame) -> f.ServerFrame:
+        agent = self._agent()
+        agent.touch()
+        if isinstance(frame, f.PeripheralStart):
+            if self.session is not None and self.session.active:
+                raise FutonError(
+                    f"session {self.session.id} ({self.session.peripheral.id}) is still active; stop it first",
+                    code="peripheral-already-active",
+                )
+            peripheral_id = frame.peripheral_id or self.hub.registry.default_peripheral(agent)
+            session = await self.hub.runner.start(
+                agent.id, peripheral_id, permitted=agent.spec.peripherals, workspace=_workspace(agent)
+            )
+            self.session = session
+            agent.session_id, agent.peripheral_id = session.id, session.peripheral.id
+            described = session.peripheral.describe()
+            return f.PeripheralStarted(
+                peripheral_id=session.peripheral.id, session_id=session.id, tools=described["tools"], scope=described["scope"]
+            )
+        session = self._active_session()
+        if isinstance(frame, f.ToolAction):
+            result = await session.step(frame.tool, frame.args)
+            return f.ToolResult(tool=result.tool, ok=result.ok, result=result.result)
+        if isinstance(frame, f.Hop):
+            hop = await session.hop(frame.to, frame.exit_condition, frame.reason, frame.context)
+            agent.peripheral_id = hop.to_id
+            return f.Hopped(**{"from": hop.from_id}, to=hop.to_id, session_id=hop.session_id, context=hop.context, tools=hop.tools)
+        assert isinstance(frame, f.PeripheralStop)
+        peripheral_id = session.peripheral.id
+        fruit = await session.stop(frame.reason)
+        self._clear_session()
+        return f.PeripheralStopped(peripheral_id=peripheral_id, reason=session.stop_reason or frame.reason, fruit=fruit)
+
+    def _active_session(self) -> Session:
+        if self.session is None or not self.session.active:
+            raise FutonError("no active peripheral; send peripheral_start first", code="no-active-peripheral")
+        return self.session
+
+    def _clear_session(self) -> None:
+        self.session = None
+        if self.agent is not None:
+            self.agent.session_id = self.agent.peripheral_id = None
+
+    # ------------------------------------------------------------- the rest
+
+    async def _message(self, frame: f.Message) -> f.ServerFrame:
+        agent = self._agent()
+        to = frame.to if isinstance(frame.to, str) else frame.to.value
+        receipt = await self.hub.pipeline.dispatch(
+            Inbound(msg_id=frame.msg_id, sender=agent.id, to=to, payload=frame.payload, transport="websocket")
+        )
+        return f.Receipt(
+            msg_id=receipt.msg_id, delivered=receipt.delivered, at=receipt.at, route=receipt.route,
+            session_id=receipt.session_id, peripheral_id=receipt.peripheral_id, fruit=receipt.fruit, reply=receipt.reply,
+        )  # fmt: skip
+
+    async def _other(self, frame: f.ClientFrame) -> f.ServerFrame | None:
+        agent = self.agent
+        if isinstance(frame, f.Ping):
+            return f.Pong()
+        assert agent is not None
+        agent.touch()
+        if isinstance(frame, f.Reply):
+            self.hub.pipeline.reply(agent.id, frame.msg_id, frame.payload)
+            return None
+        if isinstance(frame, f.EvidenceQueryFrame):
+            params = dict(frame.filters)
+            if frame.limit is not None:
+                params["limit"] = frame.limit
+            page = self.hub.store.query(EvidenceQuery.from_params(params))
+            return f.EvidenceResult(entries=page.entries, count=len(page.entries))
+        if isinstance(frame, f.Subscribe):
+            return await self._subscribe(frame)
+        if isinstance(frame, f.Resume):
+            for pushed in self.hub.registry.replay_since(agent, frame.since_seq):
+                await self.send(pushed)
+            return None
+        if isinstance(frame, f.IrcResponse | f.Chat):
+            return await self._chat(frame)
+        raise ProtocolError(f"frame {frame.type!r} is not handled here", code="invalid-frame")
+
+    async def _subscribe(self, frame: f.Subscribe) -> f.ServerFrame | None:
+        """Ack first, then the backlog after ``since_seq``, then live entries."""
+        agent = self._agent()
+        query = EvidenceQuery.from_params(frame.filters)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        pipeline = self.hub.pipeline
+
+        def deliver(entry: dict[str, Any]) -> None:
+            if query.matches(entry) and not self._closing:
+                self._spawn(pipeline.push(agent, {"type": "evidence", "entry": entry}))
+
+        ack = f.Subscribed(filters=frame.filters, req_id=frame.req_id)
+        self._outbound.put_nowait(f.render(ack))
+        if frame.since_seq is not None:
+            backlog = self.hub.store.query(replace(query, after_seq=frame.since_seq, before_seq=None, limit=1000))
+            for entry in backlog.entries:
+                await pipeline.push(agent, {"type": "evidence", "entry": entry})
+        self._unsubscribe = self.hub.store.subscribe(deliver)
+        return None
+
+    async def _chat(self, frame: f.IrcResponse | f.Chat) -> f.ServerFrame | None:
+        agent = self._agent()
+        to = frame.to if isinstance(frame, f.Chat) else (frame.channel or frame.nick)
+        if not to:
+            raise ProtocolError("irc_response needs 'channel' or 'nick'", code="invalid-frame")
+        if self.session is not None and self.session.active and self.session.peripheral.id == "chat":
+            await self.session.say(to, frame.text)
+        target = self.hub.registry.find(to)
+        if target is not None:
+            await self.hub.pipeline.push(
+                target, {"type": "chat_message", "to": to, "from": agent.id, "text": frame.text, "transport": "websocket"}
+            )
+        if self.hub.chat_relay is not None:
+            await self.hub.chat_relay.agent_says(agent, to, frame.text)
+        elif target is None:
+            await self.hub.store.append(
+                {
+                    "subject": {"ref/type": "thread", "ref/id": f"irc/{to}"},
+                    "type": "forum-post",
+                    "claim-type": "observation",
+                    "author": agent.id,
+                    "body": {"text": frame.text, "channel": to, "transport": "ws-relay", "network": None},
+                }
+            )
+        return None
+
+    # ------------------------------------------------------------- helpers
+
+    def _agent(self) -> AgentRecord:
+        if self.agent is None:
+            raise FutonError("send 'ready' first", code="not-ready")
+        return self.agent
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        rate = self.hub.settings.max_frames_per_s
+        self._tokens = min(float(self.hub.settings.burst), self._tokens + (now - self._refill_at) * rate)
+        self._refill_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _workspace(agent: AgentRecord) -> Path | None:
+    return Path(agent.spec.workspace) if agent.spec.workspace else None
