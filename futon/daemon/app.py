@@ -22,6 +22,7 @@ from futon.evidence.jsonl import JsonlStore, open_store
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
+from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
 from futon.transports.http import Services, build_app
 from futon.transports.ws import WsHub
@@ -74,6 +75,7 @@ class Daemon:
         )
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
         self.pipeline = Pipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
+        self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store)
         self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=None)
         services = Services(
             health=self,

@@ -105,11 +105,11 @@ class Pipeline:
 
     # ------------------------------------------------------------- stages
 
-    async def dispatch(self, inbound: Inbound) -> Receipt:
+    async def dispatch(self, inbound: Inbound, *, reply_timeout_s: float | None = None) -> Receipt:
         target = self._presence(inbound)
         mode = classify(inbound.payload)
         if mode == "coordination":
-            receipt = await self._invoke(inbound, target)
+            receipt = await self._invoke(inbound, target, reply_timeout_s or self.reply_timeout_s)
         else:
             receipt = await self._run_chain(inbound, target)
         await self._persist(inbound, mode, receipt)
@@ -126,7 +126,7 @@ class Pipeline:
             sender.touch()
         return target
 
-    async def _invoke(self, inbound: Inbound, target: AgentRecord) -> Receipt:
+    async def _invoke(self, inbound: Inbound, target: AgentRecord, timeout_s: float) -> Receipt:
         """registry/invoke: push to the agent; wait for its reply."""
         at = _now()
         frame = {
@@ -149,7 +149,7 @@ class Pipeline:
                     code="agent-unreachable",
                 )
             try:
-                reply = await asyncio.wait_for(asyncio.shield(future), timeout=self.reply_timeout_s)
+                reply = await asyncio.wait_for(asyncio.shield(future), timeout=timeout_s)
             except TimeoutError:
                 reply = None
         finally:
