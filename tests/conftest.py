@@ -1,3 +1,6 @@
+"""Fixtures shared across test packages: a daemon on port 0 in this process
+and an HTTP client session."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
