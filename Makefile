@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/evidence_append.py
 	$(BIN)/python bench/evidence_query.py
 	$(BIN)/python bench/tool_dispatch.py
+	$(BIN)/python bench/ws_roundtrip.py
+	$(BIN)/python bench/http_dispatch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
