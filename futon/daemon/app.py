@@ -19,6 +19,7 @@ from futon.config.loader import LoadedConfig
 from futon.daemon.exposure import check_exposure
 from futon.errors import FutonError, NotFound
 from futon.evidence.jsonl import JsonlStore, open_store
+from futon.peripherals.domain import install as install_domain
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
@@ -65,14 +66,22 @@ class Daemon:
             rollover=settings.evidence.shard_rollover,
         )
         log.info("evidence store at %s (%d entries, fsync=%s)", self.store.directory, self.store.last_seq, self.store.fsync)
+        backend = RealBackend()
+        domain = install_domain(
+            backend,
+            patterns_dir=self._beside_config(settings.discipline.patterns_dir),
+            repos=[self._beside_config(repo) for repo in settings.mission_control.repos] or None,
+        )
         self.runner = PeripheralRunner(
             load_peripherals(self.config.peripherals),
-            RealBackend(),
+            backend,
             self.store,
             settings.tools,
             self.config.workspace,
+            phase_gate=domain.phase_gate,
             data_dir=self.config.data_dir,
         )
+        self.runner.fruits.update(domain.fruits)
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
         self.pipeline = Pipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
         self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store)
@@ -103,6 +112,10 @@ class Daemon:
         self.ports["http"] = port
         log.info("http listening on http://%s:%d (agents: ws://%s:%d/agency/ws)", settings.http.host, port, settings.http.host, port)
         self._write_ports()
+
+    def _beside_config(self, value: str) -> Path:
+        """Relative paths in futon.yaml are relative to its folder."""
+        return (self.config.base_dir / value).resolve()
 
     def _write_ports(self) -> None:
         path = Path(self.config.data_dir) / "ports.json"

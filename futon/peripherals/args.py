@@ -265,4 +265,6 @@ def args_schema(tool: str) -> dict[str, Any]:
         "minItems": model.required_count(),
         "maxItems": len(items),
     }
+    if defs:  # nested models referenced from the items
+        out["$defs"] = defs
     return out

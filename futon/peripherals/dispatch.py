@@ -68,7 +68,9 @@ class Dispatcher:
         self.settings = settings
         self.phase_gate = phase_gate
 
-    def admit(self, envelope: Envelope, tool: str, raw_args: object) -> Admitted:
+    def admit(self, envelope: Envelope, tool: str, raw_args: object, *, check_phase: bool = True) -> Admitted:
+        """``check_phase=False`` is for prechecking a chain, whose phases
+        move as it runs; each step is checked again, phase included."""
         peripheral = envelope.peripheral
         if tool not in peripheral.tools:
             allowed = ", ".join(peripheral.spec.tools) or "none: this peripheral only talks"
@@ -77,7 +79,7 @@ class Dispatcher:
                 code="tool-not-allowed",
                 context={"tool": tool, "peripheral": peripheral.id},
             )
-        if self.phase_gate is not None:
+        if self.phase_gate is not None and check_phase:
             self.phase_gate.check(envelope, tool)
         args = parse_args(tool, raw_args)
         return self._scope(envelope, tool, args)

@@ -14,7 +14,7 @@ from futon.errors import FutonError, NotFound, PermissionDenied, ProtocolError
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.dispatch import Dispatcher, Envelope, PhaseGate
 from futon.peripherals.hop import check_hop
-from futon.peripherals.session import Session, StepResult
+from futon.peripherals.session import FruitFn, Session, StepResult
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import Messenger, ToolBackend
 
@@ -59,6 +59,7 @@ class PeripheralRunner:
         self.store = store
         self.workspace = workspace
         self.dispatcher = Dispatcher(settings, phase_gate)
+        self.fruits: dict[str, FruitFn] = {}  # peripheral id → its fruit (domain peripherals)
         self._sessions: OrderedDict[str, Session] = OrderedDict()
 
     # ------------------------------------------------------------- lookup
@@ -182,5 +183,5 @@ class PeripheralRunner:
                 # they are checked for real when the step runs.
                 if peripheral.scope_name != "session-log-only":
                     envelope = Envelope(peripheral, real, f"precheck-{agent_id}")
-                    self.dispatcher.admit(envelope, normalise_id(action["tool"]), action.get("args", []))
+                    self.dispatcher.admit(envelope, normalise_id(action["tool"]), action.get("args", []), check_phase=False)
             previous = peripheral

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +60,19 @@ class HopResult:
     session_id: str
     context: dict[str, Any]
     tools: list[str]
+
+
+@dataclass(frozen=True)
+class FruitInput:
+    """What a domain peripheral's fruit is computed from."""
+
+    peripheral_id: str
+    session_context: dict[str, Any]
+    steps: int
+    data_dir: Path | None
+
+
+FruitFn = Callable[[FruitInput], dict[str, Any]]
 
 
 @dataclass
@@ -333,6 +347,9 @@ class Session:
             return {"par": self._par()}
         if pid == "chat":
             return {"messages": state.messages[-100:], "channels": state.channels}
+        domain = self._runner.fruits.get(pid)
+        if domain is not None:
+            return domain(FruitInput(pid, state.context, state.peripheral_steps, self._runner.data_dir))
         return {"steps_taken": state.steps, "context": {k: v for k, v in state.context.items() if k != "session-log"}}
 
     async def _deploy_fruit(self) -> dict[str, Any]:

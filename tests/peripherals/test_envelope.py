@@ -12,6 +12,8 @@ import pytest
 from futon.errors import PermissionDenied
 from futon.evidence import MemoryStore
 from futon.peripherals.catalog import KNOWN_TOOLS
+from futon.peripherals.domain import install as install_domain
+from futon.peripherals.tools.backend import RealBackend
 from tests.peripherals.support import (
     RecordingBackend,
     make_runner,
@@ -33,7 +35,24 @@ SAMPLE_ARGS: dict[str, list[Any]] = {
     "bash-readonly": ["ls"],
     "web-fetch": ["https://example.org/"],
     "musn-log": [],
-}
+    # domain tools
+    "proof-load": ["P1"], "proof-save": ["P1"], "ledger-query": ["P1"], "ledger-upsert": ["P1", "L1", {}],
+    "mission-load": ["M1"], "mission-save": ["M1"], "obligation-query": ["M1"], "obligation-upsert": ["M1", "O1", {}],
+    "dag-check": ["P1"], "dag-impact": ["P1"], "canonical-get": ["P1"], "canonical-update": ["P1", "text", "why"],
+    "mission-spec-get": ["M1"], "mission-spec-update": ["M1", "text", "why"], "cycle-begin": ["P1", "L1"],
+    "cycle-advance": ["P1", "c-1", {"observations": "x"}], "cycle-get": ["P1", "c-1"], "cycle-list": ["P1"],
+    "failed-route-add": ["P1", {"blocker_id": "L1", "approach": "a", "structural_obstruction": "", "failure_reason": "r"}],
+    "failed-approach-add": ["M1", {"blocker_id": "O1", "approach": "a", "structural_obstruction": "", "failure_reason": "r"}],
+    "status-validate": ["open", "partial"], "gate-check": ["P1", "c-1"], "corpus-check": ["query"],
+    "evidence-query": [{}], "psr-search": ["scout"], "psr-select": ["scout-before-edit"],
+    "pur-update": ["scout-before-edit", "pass"], "pur-mark-pivot": ["scout-before-edit", "wrong"],
+    "par-punctuate": ["done"], "mc-inventory": [], "mc-devmaps": [], "mc-coverage": [], "mc-mana": [],
+    "mc-review": [], "mc-bulletin": ["hello"], "alfworld-action": ["look"], "bell": ["#futon", "hi"],
+    "whistle": ["codex-1", "hi"],
+}  # fmt: skip
+
+# Every domain tool's argument model is registered, whatever ran before.
+install_domain(RealBackend())
 
 PERIPHERALS = shipped_peripherals()
 
@@ -49,6 +68,7 @@ async def test_backend_is_reached_exactly_for_allowed_tools(workspace: Path, per
     # reflect reads only files its session's evidence names: name one.
     session = await runner.start("claude-1", peripheral_id, context={"target-files": ["src/app.py"]})
     reached, refused = [], []
+    assert set(SAMPLE_ARGS) == KNOWN_TOOLS
     for tool in sorted(KNOWN_TOOLS):
         before = len(backend.calls)
         try:
