@@ -315,3 +315,22 @@ async def test_arbitrary_frames_get_typed_errors_and_the_connection_survives(tmp
             asyncio.run_coroutine_threadsafe(probe(raw), loop).result(timeout=30)
 
         await asyncio.to_thread(check)
+
+
+async def test_tickle_with_a_plain_payload_gets_a_mission_control_review(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+    """Action route for tickle → mission-control; with no actions it runs mc-review (the daemon installed the domain tools)."""
+    async with connected(http, daemon, "claude-1") as agent:
+        receipt = await agent.ask({"type": "message", "msg_id": "m-review", "to": "tickle-1", "payload": "standup please"})
+    assert receipt["peripheral_id"] == "mission-control"
+    assert set(receipt["fruit"]["review"]["counts"]) == {"complete", "in-progress", "blocked", "ready", "unknown"}
+
+
+async def test_a_cycle_peripheral_refuses_tools_its_phase_does_not_allow(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+    async with connected(http, daemon, "claude-1") as agent:
+        await agent.ask({"type": "peripheral_start", "peripheral_id": "proof"})
+        refused = await agent.ask({"type": "tool_action", "tool": "status-validate", "args": ["open", "partial"]})
+        assert (refused["type"], refused["code"]) == ("error", "phase-tool-not-allowed")
+        loaded = await agent.ask({"type": "tool_action", "tool": "proof-load", "args": ["P1"]})
+        assert loaded["ok"] is True
+        stopped = await agent.ask({"type": "peripheral_stop"})
+    assert stopped["fruit"]["problem_id"] == "P1" and stopped["fruit"]["final_phase"] == "setup"
