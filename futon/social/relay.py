@@ -1,0 +1,235 @@
+"""The relay between humans in IRC and agents (irc.md, "Relay to agents").
+
+Both IRC transports (the embedded server, bot mode) report what humans say
+through :class:`RelayHooks`; the relay records it in the channel's thread,
+answers the daemon's own commands, applies the access rules and pushes
+``irc_message`` frames to the agents that should hear it — through the same
+per-agent pushes (seq, replay window) as everything else. Agents' replies
+come back through :meth:`IrcRelay.agent_says` and go out on every IRC side
+that carries the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from futon import __version__
+from futon.agents.registry import AgentRecord, AgentRegistry
+from futon.config.models import IrcAccess
+from futon.errors import FutonError
+from futon.evidence.store import EvidenceStore
+from futon.peripherals.runner import PeripheralRunner
+from futon.social.irc_api import IrcSide
+from futon.social.pipeline import Inbound, Pipeline
+
+log = logging.getLogger("futon.relay")
+
+COMMANDS = ("agents", "status", "standup", "help")
+
+
+def thread_of(sender: str, target: str, private: bool) -> str:
+    """The evidence thread of a line: the channel, or the two nicks sorted."""
+    if not private:
+        return f"irc/{target}"
+    return "irc/" + "+".join(sorted([sender.lower(), target.lower()]))
+
+
+def mentions(text: str, nick: str) -> bool:
+    """``nick:`` / ``nick,`` at the start, or ``nick:`` / ``@nick`` anywhere."""
+    escaped = re.escape(nick)
+    return bool(
+        re.match(rf"^\s*{escaped}\s*[:,]", text, re.IGNORECASE)
+        or re.search(rf"(^|\W){escaped}:", text, re.IGNORECASE)
+        or re.search(rf"@{escaped}\b", text, re.IGNORECASE)
+    )
+
+
+def allowed(access: IrcAccess, sender: str, agent_id: str, account: str | None = None) -> bool:
+    """First matching rule decides; else the default. ``*`` matches all."""
+    who = {sender.lower()} | ({account.lower()} if account else set())
+    for rule in access.rules:
+        nicks = {n.lower() for n in rule.nicks}
+        if ("*" in nicks or who & nicks) and ("*" in rule.agents or agent_id in rule.agents):
+            return rule.allow
+    return access.default == "allow"
+
+
+class IrcRelay:
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        pipeline: Pipeline,
+        store: EvidenceStore,
+        runner: PeripheralRunner,
+        *,
+        daemon_nick: str = "futon",
+        standup_timeout_s: float = 10,
+    ) -> None:
+        self.registry = registry
+        self.pipeline = pipeline
+        self.store = store
+        self.runner = runner
+        self.daemon_nick = daemon_nick
+        self.standup_timeout_s = standup_timeout_s
+        self.sides: list[IrcSide] = []
+        self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
+
+    def attach(self, side: IrcSide) -> None:
+        self.sides.append(side)
+
+    async def show_agents(self) -> None:
+        """Make every agent visible in its channels on every side."""
+        for side in self.sides:
+            for record in self.registry.all():
+                await side.ensure_agent(record.nick, list(record.spec.channels))
+
+    # ------------------------------------------------------------- from IRC
+
+    async def on_message(
+        self,
+        side: IrcSide,
+        sender: str,
+        target: str,
+        text: str,
+        *,
+        private: bool,
+        notice: bool = False,
+        account: str | None = None,
+    ) -> None:
+        await self._record(sender, target, text, private=private, transport="irc", network=side.network)
+        if notice:
+            return  # IRC convention: nobody answers a NOTICE automatically
+        if private:
+            agent = self.registry.by_nick(target)
+            if agent is not None:
+                await self._deliver(side, sender, agent, None, text, account)
+            return
+        if self._addressed_to_daemon(text):
+            await self._command(side, sender, target, text)
+            return
+        for agent in self.registry.in_channel(target):
+            if agent.nick.lower() == sender.lower():
+                continue
+            if agent.spec.relay == "mentions" and not mentions(text, agent.nick):
+                continue
+            await self._deliver(side, sender, agent, target, text, account)
+
+    async def on_event(self, side: IrcSide, kind: str, detail: str) -> None:
+        log.info("irc %s: %s %s", side.network, kind, detail)
+        await self._append(
+            {
+                "subject": {"ref/type": "component", "ref/id": f"irc/{side.network}"},
+                "type": "presence-event",
+                "claim-type": "observation",
+                "author": self.daemon_nick,
+                "tags": ["irc", kind],
+                "body": {"network": side.network, "event": kind, "detail": detail},
+            }
+        )
+
+    async def _deliver(
+        self, side: IrcSide, sender: str, agent: AgentRecord, channel: str | None, text: str, account: str | None
+    ) -> None:
+        if not allowed(self.registry.access, sender, agent.id, account):
+            if (sender.lower(), agent.id) not in self._told:
+                self._told.add((sender.lower(), agent.id))
+                await side.say(self.daemon_nick, sender, f"{sender}: messages from you are not relayed to {agent.nick} (irc_access)", notice=True)
+            return
+        frame: dict[str, Any] = {"type": "irc_message", "channel": channel, "from": sender, "text": text, "transport": "irc"}
+        if channel is None:
+            frame["private"] = True
+        await self.pipeline.push(agent, frame)
+
+    # ------------------------------------------------------------- from agents
+
+    async def agent_says(self, agent: AgentRecord, to: str, text: str) -> None:
+        """An agent's irc_response/chat: out on every side that carries the
+        channel (or to the nick), and into the thread."""
+        await self.say_as(agent.nick, agent.id, to, text)
+
+    async def post(self, channel: str, text: str, *, author: str) -> None:
+        """Messenger bulletins (mc-bulletin)."""
+        record = self.registry.find(author)
+        await self.say_as(record.nick if record else self.daemon_nick, author, channel, text)
+
+    async def say_as(self, nick: str, author: str, to: str, text: str) -> None:
+        private = not to.startswith("#")
+        networks = []
+        for side in self.sides:
+            if private or side.joined(to):
+                try:
+                    await side.say(nick, to, text)
+                    networks.append(side.network)
+                except (ConnectionError, FutonError) as exc:
+                    log.warning("could not say in %s on %s: %s", to, side.network, exc)
+        await self._record(author, to, text, private=private, transport="ws-relay", network=",".join(networks) or None)
+
+    # ------------------------------------------------------------- commands
+
+    def _addressed_to_daemon(self, text: str) -> bool:
+        return bool(re.match(rf"^\s*{re.escape(self.daemon_nick)}\s*[:,]", text, re.IGNORECASE))
+
+    async def _command(self, side: IrcSide, sender: str, channel: str, text: str) -> None:
+        words = text.split(None, 2)
+        command = words[1].lower() if len(words) > 1 else "help"
+        if command == "agents":
+            parts = []
+            for record in self.registry.all():
+                state = "online" if record.connected else "offline"
+                where = f", in {record.peripheral_id}" if record.peripheral_id else ""
+                parts.append(f"{record.nick} ({state}{where})")
+            answer = "agents: " + ("; ".join(parts) or "none")
+        elif command == "status":
+            online = sum(1 for r in self.registry.all() if r.connected)
+            active = sum(1 for s in self.runner.sessions() if s.active)
+            answer = f"futon {__version__}: {online}/{len(self.registry.all())} agents online, {active} active sessions, evidence seq {self.store.last_seq}"
+        elif command == "standup":
+            await self._standup(side, sender, channel)
+            return
+        else:
+            answer = f"commands: {', '.join(COMMANDS)} — e.g. '{self.daemon_nick}: agents'"
+        await side.say(self.daemon_nick, channel, answer)
+
+    async def _standup(self, side: IrcSide, sender: str, channel: str) -> None:
+        """Ring the standup bell: every connected agent in the channel is
+        asked for a status line; answers are posted as they come."""
+        agents = [a for a in self.registry.in_channel(channel) if a.connected]
+        await side.say(self.daemon_nick, channel, f"standup: asking {len(agents)} agent(s)" + (f": {', '.join(a.nick for a in agents)}" if agents else ""))
+
+        async def ask(agent: AgentRecord) -> None:
+            try:
+                receipt = await self.pipeline.dispatch(
+                    Inbound(msg_id=f"standup-{agent.id}-{id(self)}-{asyncio.get_running_loop().time()}", sender=sender,
+                            to=agent.id, payload={"type": "standup", "channel": channel}, transport="irc", sender_type="human"),
+                    reply_timeout_s=self.standup_timeout_s,
+                )  # fmt: skip
+            except FutonError as exc:
+                await side.say(self.daemon_nick, channel, f"{agent.nick}: could not ask ({exc.code})")
+                return
+            reply = receipt.reply
+            line = reply if isinstance(reply, str) else (reply.get("text") if isinstance(reply, dict) else None)
+            await side.say(agent.nick, channel, line or "(no answer)")
+
+        await asyncio.gather(*(ask(agent) for agent in agents))
+
+    # ------------------------------------------------------------- evidence
+
+    async def _record(self, sender: str, target: str, text: str, *, private: bool, transport: str, network: str | None) -> None:
+        await self._append(
+            {
+                "subject": {"ref/type": "thread", "ref/id": thread_of(sender, target, private)},
+                "type": "forum-post",
+                "claim-type": "observation",
+                "author": sender,
+                "body": {"text": text[:16_000], "channel": None if private else target, "transport": transport, "network": network},
+            }
+        )
+
+    async def _append(self, entry: dict[str, Any]) -> None:
+        try:
+            await self.store.append(entry)
+        except FutonError as exc:
+            log.error("could not record IRC line: %s", exc)
