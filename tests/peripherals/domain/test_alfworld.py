@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from futon.config.models import ToolsSection
 from futon.errors import FutonError, ProtocolError, ToolError
 from futon.evidence import MemoryStore
 from futon.evidence.store import EvidenceStore
-from futon.peripherals.args import ARGS
 from futon.peripherals.domain import alfworld
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import Peripheral
@@ -63,16 +62,6 @@ class RecordingMessenger:
             await asyncio.sleep(timeout_s)
             raise FutonError(f"{agent_id} did not answer", code="invoke-timeout")
         return self.answers[agent_id]
-
-
-@pytest.fixture(autouse=True)
-def _restore_tool_args() -> Iterator[None]:
-    """install() adds argument models to the engine's global table; put the
-    table back so later test modules see the engine as they found it."""
-    saved = dict(ARGS)
-    yield
-    ARGS.clear()
-    ARGS.update(saved)
 
 
 def make_runner(

@@ -5,7 +5,6 @@ in the evidence."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from futon.errors import ProtocolError, ToolError
 from futon.evidence import EvidenceQuery, JsonlStore, MemoryStore
 from futon.evidence.store import EvidenceStore
 from futon.evidence.verify import verify_store
-from futon.peripherals.args import ARGS
 from futon.peripherals.domain import discipline
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.tools import ToolContext
@@ -24,16 +22,6 @@ from futon.peripherals.tools.backend import RealBackend
 from tests.peripherals.support import REPO, session_entries, shipped_peripherals
 
 SHIPPED = REPO / "config" / "patterns"
-
-
-@pytest.fixture(autouse=True)
-def _restore_tool_args() -> Iterator[None]:
-    """install() adds argument models to the engine's global table; put the
-    table back so later test modules see the engine as they found it."""
-    saved = dict(ARGS)
-    yield
-    ARGS.clear()
-    ARGS.update(saved)
 
 
 def make_runner(workspace: Path, store: EvidenceStore, **options: Any) -> PeripheralRunner:

@@ -6,7 +6,6 @@ a recording messenger."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from futon.config.models import ToolsSection
 from futon.errors import FutonError, ProtocolError
 from futon.evidence import MemoryStore
 from futon.evidence.store import EvidenceStore
-from futon.peripherals.args import ARGS
 from futon.peripherals.domain import mission_control as mc
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.tools import Messenger, ToolContext
@@ -43,16 +41,6 @@ class RecordingMessenger:
 
     async def ask(self, agent_id: str, text: str, *, author: str, timeout_s: float) -> Any:
         raise AssertionError("mission-control never asks")
-
-
-@pytest.fixture(autouse=True)
-def _restore_tool_args() -> Iterator[None]:
-    """install() adds argument models to the engine's global table; put the
-    table back so later test modules see the engine as they found it."""
-    saved = dict(ARGS)
-    yield
-    ARGS.clear()
-    ARGS.update(saved)
 
 
 def make_runner(
