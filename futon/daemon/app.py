@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from futon.agents.registry import AgentRecord, AgentRegistry
+from futon.agents.tickle import Tickle
 from futon.config.loader import LoadedConfig
 from futon.daemon.exposure import check_exposure
 from futon.errors import FutonError, NotFound
@@ -40,6 +41,7 @@ class Daemon:
         self.registry = AgentRegistry(config.agents, replay_window=config.daemon.ws.replay_window)
         self.pipeline: Pipeline | None = None
         self.ws: WsHub | None = None
+        self.tickle: Tickle | None = None
         self.ports: dict[str, int] = {}
         self._web: web.AppRunner | None = None
 
@@ -85,6 +87,10 @@ class Daemon:
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
         self.pipeline = Pipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
         self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store)
+        self.tickle = Tickle(self.registry, self.store, self.runner, self.pipeline, settings.tickle)
+        if settings.tickle.enabled:
+            self.tickle.start()
+            log.info("tickle watching every %gs (stale after %gs)", settings.tickle.interval_s, settings.tickle.stale_after_s)
         self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=None)
         services = Services(
             health=self,
@@ -145,6 +151,8 @@ class Daemon:
         )
 
     async def stop(self) -> None:
+        if self.tickle is not None:
+            await self.tickle.stop()
         if self.ws is not None:
             await self.ws.close_all()
         if self._web is not None:

@@ -75,6 +75,7 @@ class IrcRelay:
         self.daemon_nick = daemon_nick
         self.standup_timeout_s = standup_timeout_s
         self.sides: list[IrcSide] = []
+        self.tickle: Any = None  # set by the daemon when Tickle runs: standup adds its review
         self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
 
     def attach(self, side: IrcSide) -> None:
@@ -214,6 +215,11 @@ class IrcRelay:
             await side.say(agent.nick, channel, line or "(no answer)")
 
         await asyncio.gather(*(ask(agent) for agent in agents))
+        if self.tickle is not None:
+            try:
+                await self.tickle.standup(channel)
+            except FutonError as exc:
+                await side.say(self.daemon_nick, channel, f"standup review failed ({exc.code}: {exc.message})")
 
     # ------------------------------------------------------------- evidence
 

@@ -1,0 +1,74 @@
+"""Tickle pages a silent agent and escalates to humans, with a clock the
+test moves instead of waiting; every action is in the evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from futon.agents.tickle import Tickle
+from futon.config.models import TickleSection
+from futon.daemon.app import Daemon
+from futon.evidence import EvidenceQuery
+from tests.transports.kit import connected
+
+
+@dataclass
+class RecordingSpeaker:
+    said: list[tuple[str, str, str]] = field(default_factory=list)
+
+    async def say_as(self, nick: str, author: str, to: str, text: str) -> None:
+        self.said.append((nick, to, text))
+
+
+async def test_tickle_pages_a_silent_agent_then_escalates_then_forgets_once_it_speaks(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+    now = [datetime.now(UTC)]
+    speaker = RecordingSpeaker()
+    settings = TickleSection(enabled=True, interval_s=1, stale_after_s=30, escalate_to=["joe"])
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, settings, speaker=speaker, clock=lambda: now[0])
+    async with connected(http, daemon, "codex-1") as codex:
+        started = await codex.ask({"type": "peripheral_start"})
+        first = await tickle.scan()
+        assert first.paged == [] and first.agents["codex-1"]["session"] == started["session_id"]
+
+        now[0] += timedelta(seconds=45)
+        paged = await tickle.scan()
+        assert paged.paged == ["codex-1"] and paged.escalated == []
+        push = await codex.push_of("chat_message")
+        assert push["from"] == "tickle-1" and "still there?" in push["text"].lower()
+        assert speaker.said[0][:2] == ("tickle-1", "#futon") and speaker.said[0][2].startswith("codex-1: tickle here")
+
+        now[0] += timedelta(seconds=45)
+        escalated = await tickle.scan()
+        assert escalated.escalated == ["codex-1"]
+        assert ("tickle-1", "joe") in [(nick, to) for nick, to, _ in speaker.said]
+
+        now[0] += timedelta(seconds=45)
+        assert (await tickle.scan()).escalated == []  # escalated once
+
+        await codex.ask({"type": "tool_action", "tool": "read", "args": ["README.md"]})
+        now[0] = datetime.now(UTC) + timedelta(seconds=1)
+        assert (await tickle.scan()).paged == []
+        assert tickle.watches["codex-1"].paged_at is None
+
+    kinds = [e["evidence/tags"][1] for e in daemon.store.query(EvidenceQuery(tags=("tickle",), limit=100)).entries]
+    assert kinds.count("page") == 1 and kinds.count("escalation") == 1 and kinds.count("scan") == 5
+    escalation = daemon.store.query(EvidenceQuery(tags=("tickle", "escalation"))).entries[0]
+    assert escalation["evidence/claim-type"] == "tension" and escalation["evidence/author"] == "tickle-1"
+
+
+async def test_agents_without_an_open_session_are_not_paged(daemon: Daemon) -> None:
+    now = [datetime.now(UTC) + timedelta(hours=1)]
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, TickleSection(stale_after_s=1), clock=lambda: now[0])
+    report = await tickle.scan()
+    assert report.paged == [] and set(report.agents) == {"claude-1", "codex-1"}
+
+
+async def test_standup_runs_the_mission_control_review_and_posts_its_summary(daemon: Daemon) -> None:
+    speaker = RecordingSpeaker()
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, TickleSection(), speaker=speaker)
+    summary = await tickle.standup("#futon")
+    assert speaker.said == [("tickle-1", "#futon", f"standup review: {summary}")]
+    assert daemon.store.query(EvidenceQuery(tags=("tickle", "standup"))).entries[0]["evidence/body"]["summary"] == summary
