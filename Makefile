@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP) sandbox
 	$(BIN)/futon serve --config $(CONFIG)
 
-test: $(STAMP) sandbox
+test: $(STAMP) sandbox irc-clients
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/python -m pytest -q
 
@@ -38,6 +38,21 @@ sandbox:
 	      || echo "warning: could not install bubblewrap; bash-readonly will refuse to run" >&2; \
 	  else \
 	    echo "warning: bwrap not found and cannot be installed here; bash-readonly will refuse to run" >&2; \
+	  fi; \
+	}; true
+
+# The IRC tests drive a real terminal client, ii (Debian package `ii`).
+# Install it when we can (root with apt-get); never fail the build when we
+# cannot — the ii test then fails and says why.
+.PHONY: irc-clients
+irc-clients:
+	@command -v ii >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q ii || { apt-get update -q && apt-get install -y -q ii; } \
+	      || echo "warning: could not install ii; the ii IRC client test will fail" >&2; \
+	  else \
+	    echo "warning: ii not found and cannot be installed here; the ii IRC client test will fail" >&2; \
 	  fi; \
 	}; true
 

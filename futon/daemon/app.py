@@ -26,7 +26,10 @@ from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
 from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
+from futon.social.relay import IrcRelay
 from futon.transports.http import Services, build_app
+from futon.transports.irc_embedded import EmbeddedSide
+from futon.transports.irc_server import IrcServer
 from futon.transports.ws import WsHub
 
 log = logging.getLogger("futon.daemon")
@@ -42,6 +45,9 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.ws: WsHub | None = None
         self.tickle: Tickle | None = None
+        self.relay: IrcRelay | None = None
+        self.irc_server: IrcServer | None = None
+        self.bots: list[Any] = []  # IrcBot, one per configured network
         self.ports: dict[str, int] = {}
         self._web: web.AppRunner | None = None
 
@@ -50,10 +56,15 @@ class Daemon:
         return {
             "agents": len(self.registry.all()),
             "sessions": sum(1 for s in self.runner.sessions() if s.active) if self.runner else 0,
-            "connections": {"ws": self.ws.count if self.ws else 0, "irc": 0},
+            "connections": {
+                "ws": self.ws.count if self.ws else 0,
+                "irc": self.irc_server.clients_count if self.irc_server else 0,
+            },
             "transports": {
                 "http": {"listening": self._web is not None, "port": self.ports.get("http")},
                 "ws": {"listening": self._web is not None, "paths": ["/agency/ws", "/ws"]},
+                "irc": {"listening": self.irc_server is not None, "port": self.ports.get("irc"),
+                        "networks": {bot.network: bot.connected for bot in self.bots}},
             },
             "evidence": {"entries": self.store.last_seq if self.store else 0},
         }
@@ -86,12 +97,15 @@ class Daemon:
         self.runner.fruits.update(domain.fruits)
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
         self.pipeline = Pipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
-        self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store)
-        self.tickle = Tickle(self.registry, self.store, self.runner, self.pipeline, settings.tickle)
+        self.relay = IrcRelay(self.registry, self.pipeline, self.store, self.runner, daemon_nick=settings.irc.nick)
+        self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store, irc=self.relay)
+        self.tickle = Tickle(self.registry, self.store, self.runner, self.pipeline, settings.tickle, speaker=self.relay)
+        if settings.tickle.enabled:
+            self.relay.tickle = self.tickle
         if settings.tickle.enabled:
             self.tickle.start()
             log.info("tickle watching every %gs (stale after %gs)", settings.tickle.interval_s, settings.tickle.stale_after_s)
-        self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=None)
+        self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=self.relay)
         services = Services(
             health=self,
             registry=self.registry,
@@ -116,8 +130,34 @@ class Daemon:
         server = site._server  # aiohttp exposes the bound sockets only here
         port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.http.port
         self.ports["http"] = port
+        await self._start_irc()
         log.info("http listening on http://%s:%d (agents: ws://%s:%d/agency/ws)", settings.http.host, port, settings.http.host, port)
         self._write_ports()
+
+    async def _start_irc(self) -> None:
+        settings = self.config.daemon.irc
+        if settings.server.enabled:
+            side = EmbeddedSide(self.relay)
+            self.irc_server = IrcServer(settings.server, side)
+            side.bind(self.irc_server)
+            try:
+                await self.irc_server.start()
+            except OSError as exc:
+                await self.stop()
+                raise FutonError(f"cannot listen for IRC on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}") from None
+            self.ports["irc"] = self.irc_server.bound_port
+            self.relay.attach(side)
+            log.info("irc listening on %s:%d", settings.server.host, self.ports["irc"])
+        if settings.networks:
+            from futon.transports.irc_bot import IrcBot  # pydle loads only when bot mode is used
+        for network in settings.networks:
+            bot = IrcBot(network, self.relay)
+            self.bots.append(bot)
+            self.relay.attach(bot)
+            await bot.start()
+        await self.relay.show_agents()
+        for side in self.relay.sides:
+            await side.ensure_agent(settings.nick, list(settings.channels))
 
     def _beside_config(self, value: str) -> Path:
         """Relative paths in futon.yaml are relative to its folder."""
@@ -153,6 +193,12 @@ class Daemon:
     async def stop(self) -> None:
         if self.tickle is not None:
             await self.tickle.stop()
+        for bot in self.bots:
+            await bot.stop()
+        self.bots = []
+        if self.irc_server is not None:
+            await self.irc_server.stop()
+            self.irc_server = None
         if self.ws is not None:
             await self.ws.close_all()
         if self._web is not None:
