@@ -56,12 +56,8 @@ irc-clients:
 	  fi; \
 	}; true
 
-bench: $(STAMP)
-	$(BIN)/python bench/evidence_append.py
-	$(BIN)/python bench/evidence_query.py
-	$(BIN)/python bench/tool_dispatch.py
-	$(BIN)/python bench/ws_roundtrip.py
-	$(BIN)/python bench/http_dispatch.py
+bench: $(STAMP) sandbox
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
