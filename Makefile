@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/futon.yaml
 
-.PHONY: run test lint bench clean sandbox
+.PHONY: run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP) sandbox
 	$(BIN)/futon serve --config $(CONFIG)
 
-test: $(STAMP) sandbox irc-clients
+test: $(STAMP) packages
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/python -m pytest -q
 
@@ -27,34 +27,34 @@ lint: $(STAMP)
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/ruff format --check futon tests bench
 
-# bash-readonly runs commands in bubblewrap and refuses to run without it.
-# Install it when we can (root with apt-get); never fail the build when we
-# cannot — the sandbox tests then fail and say why.
-sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; } \
-	      || echo "warning: could not install bubblewrap; bash-readonly will refuse to run" >&2; \
-	  else \
-	    echo "warning: bwrap not found and cannot be installed here; bash-readonly will refuse to run" >&2; \
-	  fi; \
-	}; true
+# Debian packages the product or its tests use, as "command:package":
+# bubblewrap (bash-readonly's sandbox), ii (a real terminal IRC client),
+# chromium (the web page's browser test, driven by Playwright without a
+# browser download), ngircd and inspircd (real IRC networks for bot mode).
+# Installed when missing and we can (root with apt-get); the build never
+# fails here — a test that needs a missing one fails (or, for the optional
+# InspIRCd, skips) and says why. Packaged IRC servers would start a system
+# service on 6667, futon's embedded port: it is disabled again at once.
+DEBIAN_PACKAGES := bwrap:bubblewrap ii:ii chromium:chromium ngircd:ngircd inspircd:inspircd
 
-# The IRC tests drive a real terminal client, ii (Debian package `ii`).
-# Install it when we can (root with apt-get); never fail the build when we
-# cannot — the ii test then fails and says why.
-.PHONY: irc-clients
-irc-clients:
-	@command -v ii >/dev/null 2>&1 || { \
+.PHONY: packages sandbox
+packages:
+	@for pair in $(DEBIAN_PACKAGES); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] && continue; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q ii || { apt-get update -q && apt-get install -y -q ii; } \
-	      || echo "warning: could not install ii; the ii IRC client test will fail" >&2; \
+	    { apt-get install -y -q $$pkg || { apt-get update -q && apt-get install -y -q $$pkg; }; } \
+	      && { case $$pkg in ngircd|inspircd) systemctl disable --now $$pkg >/dev/null 2>&1 || true;; esac; } \
+	      || echo "warning: could not install $$pkg; the tests that need it will say so" >&2; \
 	  else \
-	    echo "warning: ii not found and cannot be installed here; the ii IRC client test will fail" >&2; \
+	    echo "warning: $$cmd not found and cannot be installed here; the tests that need it will say so" >&2; \
 	  fi; \
-	}; true
+	done; true
+
+# `make run` needs only the sandbox.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || $(MAKE) --no-print-directory packages DEBIAN_PACKAGES=bwrap:bubblewrap
 
 bench: $(STAMP) sandbox
 	$(BIN)/python bench/run_all.py
