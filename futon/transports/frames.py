@@ -288,6 +288,14 @@ SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
     ChatMessage, PushedMessage, Subscribed, EvidenceResult, EvidencePush, Pong, ErrorFrame,
 )  # fmt: skip
 
+AnyServerFrame = Annotated[
+    ReadyAck | Receipt | PeripheralStarted | ToolResult | Hopped | PeripheralStopped | IrcMessage
+    | ChatMessage | PushedMessage | Subscribed | EvidenceResult | EvidencePush | Pong | ErrorFrame,
+    Field(discriminator="type"),
+]  # fmt: skip
+_SERVER = TypeAdapter(AnyServerFrame)
+SERVER_TYPES = frozenset(frame.model_fields["type"].default for frame in SERVER_FRAMES)
+
 # Fields that are present even when null (the spec's shapes say so).
 _KEEP_NULL = {"irc_message": {"channel"}}
 
@@ -326,6 +334,28 @@ def frame_from_object(raw: Any) -> ClientFrame:
             message = f"{kind}: missing required field {field!r}"
         else:
             message = f"{kind}: field {field!r}: {error['msg']}"
+        raise ProtocolError(message, code="invalid-frame", context={"field": field}) from None
+
+
+def parse_server_frame(data: str | bytes) -> ServerFrame:
+    """Parse one server message into its frame (the client side of the
+    codec); unknown keys are ignored, so a newer server stays readable.
+    Raises ``ProtocolError`` (``invalid-json`` / ``invalid-frame``)."""
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise ProtocolError(f"server frame is not JSON: {exc}", code="invalid-json") from None
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in SERVER_TYPES:
+        raise ProtocolError(
+            f"unknown server frame type {kind!r}", code="invalid-frame", context={"type": str(kind)}
+        )
+    try:
+        return _SERVER.validate_python(raw)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in error["loc"][1:]) or "frame"
+        message = f"{kind}: field {field!r}: {error['msg']}"
         raise ProtocolError(message, code="invalid-frame", context={"field": field}) from None
 
 

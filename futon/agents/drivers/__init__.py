@@ -1,0 +1,80 @@
+"""Model drivers for ``futon agent run``: one small interface
+(:class:`~futon.agents.drivers.base.Driver`) and four implementations —
+``openai``, ``anthropic``, ``command`` and ``script``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from futon.agents.drivers.anthropic import AnthropicDriver
+from futon.agents.drivers.base import (
+    Driver,
+    DriverError,
+    ModelMessage,
+    ModelTurn,
+    RetryPolicy,
+    ToolCall,
+    ToolSpec,
+)
+from futon.agents.drivers.command import CommandDriver
+from futon.agents.drivers.openai import OpenAIDriver
+from futon.agents.drivers.script import ScriptDriver
+
+DRIVERS = ("openai", "anthropic", "command", "script")
+
+
+def make_driver(
+    name: str,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    cmd: str | None = None,
+    script: str | None = None,
+    timeout_s: float = 300,
+    env: Mapping[str, str] | None = None,
+) -> Driver:
+    """The driver ``futon agent run --driver NAME`` asks for; ``ValueError``
+    naming the missing option otherwise."""
+    env = os.environ if env is None else env
+    if name in ("openai", "anthropic"):
+        if not model:
+            raise ValueError(f"--model is required with --driver {name}")
+        default_env = "OPENAI_API_KEY" if name == "openai" else "ANTHROPIC_API_KEY"
+        key = env.get(api_key_env or default_env) or None
+        if api_key_env and not key:
+            raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        if name == "openai":  # local servers need no key
+            return OpenAIDriver(model, base_url=base_url, api_key=key)
+        if not key:
+            raise ValueError(
+                "the anthropic driver needs a key: set ANTHROPIC_API_KEY or name a variable with --api-key-env"
+            )
+        return AnthropicDriver(model, api_key=key, base_url=base_url)
+    if name == "command":
+        if not cmd:
+            raise ValueError("--cmd is required with --driver command (e.g. --cmd 'claude -p')")
+        return CommandDriver(cmd, timeout_s=timeout_s)
+    if name == "script":
+        if not script:
+            raise ValueError("--script FILE is required with --driver script")
+        return ScriptDriver.from_file(script)
+    raise ValueError(f"unknown driver {name!r}; choose from {', '.join(DRIVERS)}")
+
+
+__all__ = [
+    "DRIVERS",
+    "AnthropicDriver",
+    "CommandDriver",
+    "Driver",
+    "DriverError",
+    "ModelMessage",
+    "ModelTurn",
+    "OpenAIDriver",
+    "RetryPolicy",
+    "ScriptDriver",
+    "ToolCall",
+    "ToolSpec",
+    "make_driver",
+]
