@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/futon.yaml
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ sandbox:
 
 bench: $(STAMP) sandbox
 	$(BIN)/python bench/run_all.py
+
+# A newcomer's tour, no API key needed: a human asks in IRC, a scripted
+# Claude explores, hops to edit, fixes the bug, hops to test; the evidence
+# thread is printed at the end.
+demo: $(STAMP) sandbox
+	$(BIN)/python demo/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

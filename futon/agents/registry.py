@@ -106,7 +106,9 @@ class AgentRegistry:
             else:
                 record.spec = spec
                 record.source = "config"
-        for agent_id in [a for a, r in self._agents.items() if r.source == "config" and a not in seen]:
+        for agent_id in [
+            a for a, r in self._agents.items() if r.source == "config" and a not in seen
+        ]:
             del self._agents[agent_id]
 
     # ------------------------------------------------------------- lookup
@@ -114,7 +116,11 @@ class AgentRegistry:
     def get(self, agent_id: str) -> AgentRecord:
         record = self._agents.get(agent_id)
         if record is None:
-            raise NotFound(f"unknown agent {agent_id!r}", code="agent-not-found", context={"agent_id": agent_id})
+            raise NotFound(
+                f"unknown agent {agent_id!r}",
+                code="agent-not-found",
+                context={"agent_id": agent_id},
+            )
         return record
 
     def find(self, agent_id: str) -> AgentRecord | None:
@@ -160,9 +166,17 @@ class AgentRegistry:
 
     # ------------------------------------------------------------- runtime
 
-    def register(self, agent_id: str, agent_type: str, token: str | None = None, channels: list[str] | None = None) -> AgentRecord:
+    def register(
+        self,
+        agent_id: str,
+        agent_type: str,
+        token: str | None = None,
+        channels: list[str] | None = None,
+    ) -> AgentRecord:
         if agent_id in self._agents:
-            raise Conflict(f"agent {agent_id!r} is already registered", code="duplicate-registration")
+            raise Conflict(
+                f"agent {agent_id!r} is already registered", code="duplicate-registration"
+            )
         try:
             spec = AgentSpec(
                 id=agent_id,

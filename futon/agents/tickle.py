@@ -123,7 +123,11 @@ class Tickle:
             seen = self._last_seen(record)
             silent = None if seen is None else now.timestamp() - seen
             session = self._open_session(record)
-            report.agents[record.id] = {"connected": record.connected, "session": session, "silent_s": silent}
+            report.agents[record.id] = {
+                "connected": record.connected,
+                "session": session,
+                "silent_s": silent,
+            }
             watch = self.watches.setdefault(record.id, Watch())
             stale = session is not None and (silent is None or silent > self.settings.stale_after_s)
             if not stale:
@@ -133,17 +137,27 @@ class Tickle:
                 await self._page(record, session, silent)
                 watch.paged_at = now.timestamp()
                 report.paged.append(record.id)
-            elif not watch.escalated and now.timestamp() - watch.paged_at > self.settings.stale_after_s:
+            elif (
+                not watch.escalated
+                and now.timestamp() - watch.paged_at > self.settings.stale_after_s
+            ):
                 await self._escalate(record, session, silent)
                 watch.escalated = True
                 report.escalated.append(record.id)
-        await self._record("scan", "observation", {"agents": report.agents, "paged": report.paged, "escalated": report.escalated})
+        await self._record(
+            "scan",
+            "observation",
+            {"agents": report.agents, "paged": report.paged, "escalated": report.escalated},
+        )
         return report
 
     def _last_seen(self, record: AgentRecord) -> float | None:
         """Newest of: its newest evidence entry, its last frame."""
         page = self.store.query(EvidenceQuery(author=record.id, include_ephemeral=True, limit=1))
-        times = [_parse(page.entries[0]["evidence/at"]) if page.entries else None, _parse(record.last_active)]
+        times = [
+            _parse(page.entries[0]["evidence/at"]) if page.entries else None,
+            _parse(record.last_active),
+        ]
         known = [t for t in times if t is not None]
         return max(known) if known else None
 
@@ -164,11 +178,22 @@ class Tickle:
             await self._say(channel, text)
         try:
             await self.pipeline.push(
-                record, {"type": "chat_message", "to": record.id, "from": self.identity, "text": text, "transport": "tickle"}
+                record,
+                {
+                    "type": "chat_message",
+                    "to": record.id,
+                    "from": self.identity,
+                    "text": text,
+                    "transport": "tickle",
+                },
             )
         except FutonError as exc:
             log.warning("tickle could not push to %s: %s", record.id, exc)
-        await self._record("page", "question", {"agent": record.id, "session": session, "silent_s": silent, "text": text})
+        await self._record(
+            "page",
+            "question",
+            {"agent": record.id, "session": session, "silent_s": silent, "text": text},
+        )
 
     async def _escalate(self, record: AgentRecord, session: str, silent: float | None) -> None:
         humans = self.settings.escalate_to
@@ -177,16 +202,26 @@ class Tickle:
             await self._say(human, text)
         for channel in record.spec.channels:
             await self._say(channel, (", ".join(humans) + ": " if humans else "") + text)
-        await self._record("escalation", "tension", {"agent": record.id, "session": session, "to": humans, "text": text})
+        await self._record(
+            "escalation",
+            "tension",
+            {"agent": record.id, "session": session, "to": humans, "text": text},
+        )
 
     async def standup(self, channel: str) -> str:
         """``futon: standup``: run the mission-control review and post its summary."""
         me = self.identity
-        result = await self.runner.run_chain(me, [ChainStep("mission-control", [{"tool": "mc-review", "args": []}])])
+        result = await self.runner.run_chain(
+            me, [ChainStep("mission-control", [{"tool": "mc-review", "args": []}])]
+        )
         review = result.fruit.get("review") or {}
         summary = review.get("summary") or "no review summary"
         await self._say(channel, f"standup review: {summary}")
-        await self._record("standup", "observation", {"channel": channel, "session": result.session_id, "summary": summary})
+        await self._record(
+            "standup",
+            "observation",
+            {"channel": channel, "session": result.session_id, "summary": summary},
+        )
         return summary
 
     async def _say(self, to: str, text: str) -> None:

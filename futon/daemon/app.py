@@ -1,14 +1,32 @@
 """The daemon: assembles config, evidence store and transports, and owns
-their lifecycle. Start order: store, then transports; stop order: the
-reverse, so nothing is accepted that cannot be recorded."""
+their lifecycle.
+
+Start order: store, then transports; ``READY=1`` goes to the service
+manager once every transport listens (:func:`serve`).
+
+Reload (``SIGHUP`` or ``POST /api/alpha/config/reload``): every config file
+is read again; an invalid set is refused and changes nothing; a valid one
+is applied in place without dropping a connection (see :meth:`Daemon.reload`
+and :mod:`futon.daemon.reload`).
+
+Stop order (:meth:`Daemon.stop`), bounded by :data:`STOP_TIMEOUT_S`: stop
+accepting (HTTP/WS listener, IRC listener — IRC clients get ``ERROR :Server
+shutting down``), stop background work (Tickle, bot connections), stop
+active peripherals with reason ``shutdown``, close WebSockets with 1001,
+finish in-flight HTTP requests, then flush and close the evidence store —
+so nothing is accepted that cannot be recorded, and everything acknowledged
+is on disk.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +34,13 @@ from aiohttp import web
 
 from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.agents.tickle import Tickle
-from futon.config.loader import LoadedConfig
+from futon.config.loader import LoadedConfig, load_config
+from futon.config.models import AgentSpec, TickleSection
 from futon.daemon.exposure import check_exposure
-from futon.errors import FutonError, NotFound
+from futon.daemon.metrics import DaemonMetrics, LiveSource, TimedPipeline
+from futon.daemon.notify import Notifier
+from futon.daemon.reload import ReloadPlan, plan_reload
+from futon.errors import ConfigError, FutonError, NotFound
 from futon.evidence.jsonl import JsonlStore, open_store
 from futon.peripherals.domain import install as install_domain
 from futon.peripherals.runner import PeripheralRunner
@@ -30,15 +52,22 @@ from futon.social.relay import IrcRelay
 from futon.transports.http import Services, build_app
 from futon.transports.irc_embedded import EmbeddedSide
 from futon.transports.irc_server import IrcServer
-from futon.transports.ws import WsHub
+from futon.transports.ws import CLOSE_UNKNOWN_AGENT, WsHub
 
 log = logging.getLogger("futon.daemon")
 
+STOP_TIMEOUT_S = 10.0  # the whole shutdown; systemd's TimeoutStopSec leaves room above it
+HTTP_DRAIN_S = 3.0  # in-flight HTTP requests get this long once the listener is closed
+
 
 class Daemon:
-    def __init__(self, config: LoadedConfig) -> None:
+    def __init__(self, config: LoadedConfig, *, notifier: Notifier | None = None) -> None:
         check_exposure(config)
-        self.config = config
+        self.config = config  # in force: the last config applied
+        self.started_config = config  # what restart-only settings still come from
+        self.notifier = notifier or Notifier()
+        self.metrics = DaemonMetrics(_Gauges(self))
+        self.services: Services | None = None
         self.store: JsonlStore | None = None
         self.runner: PeripheralRunner | None = None
         self.registry = AgentRegistry(config.agents, replay_window=config.daemon.ws.replay_window)
@@ -49,7 +78,10 @@ class Daemon:
         self.irc_server: IrcServer | None = None
         self.bots: list[Any] = []  # IrcBot, one per configured network
         self.ports: dict[str, int] = {}
+        self._ports_file = Path(config.data_dir) / "ports.json"
         self._web: web.AppRunner | None = None
+        self._reload_lock = asyncio.Lock()
+        self._unsubscribe_metrics: Callable[[], None] | None = None
 
     # What /health reports, read live.
     def health(self) -> dict[str, Any]:
@@ -79,6 +111,7 @@ class Daemon:
             rollover=settings.evidence.shard_rollover,
         )
         log.info("evidence store at %s (%d entries, fsync=%s)", self.store.directory, self.store.last_seq, self.store.fsync)
+        self._unsubscribe_metrics = self.store.subscribe(self.metrics.on_entry)
         backend = RealBackend()
         domain = install_domain(
             backend,
@@ -96,7 +129,9 @@ class Daemon:
         )
         self.runner.fruits.update(domain.fruits)
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
-        self.pipeline = Pipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
+        pipeline = TimedPipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
+        pipeline.metrics = self.metrics
+        self.pipeline = pipeline
         self.relay = IrcRelay(self.registry, self.pipeline, self.store, self.runner, daemon_nick=settings.irc.nick)
         self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store, irc=self.relay)
         self.tickle = Tickle(self.registry, self.store, self.runner, self.pipeline, settings.tickle, speaker=self.relay)
@@ -106,7 +141,7 @@ class Daemon:
             self.tickle.start()
             log.info("tickle watching every %gs (stale after %gs)", settings.tickle.interval_s, settings.tickle.stale_after_s)
         self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=self.relay)
-        services = Services(
+        self.services = Services(
             health=self,
             registry=self.registry,
             runner=self.runner,
@@ -116,8 +151,12 @@ class Daemon:
             chat=self,
             admin_token_sha256=settings.http.admin_token_sha256,
             max_body_bytes=settings.http.max_body_bytes,
+            reload=self.reload,
+            metrics=self.metrics.render,
         )
-        self._web = web.AppRunner(build_app(services), handle_signals=False, access_log=None, shutdown_timeout=5)
+        app = build_app(self.services)
+        app.on_response_prepare.append(self._count_response)
+        self._web = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_DRAIN_S)
         await self._web.setup()
         site = web.TCPSite(self._web, settings.http.host, settings.http.port, reuse_address=True)
         try:
@@ -163,8 +202,22 @@ class Daemon:
         """Relative paths in futon.yaml are relative to its folder."""
         return (self.config.base_dir / value).resolve()
 
+    async def _count_response(self, _: web.Request, response: web.StreamResponse) -> None:
+        self.metrics.http_status(response.status)
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status`` (sd_notify ``STATUS=``)."""
+        listening = [f"http :{self.ports['http']}"] if "http" in self.ports else []
+        if "irc" in self.ports:
+            listening.append(f"irc :{self.ports['irc']}")
+        health = self.health()
+        return (
+            f"listening on {', '.join(listening) or 'nothing'}; {health['agents']} agents, "
+            f"{health['connections']['ws']} ws and {health['connections']['irc']} irc connections"
+        )
+
     def _write_ports(self) -> None:
-        path = Path(self.config.data_dir) / "ports.json"
+        path = self._ports_file
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.ports) + "\n")
@@ -190,45 +243,227 @@ class Daemon:
             }
         )
 
-    async def stop(self) -> None:
-        if self.tickle is not None:
-            await self.tickle.stop()
-        for bot in self.bots:
-            await bot.stop()
-        self.bots = []
-        if self.irc_server is not None:
-            await self.irc_server.stop()
-            self.irc_server = None
+    # ------------------------------------------------------------- reload
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read every config file and apply what changed (the module doc).
+
+        Raises ``ConfigError`` (HTTP 400 ``invalid-config`` with the problem
+        lines) when the files are invalid or would expose an open daemon;
+        then nothing changed. Returns the plan: what was applied and what
+        needs a restart. The service manager sees ``RELOADING=1`` and then
+        ``READY=1`` either way."""
+        if self.store is None or self.runner is None or self.services is None:
+            raise FutonError("the daemon is not running", code="internal-error")
+        async with self._reload_lock:
+            self.notifier.reloading()
+            status = "reload failed"
+            try:
+                try:
+                    new = await asyncio.to_thread(load_config, self.config.path)
+                    check_exposure(new)
+                except ConfigError as exc:
+                    self.metrics.reloads.inc(result="refused")
+                    status = f"reload refused ({len(exc.problems)} problem(s)); the old config stays in force"
+                    log.error("config reload refused; the old config stays in force: %s\n%s", exc.message, "\n".join(exc.problems))
+                    raise
+                plan = plan_reload(
+                    started=self.started_config,
+                    running=self.config,
+                    new=new,
+                    agents_in_force={r.id: r.spec for r in self.registry.all() if r.source == "config"},
+                    peripherals_in_force={pid: p.spec for pid, p in self.runner.peripherals.items()},
+                )
+                await self._apply(plan)
+                self.config = new
+                self.metrics.reloads.inc(result="applied")
+                log.info("config reloaded: %s", plan.summary())
+                status = "reloaded: " + plan.summary()
+                return plan.to_dict()
+            finally:
+                self.notifier.ready(f"{self.status_line()}; {status}")
+
+    async def _apply(self, plan: ReloadPlan) -> None:
+        """Apply a valid config in place. Connections stay; a running
+        session keeps the peripheral object it started with (its envelope
+        does not move under it); the next handshake, dispatch or
+        peripheral_start sees the new config."""
+        assert self.runner is not None and self.services is not None and self.pipeline is not None
+        new = plan.new
+        settings = new.daemon
+        peripherals = load_peripherals(new.peripherals)  # build first: a failure changes nothing
+        before = {r.id: r.spec for r in self.registry.all()}
+        gone = [record for agent_id in plan.agents.removed if (record := self.registry.find(agent_id)) is not None]
+        self.registry.replay_window = settings.ws.replay_window
+        self.registry.load(new.agents)  # agents, routing, irc_access; records keep their links
+        self.runner.peripherals = peripherals
+        self.services.admin_token_sha256 = settings.http.admin_token_sha256
+        self.runner.dispatcher.settings = settings.tools
+        self.pipeline.reply_timeout_s = settings.dispatch.reply_timeout_s
         if self.ws is not None:
-            await self.ws.close_all()
-        if self._web is not None:
-            await self._web.cleanup()
+            self.ws.settings = settings.ws
+        if "logging.level" in plan.settings:
+            logging.getLogger().setLevel(settings.logging.level.upper())
+        await self._apply_tickle(settings.tickle)
+        for record in gone:  # an agent removed from agents.yaml is gone, like DELETE /api/alpha/agents/{id}
+            if record.link is not None:
+                await record.link.close(CLOSE_UNKNOWN_AGENT, "removed from agents.yaml")
+        await self._sync_irc(before)
+
+    async def _apply_tickle(self, settings: TickleSection) -> None:
+        if self.tickle is None or self.relay is None:
+            return
+        was = self.tickle.settings.enabled
+        self.tickle.settings = settings  # the loop reads interval and staleness each round
+        if settings.enabled and not was:
+            self.relay.tickle = self.tickle
+            self.tickle.start()
+        elif was and not settings.enabled:
+            self.relay.tickle = None
+            await self.tickle.stop()
+
+    async def _sync_irc(self, before: dict[str, AgentSpec]) -> None:
+        """Agents' IRC presence after a reload: a removed or renamed agent's
+        virtual user quits, channels it left are parted, then every agent is
+        shown in its channels (new agents, new channels)."""
+        if self.relay is None:
+            return
+        server = self.irc_server
+        if server is not None:
+            for agent_id, spec in before.items():
+                old_nick = spec.nick or spec.id
+                record = self.registry.find(agent_id)
+                with contextlib.suppress(FutonError):
+                    if record is None or record.nick != old_nick:
+                        await server.remove_virtual(old_nick, "removed by a config reload" if record is None else "renamed")
+                        continue
+                    kept = {c.lower() for c in record.spec.channels}
+                    for channel in spec.channels:
+                        if channel.lower() not in kept:
+                            await server.virtual_part(old_nick, channel, "left by a config reload")
+        await self.relay.show_agents()
+
+    # ------------------------------------------------------------- stop
+
+    async def stop(self) -> None:
+        """Graceful shutdown in the order of the module doc, within
+        :data:`STOP_TIMEOUT_S`: a step that overruns its share is abandoned
+        (logged) and the next runs; the evidence store is always flushed and
+        closed last. Safe to call twice and after a failed start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_TIMEOUT_S
+
+        async def step(what: str, work: Awaitable[Any], cap: float = STOP_TIMEOUT_S) -> None:
+            left = max(0.05, min(cap, deadline - loop.time()))
+            try:
+                await asyncio.wait_for(work, left)
+            except TimeoutError:
+                log.warning("shutdown: %s took longer than %.1fs; going on", what, left)
+            except Exception:
+                log.exception("shutdown: %s failed; going on", what)
+
+        if self._web is not None:  # 1. stop accepting
+            for site in list(self._web.sites):
+                await step("closing the HTTP listener", site.stop(), 1)
+        if self.irc_server is not None:
+            await step("stopping the IRC server", self.irc_server.stop(), 2)
+            self.irc_server = None
+        if self.tickle is not None:  # 2. background work
+            await step("stopping tickle", self.tickle.stop(), 1)
+        for bot in self.bots:
+            await step(f"disconnecting from {bot.network}", bot.stop(), 2)
+        self.bots = []
+        if self.runner is not None:  # 3. sessions end as "shutdown", not "connection-closed"
+            await step("stopping peripherals", self.runner.stop_all("shutdown"), 4)
+        if self.ws is not None:  # 4. agents: 1001 going away
+            await step("closing WebSockets", self.ws.close_all(), 2)
+        if self._web is not None:  # 5. in-flight HTTP, SSE streams end
+            await step("finishing HTTP requests", self._web.cleanup(), HTTP_DRAIN_S + 1)
             self._web = None
-        if self.runner is not None:
-            await self.runner.stop_all("shutdown")
+        if self.runner is not None:  # sessions a late request may have started
+            await step("stopping peripherals", self.runner.stop_all("shutdown"), 2)
             self.runner = None
-        if self.store is not None:
+        if self.store is not None:  # 6. everything acknowledged is on disk
+            if self._unsubscribe_metrics is not None:
+                self._unsubscribe_metrics()
             await self.store.aclose()
             self.store = None
         if self.ports:  # only the daemon that wrote ports.json removes it
-            (Path(self.config.data_dir) / "ports.json").unlink(missing_ok=True)
+            self._ports_file.unlink(missing_ok=True)
             self.ports = {}
         log.info("stopped")
 
 
+class _Gauges(LiveSource):
+    """What /metrics reads from the daemon at scrape time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def connections(self) -> dict[str, int]:
+        return dict(self.daemon.health()["connections"])
+
+    def ws_frames(self) -> dict[str, int]:
+        hub = self.daemon.ws
+        return {"in": hub.frames_in, "out": hub.frames_out} if hub else super().ws_frames()
+
+    def agents(self) -> dict[str, int]:
+        records = self.daemon.registry.all()
+        return {"registered": len(records), "connected": sum(1 for r in records if r.connected)}
+
+    def active_sessions(self) -> int:
+        runner = self.daemon.runner
+        return sum(1 for s in runner.sessions() if s.active) if runner else 0
+
+    def evidence_entries(self) -> int:
+        return self.daemon.store.last_seq if self.daemon.store else 0
+
+
 async def serve(config: LoadedConfig) -> int:
-    """Run until SIGINT or SIGTERM; return the exit code."""
-    daemon = Daemon(config)
+    """Run until SIGINT or SIGTERM; reload on SIGHUP; return the exit code.
+
+    The service manager (``$NOTIFY_SOCKET``) hears READY=1 once every
+    transport listens, RELOADING=1 … READY=1 around each reload, WATCHDOG=1
+    pings when it asked for them, and STOPPING=1 when shutdown begins."""
+    notifier = Notifier.from_environment()
+    daemon = Daemon(config, notifier=notifier)
     stop = asyncio.Event()
+    hup = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hup.set)  # before start: a HUP while starting is kept, not fatal
+    background: list[asyncio.Future[Any]] = []
     try:
         await daemon.start()
+        notifier.ready(daemon.status_line())
+        background = [asyncio.ensure_future(notifier.run_watchdog()), asyncio.ensure_future(_reload_on_hup(daemon, hup))]
         await stop.wait()
         log.info("signal received; shutting down")
     finally:
+        loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP ignored: shutting down"))
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        for task in background:  # first: an interrupted reload must not say READY after STOPPING
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        notifier.stopping()
         await daemon.stop()
+        notifier.close()
+        loop.remove_signal_handler(signal.SIGHUP)
     return 0
+
+
+async def _reload_on_hup(daemon: Daemon, hup: asyncio.Event) -> None:
+    """One reload per burst of SIGHUPs."""
+    while True:
+        await hup.wait()
+        hup.clear()
+        log.info("SIGHUP: reloading the configuration")
+        try:
+            await daemon.reload()
+        except ConfigError:
+            pass  # logged with its problem lines; the old config stays
+        except Exception:
+            log.exception("config reload failed")

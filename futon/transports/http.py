@@ -21,6 +21,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
@@ -71,6 +72,8 @@ class Services:
     admin_token_sha256: str | None = None
     max_body_bytes: int = 1024 * 1024
     on_deregister: Callable[[str], Awaitable[None]] | None = None
+    reload: Callable[[], Awaitable[dict[str, Any]]] | None = None  # POST /api/alpha/config/reload
+    metrics: Callable[[], str] | None = None  # GET /metrics: the exposition text
 
 
 def _now() -> str:
@@ -157,7 +160,15 @@ def malformed_escape(raw_target: str) -> str | None:
 
 # ------------------------------------------------------------------ auth
 
-OPEN_ROUTES = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/agency/ws"), ("GET", "/ws")}
+# The web page and its assets hold no data: a browser loads them without a
+# header, and the page then sends the admin token with every API call.
+WEB_ASSETS = {"/web/app.js": ("app.js", "text/javascript"), "/web/app.css": ("app.css", "text/css")}
+OPEN_ROUTES = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/agency/ws"), ("GET", "/ws"), ("GET", "/")} | {
+    ("GET", path) for path in WEB_ASSETS
+}
+# EventSource cannot send headers: the page's SSE stream may carry the token
+# as ?token= instead (this route only; it is stripped before the filters).
+QUERY_TOKEN_ROUTES = {("GET", "/api/alpha/evidence/stream")}
 AGENT_ROUTES = {("POST", "/dispatch"), ("POST", "/api/alpha/evidence"), ("POST", "/api/alpha/chat")}
 
 
@@ -173,6 +184,8 @@ def auth_middleware(services: Services) -> Callable[[web.Request, Handler], Awai
         if admin is None or route in OPEN_ROUTES or request.method == "OPTIONS":
             return await handler(request)
         header = request.headers.get("Authorization", "")
+        if not header and route in QUERY_TOKEN_ROUTES and request.query.get("token"):
+            header = "Bearer " + request.query["token"]
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise PermissionDenied("this route needs Authorization: Bearer <token>", code="unauthorized")
@@ -241,6 +254,7 @@ def build_app(services: Services) -> web.Application:
     api = HttpApi(services)
     for method, path, handler, _ in api.routes():
         app.router.add_route(method, path, handler)
+    app.on_shutdown.append(api.end_streams)
     if services.ws_handler is not None:
         app.router.add_get("/agency/ws", services.ws_handler)
         app.router.add_get("/ws", services.ws_handler)
@@ -250,6 +264,7 @@ def build_app(services: Services) -> web.Application:
 class HttpApi:
     def __init__(self, services: Services) -> None:
         self.s = services
+        self._streams: set[asyncio.Queue[dict[str, Any] | None]] = set()  # open SSE streams
 
     def routes(self) -> list[tuple[str, str, Handler, str]]:
         """(method, path, handler, summary) — also the source of /openapi.json."""
@@ -271,7 +286,11 @@ class HttpApi:
             ("GET", "/api/alpha/peripherals", self.peripherals, "The peripherals and their envelopes"),
             ("GET", "/api/alpha/sessions", self.sessions, "Peripheral sessions, newest first"),
             ("POST", "/api/alpha/chat", self.chat, "Say something to a channel, nick or agent (agent route)"),
+            ("POST", "/api/alpha/config/reload", self.config_reload, "Re-read the config files, as SIGHUP does"),
+            ("GET", "/metrics", self.metrics, "Prometheus metrics, text format 0.0.4"),
             ("GET", "/openapi.json", self.openapi, "This document"),
+            ("GET", "/", self.page, "The evidence web page (timeline, threads, agents)"),
+            *(("GET", path, self.web_asset, "A script or style of the web page") for path in WEB_ASSETS),
         ]
 
     # -------------------------------------------------------------- core
@@ -357,6 +376,7 @@ class HttpApi:
         """SSE: the backlog after Last-Event-ID (an entry seq), then live."""
         store = self._store()
         params = _query_params(request)
+        params.pop("token", None)  # the page's auth (QUERY_TOKEN_ROUTES), not a filter
         last = request.headers.get("Last-Event-ID") or params.pop("last-event-id", None)
         params.pop("last-event-id", None)
         query = EvidenceQuery.from_params({k: v for k, v in params.items() if k not in ("limit", "cursor")}, strict_keys=True)
@@ -378,6 +398,7 @@ class HttpApi:
                     queue.put_nowait(None)  # too slow: end the stream; the client resumes
 
         unsubscribe = store.subscribe(listener)
+        self._streams.add(queue)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
@@ -406,7 +427,17 @@ class HttpApi:
             pass
         finally:
             unsubscribe()
+            self._streams.discard(queue)
         return response
+
+    async def end_streams(self, _: web.Application) -> None:
+        """At shutdown: end every SSE stream now (clients resume elsewhere
+        with Last-Event-ID) instead of holding the drain until its timeout."""
+        for queue in list(self._streams):
+            with contextlib.suppress(asyncio.QueueEmpty):
+                if queue.full():
+                    queue.get_nowait()
+            queue.put_nowait(None)
 
     # -------------------------------------------------------------- agents
 
@@ -451,6 +482,44 @@ class HttpApi:
     async def openapi(self, _: web.Request) -> web.Response:
         return ok(openapi_document(self))
 
+    # -------------------------------------------------------------- operations
+
+    async def config_reload(self, _: web.Request) -> web.Response:
+        """200 with what changed; a ConfigError is 400 ``invalid-config``
+        with the problem lines in ``context.problems``."""
+        reload = _need(self.s.reload, "config reload")
+        return ok({"ok": True, **await reload()})
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        render = _need(self.s.metrics, "metrics")
+        return web.Response(body=render().encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    # -------------------------------------------------------------- the web page
+
+    async def page(self, _: web.Request) -> web.Response:
+        return _web_file("index.html", "text/html")
+
+    async def web_asset(self, request: web.Request) -> web.Response:
+        name, content_type = WEB_ASSETS[request.path]
+        return _web_file(name, content_type)
+
+
+def _web_file(name: str, content_type: str) -> web.Response:
+    """A file of the page, read from the package (futon/web/); ``no-cache``
+    so a browser picks up the files of an upgraded daemon at once."""
+    data = resources.files("futon").joinpath("web", name).read_bytes()
+    return web.Response(
+        body=data,
+        content_type=content_type,
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            # The page loads its own script and style and talks to this origin only.
+            "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        },
+    )
+
 
 async def _sse(response: web.StreamResponse, entry: dict[str, Any]) -> None:
     data = json.dumps(entry, ensure_ascii=False)
@@ -488,10 +557,17 @@ def openapi_document(api: HttpApi | None = None) -> dict[str, Any]:
         if model is not None:
             schemas[model.__name__] = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
-        elif method == "POST":
+        elif method == "POST" and path != "/api/alpha/config/reload":
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
         if path == "/api/alpha/evidence/stream":
             operation["responses"]["200"] = {"description": "text/event-stream of evidence entries", "content": {"text/event-stream": {}}}
+            operation["parameters"].append({"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+                                            "description": "the admin token, for clients that cannot send headers (EventSource)"})  # fmt: skip
+        if path == "/metrics":
+            operation["responses"]["200"] = {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {}}}
+        if path == "/" or path in WEB_ASSETS:
+            kind = "text/html" if path == "/" else WEB_ASSETS[path][1]
+            operation["responses"]["200"] = {"description": "a file of the web page", "content": {kind: {}}}
         paths.setdefault(path, {})[method.lower()] = operation
     for schema in list(schemas.values()):
         for name, sub in schema.pop("$defs", {}).items():

@@ -77,6 +77,8 @@ class WsHub:
         self.settings = settings
         self.chat_relay = chat_relay
         self.connections: set[Connection] = set()
+        self.frames_in = 0  # text frames read and written, for /metrics
+        self.frames_out = 0
 
     @property
     def count(self) -> int:
@@ -164,6 +166,7 @@ class Connection:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 return
+            self.hub.frames_out += 1
 
     async def _action_loop(self) -> None:
         while True:
@@ -192,6 +195,7 @@ class Connection:
     # ------------------------------------------------------------- frames
 
     async def _on_text(self, text: str) -> None:
+        self.hub.frames_in += 1
         if not self._take_token():
             self._reply(f.req_id_of(text), self._error(FutonError("frame rate exceeded; slow down", code="rate-limited")))
             return
