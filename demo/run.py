@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -86,6 +87,14 @@ def get(url: str) -> dict:
         return json.loads(response.read())
 
 
+def environment() -> dict[str, str]:
+    """The venv first on PATH, so `python3 -m pytest` in the scripted test
+    step is the venv's Python, which has pytest."""
+    env = futon_env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="futon-demo-"))
     procs: list[subprocess.Popen[str]] = []
@@ -96,7 +105,7 @@ def main() -> int:
             (workspace / name).write_text(text)
         config = make_config(root / "cfg", workspace=str(workspace), irc__server__enabled=True, irc__server__port=0)
         futon = [sys.executable, "-m", "futon"]
-        daemon = subprocess.Popen([*futon, "serve", "--config", str(config)], env=futon_env(), text=True,
+        daemon = subprocess.Popen([*futon, "serve", "--config", str(config)], env=environment(), text=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         procs.append(daemon)
         ports = wait_for_ports(root / "cfg" / "var", daemon)
@@ -106,7 +115,7 @@ def main() -> int:
             procs.append(subprocess.Popen(
                 [*futon, "agent", "run", agent, "--driver", "script", "--script", str(REPO / "demo" / script),
                  "--url", f"ws://127.0.0.1:{ports['http']}/agency/ws", "--config", str(config)],
-                env=futon_env(), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=environment(), text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))  # fmt: skip
         for _ in range(100):
             if {a["agent_id"] for a in get(base + "/api/alpha/agents")["agents"] if a["connected"]} >= {"claude-1", "codex-1"}:
