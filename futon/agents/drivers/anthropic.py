@@ -17,9 +17,8 @@ from typing import Any
 import aiohttp
 
 from futon.agents.drivers.base import (
-    SUMMARY_PROMPT,
-    Driver,
     DriverError,
+    HttpDriver,
     ModelMessage,
     ModelTurn,
     RetryPolicy,
@@ -32,7 +31,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 
 
-class AnthropicDriver(Driver):
+class AnthropicDriver(HttpDriver):
     name = "anthropic"
 
     def __init__(
@@ -75,21 +74,6 @@ class AnthropicDriver(Driver):
         )
         return parse_response(data)
 
-    async def summarize(self, transcript: str) -> str | None:
-        turn = await self.complete(
-            [ModelMessage("system", SUMMARY_PROMPT), ModelMessage("user", transcript)], []
-        )
-        return turn.text.strip() or None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
 
 def to_anthropic(messages: list[ModelMessage]) -> tuple[str, list[dict[str, Any]]]:

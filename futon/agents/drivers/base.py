@@ -21,6 +21,7 @@ import email.utils
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -71,7 +72,7 @@ class ModelMessage:
     is_error: bool = False  # tool: the call was refused or failed
 
 
-class Driver:
+class Driver(ABC):
     """Base of every driver. Subclasses implement :meth:`complete`."""
 
     #: Shown in logs and evidence.
@@ -80,16 +81,38 @@ class Driver:
     #: the runtime then opens no peripheral session and offers no tools.
     uses_tools = True
 
+    @abstractmethod
     async def complete(self, messages: list[ModelMessage], tools: list[ToolSpec]) -> ModelTurn:
-        raise NotImplementedError
+        """One model turn for ``messages`` with ``tools`` on offer."""
 
     async def summarize(self, transcript: str) -> str | None:
         """A summary of ``transcript`` made by the model, for compaction;
         ``None`` means "truncate instead" (the default)."""
         return None
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the driver holds (HTTP sessions)."""
+
+
+class HttpDriver(Driver):
+    """A driver that talks to a model over HTTP: one lazily opened
+    aiohttp session, and summaries made by the model itself."""
+
+    _session: aiohttp.ClientSession | None = None
+
+    async def summarize(self, transcript: str) -> str | None:
+        turn = await self.complete([ModelMessage("system", SUMMARY_PROMPT), ModelMessage("user", transcript)], [])
+        return turn.text.strip() or None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
 
 
 SUMMARY_PROMPT = (

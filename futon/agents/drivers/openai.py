@@ -16,9 +16,8 @@ from typing import Any
 import aiohttp
 
 from futon.agents.drivers.base import (
-    SUMMARY_PROMPT,
-    Driver,
     DriverError,
+    HttpDriver,
     ModelMessage,
     ModelTurn,
     RetryPolicy,
@@ -30,7 +29,7 @@ from futon.agents.drivers.base import (
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIDriver(Driver):
+class OpenAIDriver(HttpDriver):
     name = "openai"
 
     def __init__(
@@ -77,21 +76,6 @@ class OpenAIDriver(Driver):
         )
         return parse_response(data)
 
-    async def summarize(self, transcript: str) -> str | None:
-        turn = await self.complete(
-            [ModelMessage("system", SUMMARY_PROMPT), ModelMessage("user", transcript)], []
-        )
-        return turn.text.strip() or None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
