@@ -206,18 +206,19 @@ class CycleState(_Doc):
     cycles: list[Cycle] = Field(default_factory=list)
     notes: Any = None
 
-    # Generic views over the kind-specific fields.
+    # Generic views over the kind-specific fields; ProofState and
+    # MissionState say which of their fields each one is.
     @property
     def items(self) -> dict[str, Item]:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} is abstract: use ProofState or MissionState")
 
     @property
     def statement(self) -> Statement:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} is abstract: use ProofState or MissionState")
 
     @property
     def failures(self) -> list[FailureRecord]:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} is abstract: use ProofState or MissionState")
 
     @model_validator(mode="after")
     def _consistent(self) -> CycleState:
