@@ -19,7 +19,8 @@ the agent becomes a **turn**, handled one at a time in arrival order:
 How futon tools look to a model: futon tools take a JSON *array* of
 positional arguments, but function-calling APIs want an object. Each tool is
 therefore offered as a function of one parameter, ``args``, whose schema is
-the tool's argument-array schema (:func:`futon.peripherals.args.args_schema`,
+the tool's argument-array schema (:mod:`futon.agents.tooldefs`, shared with
+``futon mcp``; :func:`futon.peripherals.args.args_schema`,
 ``prefixItems`` in order; nested ``$defs`` are lifted to the top of the
 parameters object so their ``$ref``\\ s resolve). A call to ``read`` looks
 like ``{"args": ["README.md", {"offset": 10}]}``. Tool names are kept as
@@ -41,10 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
-import re
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -62,8 +61,12 @@ from futon.agents.drivers.base import (
     ToolSpec,
     transcript,
 )
+from futon.agents.tooldefs import (  # the tool definitions, shared with the MCP bridge
+    ensure_tool_schemas,
+    safe_tool_name,
+    tool_spec,
+)
 from futon.errors import FutonError
-from futon.peripherals.args import ARGS, args_schema
 from futon.transports import frames as f
 
 log = logging.getLogger("futon.agent.runtime")
@@ -76,8 +79,6 @@ MAX_ANSWER_CHARS = 60_000  # under the 64 KiB text limit of chat frames
 # many chat turns per sender within CHAT_WINDOW_S; more are dropped (logged).
 CHAT_TURNS_PER_WINDOW = 10
 CHAT_WINDOW_S = 60.0
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_schemas_installed = False
 
 T = TypeVar("T")
 
@@ -180,54 +181,6 @@ class TurnFailed(Exception):
 
 
 # ------------------------------------------------------------------ tools for the model
-
-
-def ensure_tool_schemas() -> None:
-    """Register the domain tools' argument models (once per process), so
-    :func:`args_schema` knows every tool a peripheral may offer."""
-    global _schemas_installed
-    if _schemas_installed:
-        return
-    _schemas_installed = True
-    from futon.peripherals.domain import install
-    from futon.peripherals.tools.backend import RealBackend
-
-    try:
-        install(RealBackend())
-    except Exception as exc:  # their tools are then offered with a generic array schema
-        log.warning("domain tool schemas unavailable: %s", exc)
-
-
-def safe_tool_name(tool: str, taken: set[str]) -> str:
-    """``tool`` itself when providers accept it and it is free, else an alias."""
-    name = tool if _SAFE_NAME.match(tool) else (re.sub(r"[^A-Za-z0-9_-]", "_", tool)[:64] or "tool")
-    if name in taken:
-        base, n = name[:58], 2
-        while f"{base}_{n}" in taken:
-            n += 1
-        name = f"{base}_{n}"
-    return name
-
-
-def tool_spec(tool: str, name: str | None = None) -> ToolSpec:
-    """A futon tool as a function: one parameter ``args``, the JSON array
-    of its positional arguments (see the module docstring)."""
-    if tool in ARGS:
-        schema = copy.deepcopy(args_schema(tool))
-    else:  # a tool without an argument model takes any array
-        schema = {"type": "array", "description": f"The arguments of {tool}."}
-    defs = schema.pop("$defs", None)
-    summary = str(schema.get("description") or f"The futon tool {tool}.")
-    parameters: dict[str, Any] = {
-        "type": "object",
-        "properties": {"args": schema},
-        "required": ["args"],
-        "additionalProperties": False,
-    }
-    if defs:
-        parameters["$defs"] = defs  # `#/$defs/...` refs resolve from the root
-    description = f"{summary} Pass the positional arguments, in order, as the JSON array `args`."
-    return ToolSpec(name or tool, description, parameters)
 
 
 def hop_spec(targets: list[str] | None = None, exits: list[str] | None = None) -> ToolSpec:

@@ -39,13 +39,21 @@ def add_group(subparsers: Any, name: str, *, help: str, description: str) -> Any
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from futon.cli import agent_cmd, config_cmd, evidence_cmd, schema_cmd, serve_cmd, status_cmd
+    from futon.cli import (
+        agent_cmd,
+        config_cmd,
+        evidence_cmd,
+        mcp_cmd,
+        schema_cmd,
+        serve_cmd,
+        status_cmd,
+    )
 
     parser = argparse.ArgumentParser(prog="futon", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"futon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (serve_cmd, config_cmd, agent_cmd, evidence_cmd, schema_cmd, status_cmd):
+    for module in (serve_cmd, config_cmd, agent_cmd, mcp_cmd, evidence_cmd, schema_cmd, status_cmd):
         module.register(sub)
     return parser
 

@@ -110,7 +110,11 @@ drivers:
   anthropic  the Anthropic Messages API with tool use (--model; key from
              ANTHROPIC_API_KEY or --api-key-env; --base-url optional)
   command    a local CLI per turn: prompt on stdin, answer on stdout
-             (--cmd 'claude -p'); no futon tools, no peripheral session
+             (--cmd 'claude -p'); no futon tools, no peripheral session —
+             unless --mcp: then each turn writes an MCP config pointing the
+             CLI at `futon mcp` for this agent, and {mcp_config} in --cmd
+             is its path: --cmd 'claude -p --mcp-config {mcp_config}'
+             ({mcp_command_toml} and {mcp_args_toml} serve Codex's -c)
   script     canned model turns from a YAML/JSON file (--script), for demos
              and tests
 
@@ -153,6 +157,12 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
         "--cmd", metavar="COMMAND", help="the command of the command driver, e.g. 'claude -p'"
     )
     parser.add_argument("--script", metavar="FILE", help="the YAML/JSON file of the script driver")
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help="command driver: give the command futon's envelope as MCP tools for each turn "
+        "(see {mcp_config} above)",
+    )
     parser.add_argument(
         "--max-steps",
         type=_positive_int,
@@ -243,6 +253,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             script=args.script,
             timeout_s=args.max_seconds,
         )
+        if args.mcp:
+            from futon.agents.drivers.command import CommandDriver
+
+            if not isinstance(driver, CommandDriver):
+                raise ValueError("--mcp goes with --driver command")
+            driver.mcp = True
     except ValueError as exc:
         raise ProtocolError(str(exc)) from None
     settings = TurnSettings(
@@ -262,9 +278,54 @@ def cmd_run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
+            if args.mcp:
+                return await run_mcp_agent(args.agent_id, url, driver, settings, token, stop)
             return await run_agent(args.agent_id, url, driver, settings, token=token, stop=stop)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
     return asyncio.run(main())
+
+
+async def run_mcp_agent(
+    agent_id: str,
+    url: str,
+    driver: Any,
+    settings: Any,
+    token: str | None,
+    stop: asyncio.Event,
+) -> int:
+    """``run_agent`` for ``--mcp``: the same runtime, with the command
+    driver bound to the agent's connection (its turns relay onto it)."""
+    from futon.agents.client import AgentClient
+    from futon.agents.runtime import AgentRuntime, DaemonHttp, endpoints
+
+    ws_url, http_base = endpoints(url)
+    client = AgentClient(ws_url, agent_id, token)
+    http = DaemonHttp(http_base, token)
+    driver.bind(client)
+    runtime = AgentRuntime(client, driver, settings, http=http)
+    try:
+        for work in (client.connect(), runtime.run()):
+            task = asyncio.ensure_future(work)
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if stop.is_set():
+                return 0
+            task.result()
+        logging.getLogger("futon.agent").error(
+            "%s: the daemon ended the connection for good", agent_id
+        )
+        return 1
+    finally:
+        await client.close()
+        await http.aclose()
+        await driver.aclose()

@@ -167,6 +167,7 @@ class Index:
         shard_progress: Iterable[ShardRecord] = (),
         *,
         commit: bool = True,
+        known: dict[str, int] | None = None,
     ) -> None:
         """Index entries (and the shards' new indexed sizes) atomically.
 
@@ -183,7 +184,11 @@ class Index:
         # integer keys instead of text ids.
         seq_of = {entry["evidence/id"]: entry["evidence/seq"] for entry, _ in rows}
         outside = {e["evidence/in-reply-to"] for e, _ in rows if e.get("evidence/in-reply-to")} - seq_of.keys()
-        seq_of.update(self.existing(outside))
+        if known:  # the caller already looked these up
+            seq_of.update({i: known[i] for i in outside if i in known})
+            outside -= known.keys()
+        if outside:
+            seq_of.update(self.existing(outside))
         opened = not db.in_transaction
         if opened:
             db.execute("BEGIN")

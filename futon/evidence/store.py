@@ -28,7 +28,7 @@ import logging
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ class Sealed:
 
     entry: EntryDict
     line: bytes
+    known: dict[str, int] = field(default_factory=dict)  # ids this batch references → their seq
 
 
 @dataclass
@@ -182,7 +183,7 @@ class EvidenceStore(ABC):
                 continue
             batch_ids.add(stored["evidence/id"])
             self._head = _Head(seq, stored["evidence/hash"], at)
-            sealed.append(Sealed(stored, line))
+            sealed.append(Sealed(stored, line, existing))
         return sealed, failures
 
     @staticmethod
@@ -220,7 +221,10 @@ class EvidenceStore(ABC):
     def _publish(self, sealed: list[Sealed], locations: list[Location], *, commit: bool = True) -> None:
         try:
             self._index.add(
-                zip((s.entry for s in sealed), locations, strict=True), self._shard_progress(), commit=commit
+                zip((s.entry for s in sealed), locations, strict=True),
+                self._shard_progress(),
+                commit=commit,
+                known=sealed[0].known if sealed else None,
             )
             if not commit:
                 self._schedule_index_commit()

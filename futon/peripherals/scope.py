@@ -36,11 +36,13 @@ def out_of_scope(message: str, **context: object) -> PermissionDenied:
 def resolve_in_workspace(workspace: Path, raw: str) -> Path:
     """The real path ``raw`` names, relative to ``workspace``; it must stay
     inside the workspace. ``workspace`` must itself be a real path."""
-    candidate = Path(raw) if os.path.isabs(raw) else workspace / raw
-    resolved = Path(os.path.realpath(candidate))
-    if not is_within(resolved, workspace):
+    # String operations on purpose: this runs for every path argument of
+    # every action, and pathlib's parsing cost more than the check itself.
+    base = str(workspace)
+    resolved = os.path.realpath(raw if os.path.isabs(raw) else os.path.join(base, raw))
+    if not _within(resolved, base):
         raise out_of_scope(f"path {raw!r} resolves outside the workspace", path=raw)
-    return resolved
+    return Path(resolved)
 
 
 def resolve_in_scope(workspace: Path, raw: str, prefixes: Sequence[str] | None) -> Path:
@@ -49,16 +51,22 @@ def resolve_in_scope(workspace: Path, raw: str, prefixes: Sequence[str] | None) 
     resolved = resolve_in_workspace(workspace, raw)
     if prefixes is None:
         return resolved
+    base = str(workspace)
     for prefix in prefixes:
-        root = Path(os.path.realpath(workspace / prefix))
-        if is_within(resolved, root) and is_within(root, workspace):
+        root = os.path.realpath(os.path.join(base, prefix))
+        if _within(str(resolved), root) and _within(root, base):
             return resolved
     allowed = ", ".join(prefixes)
     raise out_of_scope(f"path {raw!r} is outside this peripheral's paths ({allowed})", path=raw)
 
 
 def is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+    return _within(str(path), str(root))
+
+
+def _within(path: str, root: str) -> bool:
+    """``path`` is ``root`` or below it (both normalised, real paths)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
 def split_command(command: str) -> list[str]:

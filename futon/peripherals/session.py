@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ class Session:
         self.state = SessionState(context=dict(context or {}))
         self.status: Literal["active", "stopped"] = "active"
         self.started_at = _now()
-        self.updated_at = self.started_at
+        self._touched = time.time()  # formatted only when asked (every action sets it)
         self.stop_reason: str | None = None
         self.fruit: dict[str, Any] | None = None
         self._runner = runner
@@ -144,6 +145,11 @@ class Session:
             "goal",
             {"peripheral": self.peripheral.id, "agent": self.agent_id, "context": self.state.context},
         )
+
+    @property
+    def updated_at(self) -> str:
+        """When the session last did something (ISO-8601 UTC, ms)."""
+        return format_at(datetime.fromtimestamp(self._touched, UTC))
 
     @property
     def active(self) -> bool:
@@ -241,7 +247,7 @@ class Session:
             except FutonError as exc:  # a stop must complete even if evidence cannot be written
                 log.error("session %s: could not write its conclusion: %s", self.id, exc)
             self.status = "stopped"
-            self.updated_at = _now()
+            self._touched = time.time()
             return fruit
 
     # ------------------------------------------------------------- internals
@@ -282,7 +288,7 @@ class Session:
         state = self.state
         state.steps += 1
         state.peripheral_steps += 1
-        self.updated_at = _now()
+        self._touched = time.time()
         tool, args = admitted.tool, admitted.args
         state.named_files.update(admitted.resolved)
         if not ok:
@@ -400,7 +406,7 @@ class Session:
 
     async def _refused(self, tool: str, args: Any, refusal: FutonError) -> None:
         self.state.refusals += 1
-        self.updated_at = _now()
+        self._touched = time.time()
         await self._write(
             "coordination",
             "tension",
