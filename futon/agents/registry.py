@@ -195,6 +195,26 @@ class AgentRegistry:
         del self._agents[agent_id]
         return record
 
+    # ------------------------------------------------------------- persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each agent's push seq and replay window, for the next daemon."""
+        return {r.id: {"seq": r.seq, "replay": list(r.replay)} for r in self._agents.values() if r.seq}
+
+    def restore(self, snapshot: dict[str, Any]) -> int:
+        """Take back seqs and replay windows saved by :meth:`snapshot`
+        (agents no longer configured are skipped); returns how many."""
+        restored = 0
+        for agent_id, saved in snapshot.items():
+            record = self._agents.get(agent_id)
+            if record is None or not isinstance(saved, dict):
+                continue
+            frames = [f for f in saved.get("replay", []) if isinstance(f, dict) and isinstance(f.get("seq"), int)]
+            record.seq = max(int(saved.get("seq", 0)), record.seq)
+            record.replay.extend(frames[-self.replay_window :] if self.replay_window else [])
+            restored += 1
+        return restored
+
     # ------------------------------------------------------------- pushes
 
     def stamp(self, record: AgentRecord, frame: dict[str, Any]) -> dict[str, Any]:

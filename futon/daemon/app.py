@@ -103,6 +103,7 @@ class Daemon:
 
     async def start(self) -> None:
         settings = self.config.daemon
+        self._load_replay()
         self.store = open_store(
             self.config.data_dir,
             fsync=settings.evidence.fsync,
@@ -343,6 +344,33 @@ class Daemon:
                             await server.virtual_part(old_nick, channel, "left by a config reload")
         await self.relay.show_agents()
 
+    # ------------------------------------------------------------- replay windows
+
+    @property
+    def _replay_file(self) -> Path:
+        return Path(self.config.data_dir) / "replay.json"
+
+    def _save_replay(self) -> None:
+        """Per-agent push seqs and replay windows survive a graceful restart
+        (a crash loses only these windows, never evidence)."""
+        try:
+            tmp = self._replay_file.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.registry.snapshot(), ensure_ascii=False, default=str))
+            os.replace(tmp, self._replay_file)
+        except OSError as exc:
+            log.warning("could not save the replay windows: %s", exc)
+
+    def _load_replay(self) -> None:
+        try:
+            saved = json.loads(self._replay_file.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self._replay_file.name, exc)
+            return
+        if isinstance(saved, dict):
+            log.info("replay windows restored for %d agent(s)", self.registry.restore(saved))
+
     # ------------------------------------------------------------- stop
 
     async def stop(self) -> None:
@@ -383,6 +411,7 @@ class Daemon:
         if self.runner is not None:  # sessions a late request may have started
             await step("stopping peripherals", self.runner.stop_all("shutdown"), 2)
             self.runner = None
+        self._save_replay()  # agents resume across the restart
         if self.store is not None:  # 6. everything acknowledged is on disk
             if self._unsubscribe_metrics is not None:
                 self._unsubscribe_metrics()

@@ -334,3 +334,21 @@ async def test_a_cycle_peripheral_refuses_tools_its_phase_does_not_allow(daemon:
         assert loaded["ok"] is True
         stopped = await agent.ask({"type": "peripheral_stop"})
     assert stopped["fruit"]["problem_id"] == "P1" and stopped["fruit"]["final_phase"] == "setup"
+
+
+async def test_replay_windows_survive_a_daemon_restart(tmp_path, http: aiohttp.ClientSession) -> None:  # type: ignore[no-untyped-def]
+    """ws-protocol.md: the window is kept across daemon restarts with the
+    JSONL store — a graceful restart keeps each agent's seq and window."""
+    from tests.transports.kit import running_daemon
+
+    async with running_daemon(tmp_path) as daemon:
+        for n in range(3):
+            async with http.post(base_url(daemon) + "/api/alpha/chat", json={"to": "codex-1", "text": f"note {n}", "from": "joe"}) as r:
+                assert r.status == 202
+    async with running_daemon(tmp_path) as daemon, connected(http, daemon, "codex-1") as codex:
+        await codex.send({"type": "resume", "since_seq": 1})
+        replayed = [await codex.recv() for _ in range(2)]
+        assert [(m["seq"], m["text"]) for m in replayed] == [(2, "note 1"), (3, "note 2")]
+        async with http.post(base_url(daemon) + "/api/alpha/chat", json={"to": "codex-1", "text": "after", "from": "joe"}) as r:
+            assert r.status == 202
+        assert (await codex.push_of("chat_message"))["seq"] == 4  # numbering continues
