@@ -87,7 +87,7 @@ class WsHub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s, max_msg_size=self.settings.max_frame_bytes)
         await ws.prepare(request)
-        connection = Connection(self, ws)
+        connection = Connection(self, ws, request.transport)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -105,9 +105,10 @@ class Connection:
 
     transport = "websocket"
 
-    def __init__(self, hub: WsHub, ws: web.WebSocketResponse) -> None:
+    def __init__(self, hub: WsHub, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None = None) -> None:
         self.hub = hub
         self.ws = ws
+        self._socket = transport  # the TCP transport, to abort a peer that will not read
         self.agent: AgentRecord | None = None
         self.session: Session | None = None
         self.ws_session_id: str | None = None
@@ -126,9 +127,28 @@ class Connection:
         if self._closing:
             raise ConnectionError("connection is closing")
         if self._outbound.qsize() >= OUTBOUND_LIMIT:
-            self._spawn(self.close(WSCloseCode.POLICY_VIOLATION, "too slow: outbound queue full; reconnect and resume"))
+            self._drop_slow_peer()
             raise ConnectionError("peer too slow")
         self._outbound.put_nowait(json.dumps(frame, ensure_ascii=False, default=str))
+
+    def _drop_slow_peer(self) -> None:
+        """A peer that stopped reading: it leaves presence at once (pushes
+        go to its replay window for ``resume``), and its socket is closed —
+        aborted if the close handshake cannot get through its full buffers."""
+        self._closing = True
+        if self.agent is not None and self.agent.link is self:
+            self.agent.link = None
+        while not self._outbound.empty():
+            self._outbound.get_nowait()
+        log.warning("closing %s: too slow, outbound queue full", self.agent.id if self.agent else "a socket")
+
+        async def close_or_abort() -> None:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(self.close(WSCloseCode.POLICY_VIOLATION, "too slow: reconnect and resume"), 1)
+            if self._socket is not None and not self._socket.is_closing():
+                self._socket.abort()
+
+        self._spawn(close_or_abort())
 
     async def close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
