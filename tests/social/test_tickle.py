@@ -72,3 +72,22 @@ async def test_standup_runs_the_mission_control_review_and_posts_its_summary(dae
     summary = await tickle.standup("#futon")
     assert speaker.said == [("tickle-1", "#futon", f"standup review: {summary}")]
     assert daemon.store.query(EvidenceQuery(tags=("tickle", "standup"))).entries[0]["evidence/body"]["summary"] == summary
+
+
+async def test_the_watch_runs_by_itself_on_its_interval(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+    """With a shortened interval, the background loop pages a silent agent
+    without anyone calling scan()."""
+    import asyncio
+
+    settings = TickleSection(enabled=True, interval_s=0.05, stale_after_s=0.2)
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, settings)
+    async with connected(http, daemon, "codex-1") as codex:
+        await codex.ask({"type": "peripheral_start"})
+        tickle.start()
+        try:
+            push = await codex.push_of("chat_message", timeout=10)
+        finally:
+            await tickle.stop()
+    assert push["from"] == "tickle-1"
+    await asyncio.sleep(0)
+    assert daemon.store.query(EvidenceQuery(tags=("tickle", "page"))).entries
