@@ -28,6 +28,8 @@ def check_exposure(config: LoadedConfig) -> None:
     if not exposed:
         return
     reasons = []
+    if any(key == "http.host" for key, _ in exposed) and config.daemon.http.admin_token_sha256 is None:
+        reasons.append("no http.admin_token_sha256 (the write routes would be open)")
     tokenless = [a.id for a in config.agents.agents if a.token_sha256 is None]
     if tokenless:
         reasons.append(f"agents without a token: {', '.join(tokenless)}")
@@ -38,5 +40,5 @@ def check_exposure(config: LoadedConfig) -> None:
         raise ConfigError(
             f"refusing to bind beyond loopback ({where}) while the daemon is open: "
             + "; ".join(reasons)
-            + ". Give every agent a token (futon agent add) and set irc_access.default: deny."
+            + ". Give every agent a token (futon agent add), set http.admin_token_sha256 and irc_access.default: deny."
         )
