@@ -25,6 +25,7 @@ import pytest
 
 from futon.config.models import IrcNetwork
 from futon.social.irc_api import IrcSide
+from futon.transports import irc_lines
 from futon.transports.irc_bot import IrcBot
 
 TIMEOUT_S = 10.0
@@ -304,22 +305,10 @@ class Line:
 
 
 def parse_line(raw: str) -> Line:
-    rest = raw
-    tags: dict[str, str] = {}
-    if rest.startswith("@"):
-        tag_text, rest = rest[1:].split(" ", 1)
-        for item in tag_text.split(";"):
-            name, _, value = item.partition("=")
-            tags[name] = value
-    source = ""
-    if rest.startswith(":"):
-        source, rest = rest[1:].split(" ", 1)
-    trailing = None
-    if " :" in rest:
-        rest, trailing = rest.split(" :", 1)
-    words = rest.split()
-    params = words[1:] + ([trailing] if trailing is not None else [])
-    return Line(raw, tags, source, words[0].upper(), params)
+    """The server's line as the tests read it, parsed by futon's own codec
+    (one IRC parser in the project)."""
+    message = irc_lines.parse_line(raw)
+    return Line(raw, dict(message.tags), message.source or "", message.command.upper(), list(message.params))
 
 
 class RawClient:
