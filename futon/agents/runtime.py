@@ -841,6 +841,7 @@ async def run_agent(
     ws_url, http_base = endpoints(url)
     client = AgentClient(ws_url, agent_id, token)
     http = DaemonHttp(http_base, token)
+    driver.bind(client)  # e.g. the command driver's --mcp relay rides this connection
     runtime = AgentRuntime(client, driver, settings, http=http)
     stop = stop or asyncio.Event()
     try:

@@ -278,8 +278,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            if args.mcp:
-                return await run_mcp_agent(args.agent_id, url, driver, settings, token, stop)
             return await run_agent(args.agent_id, url, driver, settings, token=token, stop=stop)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -288,44 +286,3 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-async def run_mcp_agent(
-    agent_id: str,
-    url: str,
-    driver: Any,
-    settings: Any,
-    token: str | None,
-    stop: asyncio.Event,
-) -> int:
-    """``run_agent`` for ``--mcp``: the same runtime, with the command
-    driver bound to the agent's connection (its turns relay onto it)."""
-    from futon.agents.client import AgentClient
-    from futon.agents.runtime import AgentRuntime, DaemonHttp, endpoints
-
-    ws_url, http_base = endpoints(url)
-    client = AgentClient(ws_url, agent_id, token)
-    http = DaemonHttp(http_base, token)
-    driver.bind(client)
-    runtime = AgentRuntime(client, driver, settings, http=http)
-    try:
-        for work in (client.connect(), runtime.run()):
-            task = asyncio.ensure_future(work)
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopping.cancel()
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            if stop.is_set():
-                return 0
-            task.result()
-        logging.getLogger("futon.agent").error(
-            "%s: the daemon ended the connection for good", agent_id
-        )
-        return 1
-    finally:
-        await client.close()
-        await http.aclose()
-        await driver.aclose()

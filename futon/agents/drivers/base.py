@@ -93,6 +93,9 @@ class Driver(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the driver holds (HTTP sessions)."""
 
+    def bind(self, client: Any) -> None:  # noqa: B027 - optional hook
+        """The agent's connection, for drivers that need it (``command --mcp``)."""
+
 
 class HttpDriver(Driver):
     """A driver that talks to a model over HTTP: one lazily opened
