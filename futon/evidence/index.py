@@ -133,7 +133,7 @@ class Index:
         db.execute("PRAGMA journal_mode=WAL" if self.path else "PRAGMA journal_mode=MEMORY")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA temp_store=MEMORY")
-        db.execute("PRAGMA cache_size=-65536")
+        db.execute("PRAGMA cache_size=-16384")  # 16 MiB: hot index pages; the OS caches the rest
         db.executescript(_SCHEMA + _SECONDARY)
         version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
