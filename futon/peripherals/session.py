@@ -23,6 +23,7 @@ import logging
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("futon.peripherals")
 
 EVIDENCE_CAP = 64 * 1024  # bytes of JSON kept inline for a step's args or result
+SESSION_LOG_KEPT = 1000  # newest entry ids a session keeps for its session-log
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class SessionState:
     channels: list[str] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     named_files: set[Path] = field(default_factory=set)
-    evidence_ids: list[str] = field(default_factory=list)
+    # The newest entries' ids (the session-log a hop carries); bounded, so a
+    # long session does not grow without end — musn-log reads the whole log.
+    evidence_ids: deque[str] = field(default_factory=lambda: deque(maxlen=SESSION_LOG_KEPT))
     steps: int = 0
     refusals: int = 0
     hops: list[dict[str, Any]] = field(default_factory=list)
