@@ -30,12 +30,13 @@ lint: $(STAMP)
 # Debian packages the product or its tests use, as "command:package":
 # bubblewrap (bash-readonly's sandbox), ii (a real terminal IRC client),
 # chromium (the web page's browser test, driven by Playwright without a
-# browser download), ngircd and inspircd (real IRC networks for bot mode).
+# browser download), ngircd and inspircd (real IRC networks for bot mode),
+# openssl (a self-signed certificate for the TLS-verification test).
 # Installed when missing and we can (root with apt-get); the build never
 # fails here — a test that needs a missing one fails (or, for the optional
 # InspIRCd, skips) and says why. Packaged IRC servers would start a system
 # service on 6667, futon's embedded port: it is disabled again at once.
-DEBIAN_PACKAGES := bwrap:bubblewrap ii:ii chromium:chromium ngircd:ngircd inspircd:inspircd
+DEBIAN_PACKAGES := bwrap:bubblewrap ii:ii chromium:chromium ngircd:ngircd inspircd:inspircd openssl:openssl
 
 .PHONY: packages sandbox
 packages:
