@@ -47,3 +47,11 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple[object, ...]]) -
     for row in cells[1:]:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
     return "\n".join(lines)
+
+
+def within_goal(what: str, ratios: dict[int, float], goal: float, unit: str, baseline: str) -> str:
+    """The goal line for "``what`` within ``goal``× of ``baseline``", from
+    slowdown ratios keyed by concurrency (``unit``: client, agent …)."""
+    met = all(r <= goal for r in ratios.values())
+    measured = ", ".join(f"{n} {unit}{'s' if n > 1 else ''} {r:.2f}×" for n, r in ratios.items())
+    return f"goal: {what} within {goal:g}× of {baseline} — measured {measured} → {'met' if met else 'NOT met'}"

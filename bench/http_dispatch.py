@@ -34,7 +34,7 @@ try:  # a Ctrl-C while importing exits quietly too
 
     import aiohttp
 
-    from bench.common import machine, percentile, table
+    from bench.common import machine, percentile, table, within_goal
     from bench.ws_roundtrip import (
         GOAL,
         RATE_LIMIT,
@@ -181,10 +181,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         )
     )
     print()
-    ratios = out["ratios"]
-    met = all(r <= GOAL for r in ratios.values())
-    measured = ", ".join(f"{c} client{'s' if c > 1 else ''} {r:.2f}×" for c, r in ratios.items())
-    print(f"goal: /dispatch within {GOAL:g}× of the bare handler (requests/s, same concurrency) — measured {measured} → {'met' if met else 'NOT met'}")
+    print(within_goal("/dispatch", out["ratios"], GOAL, "client", "the bare handler (requests/s, same concurrency)"))
 
 
 def main() -> None:

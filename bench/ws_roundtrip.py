@@ -42,7 +42,7 @@ try:  # a Ctrl-C while importing exits quietly too
 
     import aiohttp
 
-    from bench.common import machine, percentile, table
+    from bench.common import machine, percentile, table, within_goal
     from tests.support import futon_env, make_config
 except KeyboardInterrupt:
     sys.exit(130)
@@ -330,10 +330,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     rows[1] += (f"{per['mem_daemon'] / per['mem_bare']:.1f}×" if per["mem_bare"] > 0 else "n/a",)
     print(table(f"memory per idle WS connection ({args.idle} connected agents, VmRSS)", ("what", "RSS before MiB", "RSS after MiB", "KiB/connection", "vs echo"), rows))
     print()
-    ratios = out["ratios"]
-    met = all(r <= GOAL for r in ratios.values())
-    measured = ", ".join(f"{c} agent{'s' if c > 1 else ''} {r:.2f}×" for c, r in ratios.items())
-    print(f"goal: tool round trip within {GOAL:g}× of the bare echo (round trips/s, same concurrency) — measured {measured} → {'met' if met else 'NOT met'}")
+    print(within_goal("tool round trip", out["ratios"], GOAL, "agent", "the bare echo (round trips/s, same concurrency)"))
 
 
 def main() -> None:
