@@ -192,6 +192,17 @@ class PathsScope(Strict):
         return value
 
 
+class SandboxSpec(Strict):
+    """What the sandbox of a peripheral's processes may see beyond the
+    scope. Every process a tool starts runs with an empty environment, no
+    network and only the system directories and the workspace visible;
+    these keys widen that, per peripheral, on purpose."""
+
+    network: bool = False  # true = the processes share the host network (deploy's push)
+    read_only: list[str] = Field(default_factory=list)  # extra folders visible read-only (a toolchain, a venv)
+    env: dict[str, str] = Field(default_factory=dict)  # variables the processes get (besides PATH, HOME, LANG)
+
+
 class PeripheralSpec(Strict):
     """One capability envelope. ``tools`` and named scopes are checked
     against the tool catalog, so a typo cannot silently widen or empty an
@@ -205,6 +216,7 @@ class PeripheralSpec(Strict):
     exit: list[str] = Field(min_length=1)
     context: list[str] = Field(default_factory=lambda: ["session-id"])
     config: dict[str, Any] = Field(default_factory=dict)
+    sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
 
     @field_validator("tools")
     @classmethod

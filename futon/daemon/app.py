@@ -127,6 +127,7 @@ class Daemon:
             self.config.workspace,
             phase_gate=domain.phase_gate,
             data_dir=self.config.data_dir,
+            hidden=(self.config.data_dir, *self.config.files),
         )
         self.runner.fruits.update(domain.fruits)
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)

@@ -4,6 +4,7 @@ scripted chains of peripherals (``run_chain``)."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,11 @@ class PeripheralRunner:
         phase_gate: PhaseGate | None = None,
         data_dir: Path | None = None,
         messenger: Messenger | None = None,
+        hidden: tuple[Path, ...] = (),
     ) -> None:
         self.peripherals = peripherals
+        # Real paths (data dir, config files) no tool may touch or show.
+        self.hidden = tuple(Path(os.path.realpath(p)) for p in hidden)
         self.data_dir = data_dir
         self.messenger = messenger
         self.backend = backend

@@ -269,6 +269,8 @@ class Session:
             peripheral_config=self.peripheral.spec.config,
             data_dir=self._runner.data_dir,
             messenger=self._runner.messenger,
+            hidden=self._runner.hidden,
+            sandbox=self.peripheral.spec.sandbox,
         )
         self._running = asyncio.ensure_future(self._backend.call(admitted.tool, admitted.args, ctx))
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from futon.config.models import ToolsSection
+from futon.config.models import SandboxSpec, ToolsSection
 from futon.peripherals.args import ToolArgs
 
 if TYPE_CHECKING:
@@ -49,7 +49,11 @@ class ToolContext:
     keys hops carry, e.g. ``problem-id``): a domain tool may record into it
     what later steps and the phase gate need. ``peripheral_id``,
     ``peripheral_config`` (its ``config:`` block in peripherals.yaml),
-    ``data_dir`` and ``messenger`` serve the domain peripherals."""
+    ``data_dir`` and ``messenger`` serve the domain peripherals.
+    ``hidden``: real paths no tool may read, write or show to a process
+    (the data directory and the config files), even inside the workspace.
+    ``sandbox``: the peripheral's sandbox widening (network, extra
+    read-only folders, environment)."""
 
     workspace: Path
     settings: ToolsSection
@@ -62,6 +66,8 @@ class ToolContext:
     peripheral_config: dict[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
     messenger: Messenger | None = None
+    hidden: tuple[Path, ...] = ()
+    sandbox: SandboxSpec = field(default_factory=SandboxSpec)
 
 
 class ToolBackend(ABC):
