@@ -99,6 +99,9 @@ class Daemon:
                         "networks": {bot.network: bot.connected for bot in self.bots}},
             },
             "evidence": {"entries": self.store.last_seq if self.store else 0},
+            # "degraded": the index lost a write (a full disk); acknowledged
+            # entries are served from memory until it catches up.
+            "index": self.store.index_state if self.store else "ok",
         }
 
     async def start(self) -> None:

@@ -143,9 +143,13 @@ class Index:
         return db
 
     def close(self) -> None:
-        if not self.read_only:
-            self.commit()
-        self._db.close()
+        try:
+            if not self.read_only:
+                self.commit()
+        finally:
+            # Uncommitted rows are lost, which is safe: the next start
+            # catches up from the shards.
+            self._db.close()
 
     def reset(self) -> None:
         """Drop everything; the caller re-indexes from the shards."""
@@ -236,6 +240,12 @@ class Index:
         """Make deferred changes visible to other processes."""
         if self._db.in_transaction:
             self._db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Drop deferred changes (after a failed write, SQLite may already
+        have done so): the index is then what it last committed."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def save_shard(self, shard: ShardRecord) -> None:
         self._save_shard(shard)
@@ -343,6 +353,27 @@ class Index:
             (root_id,),
         )
         return [Location(*row) for row in rows]
+
+    def links(self, entry_id: str) -> tuple[Location, str | None, str | None] | None:
+        """Where ``entry_id`` is, and the ids it replies to and forks from."""
+        row = self._db.execute(
+            "SELECT seq, shard, off, len, reply_to, fork_of FROM entries WHERE id=?", (entry_id,)
+        ).fetchone()
+        return (Location(*row[:4]), row[4], row[5]) if row else None
+
+    def links_in_order(self) -> Iterator[tuple[Location, str, str | None, str | None]]:
+        """Every entry's location, id, in-reply-to and fork-of, by seq."""
+        rows = self._db.execute("SELECT seq, shard, off, len, id, reply_to, fork_of FROM entries ORDER BY seq")
+        yield from ((Location(*row[:4]), row[4], row[5], row[6]) for row in rows)
+
+    def ids_of(self, locations: Iterable[Location]) -> list[str]:
+        seqs = [loc.seq for loc in locations]
+        found: list[str] = []
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.extend(row[0] for row in self._db.execute(f"SELECT id FROM entries WHERE seq IN ({marks})", chunk))
+        return found
 
     def iter_locations(self, after_seq: int = 0) -> Iterator[Location]:
         yield from (Location(*row) for row in self._db.execute(

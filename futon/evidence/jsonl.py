@@ -221,8 +221,9 @@ class JsonlStore(EvidenceStore):
         self.report.torn_bytes = size - keep
         self.report.note(f"cut a torn last line ({size - keep} bytes) from {path.name}")
 
-    def _catch_up(self, shard: ShardFile, record: ShardRecord | None) -> None:
-        """Index the lines of ``shard`` past what the index has seen."""
+    def _catch_up(self, shard: ShardFile, record: ShardRecord | None, *, commit: bool = True) -> None:
+        """Index the lines of ``shard`` past what the index has seen
+        (``commit=False``: leave it to the caller, all or nothing)."""
         start = record.indexed_bytes if record else 0
         line_no = record.indexed_lines if record else 0
         batch: list[tuple[EntryDict, Location, int]] = []
@@ -244,9 +245,9 @@ class JsonlStore(EvidenceStore):
                     batch.append((entry, Location(last_seq, shard.no, offset, length), line_no))
                 offset += length
                 if len(batch) >= 20_000:
-                    self._flush_catch_up(shard, batch, offset, line_no)
+                    self._flush_catch_up(shard, batch, offset, line_no, commit=commit)
                     batch = []
-        self._flush_catch_up(shard, batch, offset, line_no)
+        self._flush_catch_up(shard, batch, offset, line_no, commit=commit)
 
     def _skip(self, shard: ShardFile, line_no: int, problem: str) -> None:
         where = f"{shard.name}:{line_no}"
@@ -254,7 +255,13 @@ class JsonlStore(EvidenceStore):
         self.report.note(f"{where}: {problem}; line skipped")
 
     def _flush_catch_up(
-        self, shard: ShardFile, batch: list[tuple[EntryDict, Location, int]], offset: int, lines: int
+        self,
+        shard: ShardFile,
+        batch: list[tuple[EntryDict, Location, int]],
+        offset: int,
+        lines: int,
+        *,
+        commit: bool = True,
     ) -> None:
         # Duplicate ids (a hand-edited shard) are found per chunk, in one query.
         ids = [entry["evidence/id"] for entry, _, _ in batch]
@@ -267,7 +274,7 @@ class JsonlStore(EvidenceStore):
                 continue
             seen.add(entry_id)
             rows.append((entry, loc))
-        self._index.add(rows, [ShardRecord(shard.no, shard.name, shard.day, offset, lines)])
+        self._index.add(rows, [ShardRecord(shard.no, shard.name, shard.day, offset, lines)], commit=commit)
         self.report.indexed += len(rows)
 
     # ------------------------------------------------------------- writing
@@ -413,6 +420,14 @@ class JsonlStore(EvidenceStore):
 
     def _shard_progress(self) -> list[ShardRecord]:
         return [self._shard] if self._shard else []
+
+    def _reindex_from_shards(self) -> None:
+        """Index the shards past what the index committed (as at start-up),
+        in one transaction."""
+        known = {r.no: r for r in self._index.shards()}
+        for shard in list_shards(self.directory):
+            self._catch_up(shard, known.get(shard.no), commit=False)
+        self._index.commit()
 
     def _close_backend(self) -> None:
         if self._sync_timer is not None:

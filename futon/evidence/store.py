@@ -16,6 +16,12 @@ Contract for callers:
   or ``Conflict`` (``duplicate-id``, ``reply-not-found``, ``fork-not-found``)
   and changes nothing. A write failure (disk full…) raises ``StoreError``
   and changes nothing; reads keep working.
+- An acknowledged entry stays readable by every read path whatever happens
+  to the index afterwards: when an index write fails (SQLite then drops
+  the uncommitted part of the index), the entries it lost and every later
+  one are served from a memory overlay (:mod:`futon.evidence.overlay`) and
+  ``index_state`` is ``"degraded"`` until the index has caught up from the
+  shards, which the store retries by itself.
 - Entries returned are the caller's to keep; the store holds no reference
   to them. Listeners share one dict per entry and must not mutate it.
 """
@@ -23,6 +29,7 @@ Contract for callers:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -42,6 +49,7 @@ from futon.evidence.model import (
     normalise_entry,
     seal,
 )
+from futon.evidence.overlay import LayeredIndex
 from futon.evidence.query import EvidenceQuery, Page, encode_cursor
 from futon.evidence.threads import Thread, build_thread
 
@@ -49,6 +57,10 @@ log = logging.getLogger("futon.evidence")
 
 Listener = Callable[[EntryDict], None]
 INDEX_COMMIT_S = 0.1  # how stale another process's view of the index may be
+CATCH_UP_S = 1.0  # while degraded, how often the index tries to catch up
+# Entries a degraded store keeps in its memory overlay; past this, appends
+# are refused (store-unavailable) until the index has caught up.
+OVERLAY_MAX = 100_000
 _REFERENCES = {"evidence/in-reply-to": "reply-not-found", "evidence/fork-of": "fork-not-found"}
 Clock = Callable[[], datetime]
 
@@ -78,6 +90,14 @@ class _Head:
 class EvidenceStore(ABC):
     def __init__(self, index: Index, *, clock: Clock = utc_now) -> None:
         self._index = index
+        # What reads go through: the index, or (degraded) the index plus a
+        # memory overlay of the acknowledged entries it does not hold.
+        self._view: Index | LayeredIndex = index
+        self._overlay: Index | None = None
+        # Rows in the index's open (uncommitted) transaction: lost from it if
+        # a write fails, so kept until the commit succeeds.
+        self._deferred: list[tuple[EntryDict, Location]] = []
+        self._catch_up_timer: asyncio.TimerHandle | None = None
         self._clock = clock
         self._head = _Head()
         self._listeners: list[Listener] = []
@@ -87,7 +107,7 @@ class EvidenceStore(ABC):
         self._closed = False
 
     def _load_head(self) -> None:
-        last = self._index.last()
+        last = self._view.last()
         self._head = _Head(*last) if last else _Head()
 
     # ------------------------------------------------------------- writing
@@ -119,6 +139,8 @@ class EvidenceStore(ABC):
     def append_many_sync(self, raws: Iterable[Any]) -> list[EntryDict]:
         """Store a batch in one write; all or nothing."""
         self._check_open()
+        if self._overlay is not None:
+            self._try_catch_up()  # no loop may be running to retry it for us
         entries = [normalise_entry(raw) for raw in raws]
         sealed, failures = self._seal(entries)
         if failures:
@@ -165,7 +187,7 @@ class EvidenceStore(ABC):
         # One index lookup for the whole batch instead of one per reference.
         wanted = {e["evidence/id"] for e in entries}
         wanted.update(e[k] for e in entries for k in _REFERENCES if e.get(k) is not None)
-        existing = self._index.existing(wanted)
+        existing = self._view.existing(wanted)
         for position, entry in enumerate(entries):
             try:
                 self._check_references(entry, batch_ids, existing)
@@ -219,28 +241,109 @@ class EvidenceStore(ABC):
         return True
 
     def _publish(self, sealed: list[Sealed], locations: list[Location], *, commit: bool = True) -> None:
-        try:
-            self._index.add(
-                zip((s.entry for s in sealed), locations, strict=True),
-                self._shard_progress(),
-                commit=commit,
-                known=sealed[0].known if sealed else None,
-            )
-            if not commit:
-                self._schedule_index_commit()
-        except sqlite3.Error as exc:
-            # Written but not indexed: take the lines back so that what is
-            # stored and what is acknowledged stay the same set.
-            self._unwrite(locations)
-            self._load_head()
-            log.error("evidence index update failed: %s", exc)
-            raise StoreError(f"evidence index update failed: {exc}") from None
+        rows = list(zip((s.entry for s in sealed), locations, strict=True))
+        if self._overlay is not None:
+            self._hold_or_refuse(rows, locations)
+        else:
+            try:
+                self._index.add(rows, self._shard_progress(), commit=commit, known=sealed[0].known if sealed else None)
+            except sqlite3.Error as exc:
+                # This batch is not acknowledged yet: take its lines back, as
+                # a failed write would. What the index lost of earlier,
+                # acknowledged batches is served from memory from now on.
+                self._unwrite(locations)
+                self._degrade(exc)
+                self._load_head()
+                raise StoreError(f"evidence index update failed: {exc}") from None
+            else:
+                if commit:
+                    self._deferred.clear()
+                else:
+                    self._deferred.extend(rows)
+                    self._schedule_index_commit()
         for item in sealed:
             for listener in list(self._listeners):
                 try:
                     listener(item.entry)
                 except Exception:  # a broken listener must not break appends
                     log.exception("evidence listener failed")
+
+    # ------------------------------------------------------------- degraded index
+
+    @property
+    def index_state(self) -> str:
+        """``ok``, or ``degraded`` while acknowledged entries are served from
+        the memory overlay because the index could not be written."""
+        return "ok" if self._overlay is None else "degraded"
+
+    def _degrade(self, exc: sqlite3.Error) -> None:
+        """The index failed a write: whatever it had not committed is gone
+        from it. Move that into the memory overlay."""
+        log.error(
+            "evidence index write failed (%s); serving the newest entries from memory "
+            "until the index catches up from the shards",
+            exc,
+        )
+        lost, self._deferred = self._deferred, []
+        try:
+            self._index.rollback()
+        except sqlite3.Error as again:
+            log.error("evidence index rollback failed: %s", again)
+        if self._overlay is None:
+            self._overlay = Index(None)
+            self._view = LayeredIndex(self._index, self._overlay)
+        # A commit that failed may still have reached the file: keep only
+        # what the index really lacks.
+        present = self._index.existing(entry["evidence/id"] for entry, _ in lost) if lost else {}
+        self._overlay.add([row for row in lost if row[0]["evidence/id"] not in present])
+        self._schedule_catch_up()
+
+    def _hold_or_refuse(self, rows: list[tuple[EntryDict, Location]], locations: list[Location]) -> None:
+        assert self._overlay is not None
+        if self._overlay.count_all() + len(rows) > OVERLAY_MAX:
+            # Bounded: past this the store refuses rather than grow.
+            self._unwrite(locations)
+            self._load_head()
+            raise StoreError(
+                f"the evidence index cannot be written and {OVERLAY_MAX} entries already wait for it; "
+                "free space (or fix the index's disk) and retry"
+            )
+        self._overlay.add(rows)
+
+    def _schedule_catch_up(self) -> None:
+        if self._catch_up_timer is not None or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a caller without a loop retries on its next append
+        self._catch_up_timer = loop.call_later(CATCH_UP_S, self._try_catch_up)
+
+    def _try_catch_up(self) -> None:
+        """Re-index from the shards what the index lacks; on success, leave
+        degraded mode. Runs between writes, never during one."""
+        self._catch_up_timer = None
+        if self._overlay is None or self._closed:
+            return
+        if self._drain_task is not None and not self._drain_task.done():
+            self._schedule_catch_up()  # a batch is between its write and its publish
+            return
+        try:
+            self._reindex_from_shards()
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._index.rollback()
+            log.warning("evidence index still cannot catch up: %s", exc)
+            self._schedule_catch_up()
+            return
+        overlay, self._overlay = self._overlay, None
+        self._view = self._index
+        overlay.close()
+        log.info("evidence index caught up; reads are served from it again")
+
+    def _reindex_from_shards(self) -> None:
+        """Backends whose index can lag the truth bring it up to date here."""
+        raise sqlite3.OperationalError("this store cannot rebuild its index")
 
     def _shard_progress(self) -> list[ShardRecord]:
         return []
@@ -254,11 +357,13 @@ class EvidenceStore(ABC):
 
     def _commit_index(self) -> None:
         self._commit_timer = None
-        if not self._closed:
+        if not self._closed and self._overlay is None:
             try:
                 self._index.commit()
             except sqlite3.Error as exc:
-                log.error("evidence index commit failed: %s", exc)
+                self._degrade(exc)
+            else:
+                self._deferred.clear()
 
     def _unwrite(self, locations: list[Location]) -> None:  # noqa: B027 - optional hook
         """Remove a just-written batch that could not be indexed."""
@@ -278,17 +383,17 @@ class EvidenceStore(ABC):
         return self._head.seq
 
     def get(self, entry_id: str) -> EntryDict:
-        location = self._index.locate(entry_id)
+        location = self._view.locate(entry_id)
         if location is None:
             raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
         return self._read([location])[0]
 
     def exists(self, entry_id: str) -> bool:
-        return self._index.has_id(entry_id)
+        return self._view.has_id(entry_id)
 
     def query(self, query: EvidenceQuery) -> Page:
         """One page, newest first (oldest first with ``after_seq``)."""
-        locations = self._index.search(query, limit=query.limit + 1)
+        locations = self._view.search(query, limit=query.limit + 1)
         more = len(locations) > query.limit
         locations = locations[: query.limit]
         entries = self._read(locations)
@@ -296,26 +401,26 @@ class EvidenceStore(ABC):
         return Page(entries, cursor)
 
     def count(self, query: EvidenceQuery) -> int:
-        return self._index.count(query)
+        return self._view.count(query)
 
     def chain(self, entry_id: str) -> list[EntryDict]:
         """Ancestors by in-reply-to, root first, ending at the entry."""
-        if not self._index.has_id(entry_id):
+        if not self._view.has_id(entry_id):
             raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
-        return self._read(self._index.ancestors(entry_id))
+        return self._read(self._view.ancestors(entry_id))
 
     def thread(self, entry_id: str, *, include_ephemeral: bool = True) -> Thread:
         """The whole reply tree under the root of ``entry_id``."""
-        if not self._index.has_id(entry_id):
+        if not self._view.has_id(entry_id):
             raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
-        root = self._index.thread_root(entry_id)
-        entries = self._read(self._index.descendants(root))
+        root = self._view.thread_root(entry_id)
+        entries = self._read(self._view.descendants(root))
         if not include_ephemeral:
             entries = [e for e in entries if not e.get("evidence/ephemeral?") or e["evidence/id"] == root]
         return build_thread(root, entries)
 
     def total(self) -> int:
-        return self._index.count_all()
+        return self._view.count_all()
 
     # ------------------------------------------------------------- live
 
@@ -344,11 +449,17 @@ class EvidenceStore(ABC):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._commit_timer is not None:
-                self._commit_timer.cancel()
-                self._commit_timer = None
+            for timer in (self._commit_timer, self._catch_up_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._commit_timer = self._catch_up_timer = None
             self._close_backend()
-            self._index.close()
+            if self._overlay is not None:
+                self._overlay.close()
+            try:
+                self._index.close()
+            except sqlite3.Error as exc:
+                log.error("evidence index could not commit on close (%s); the next start catches up", exc)
 
     def _close_backend(self) -> None:  # noqa: B027 - optional hook
         """Sync and release files."""
