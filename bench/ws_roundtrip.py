@@ -146,6 +146,7 @@ def daemon_process(folder: Path, **overrides: Any) -> Iterator[tuple[str, int]]:
     overrides.setdefault("evidence__fsync", "never")
     overrides.setdefault("ws__max_frames_per_s", float(RATE_LIMIT))
     overrides.setdefault("ws__burst", RATE_LIMIT)
+    overrides.setdefault("http__max_connections_per_ip", 100_000)  # all clients are on 127.0.0.1 (--idle N)
     config = make_config(folder / "cfg", workspace=str(workspace), **overrides)
     ports = folder / "cfg" / "var" / "ports.json"
     log = folder / "daemon.log"

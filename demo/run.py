@@ -95,6 +95,18 @@ def environment() -> dict[str, str]:
     return env
 
 
+def widen_test_sandbox(peripherals: Path) -> None:
+    """Tool processes run in a sandbox that sees only the system folders and
+    the workspace; the scripted test step needs this Python (and its
+    pytest), which may live elsewhere: show its folders read-only."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    doc = yaml.load(peripherals)
+    doc["peripherals"]["test"]["sandbox"] = {"read_only": sorted({sys.prefix, sys.base_prefix})}
+    yaml.dump(doc, peripherals)
+
+
 def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="futon-demo-"))
     procs: list[subprocess.Popen[str]] = []
@@ -104,6 +116,7 @@ def main() -> int:
             (workspace / name).parent.mkdir(parents=True, exist_ok=True)
             (workspace / name).write_text(text)
         config = make_config(root / "cfg", workspace=str(workspace), irc__server__enabled=True, irc__server__port=0)
+        widen_test_sandbox(config.parent / "peripherals.yaml")
         futon = [sys.executable, "-m", "futon"]
         daemon = subprocess.Popen([*futon, "serve", "--config", str(config)], env=environment(), text=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip

@@ -59,7 +59,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "duplicate-id": 409,
     "reply-not-found": 409,
     "fork-not-found": 409,
-    # 413
+    # 408 / 413
+    "request-timeout": 408,
     "payload-too-large": 413,
     # 5xx
     "invoke-failed": 502,
@@ -67,6 +68,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "agent-unreachable": 502,
     "invoke-timeout": 504,
     "store-unavailable": 503,
+    "too-many-connections": 503,
     "internal-error": 500,
 }
 

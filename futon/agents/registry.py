@@ -8,6 +8,13 @@ effect for the very next frame.
 Tokens are kept only as sha256 hex and compared in constant time. Each
 agent has a push queue with a per-agent ``seq`` and a replay window that
 outlives its connections, so an agent that reconnects can ``resume``.
+
+An agent's id and nick are its IRC names: :meth:`AgentRegistry.owner_of_nick`
+answers whether a nick belongs to an agent (rfc1459 case folding, as the IRC
+server compares nicks), and :meth:`AgentRegistry.on_added` tells the IRC
+side at once when an agent is registered at run time, so it can reserve the
+nick (agents a reload adds are shown by the daemon's reload, in order with
+the agents it removes).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,6 +30,7 @@ from typing import Any, Protocol
 from futon.config.models import AgentsFile, AgentSpec
 from futon.errors import Conflict, NotFound, PermissionDenied, ProtocolError
 from futon.evidence.model import format_at
+from futon.transports.irc_lines import irc_lower
 
 
 class AgentLink(Protocol):
@@ -87,6 +95,7 @@ class AgentRegistry:
         self.replay_window = replay_window
         self.routing: dict[str, str] = {}
         self._agents: dict[str, AgentRecord] = {}
+        self._on_added: list[Callable[[AgentRecord], None]] = []
         self.load(agents)
 
     # ------------------------------------------------------------- config
@@ -127,9 +136,18 @@ class AgentRegistry:
         return self._agents.get(agent_id)
 
     def by_nick(self, nick: str) -> AgentRecord | None:
-        lowered = nick.lower()
+        lowered = irc_lower(nick)
         for record in self._agents.values():
-            if record.nick.lower() == lowered:
+            if irc_lower(record.nick) == lowered:
+                return record
+        return None
+
+    def owner_of_nick(self, nick: str) -> AgentRecord | None:
+        """The agent ``nick`` belongs to — as its nick or as its id, both
+        compared with IRC case folding — or None. Nobody else may use it."""
+        lowered = irc_lower(nick)
+        for record in self._agents.values():
+            if lowered in (irc_lower(record.nick), irc_lower(record.id)):
                 return record
         return None
 
@@ -188,7 +206,18 @@ class AgentRegistry:
             raise ProtocolError(f"invalid agent: {exc}", code="invalid-input") from None
         record = AgentRecord(spec, source="runtime", replay=deque(maxlen=self.replay_window))
         self._agents[agent_id] = record
+        self._added(record)
         return record
+
+    def on_added(self, callback: Callable[[AgentRecord], None]) -> None:
+        """Call ``callback(record)`` whenever an agent is registered at run
+        time (:meth:`register`). Callbacks must not block: they run inside
+        :meth:`register`. (A reload's new agents are the reload's to show.)"""
+        self._on_added.append(callback)
+
+    def _added(self, record: AgentRecord) -> None:
+        for callback in self._on_added:
+            callback(record)
 
     def deregister(self, agent_id: str) -> AgentRecord:
         record = self.get(agent_id)

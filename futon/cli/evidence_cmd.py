@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="re-read every shard: JSON, ids, seq order, hash chain")
     add_config_option(verify)
     verify.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    verify.add_argument(
+        "--anchor",
+        metavar="SEQ:HASH",
+        help="an anchor printed earlier by 'futon evidence anchor'; entries it covers must all be there, unchanged",
+    )
     verify.set_defaults(func=cmd_verify)
+
+    anchor = actions.add_parser(
+        "anchor",
+        help="print the newest entry's seq and hash as SEQ:HASH, to keep outside futon and check later with verify --anchor",
+    )
+    add_config_option(anchor)
+    anchor.add_argument("--json", action="store_true", help="print {seq, hash, at} as JSON")
+    anchor.set_defaults(func=cmd_anchor)
+
+    compact = actions.add_parser(
+        "compact",
+        help="drop ephemeral entries older than --before from the shards; a compaction entry keeps the chain verifiable",
+    )
+    add_config_option(compact)
+    compact.add_argument("--before", required=True, metavar="TIME", help="ISO-8601 time; a time without a zone is UTC")
+    compact.add_argument("--url", help="a running daemon's base URL, when it holds the store (default: from the config)")
+    compact.add_argument("--token", help="the daemon's admin token (default: $FUTON_ADMIN_TOKEN)")
+    compact.add_argument("--json", action="store_true", help="print the result as JSON")
+    compact.set_defaults(func=cmd_compact)
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -188,8 +213,14 @@ def cmd_chain(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+    from futon.errors import ProtocolError
+    from futon.evidence.anchor import Anchor
     from futon.evidence.verify import total_bytes, verify_store
 
+    try:
+        kept = Anchor.parse(args.anchor) if args.anchor else None
+    except ValueError as exc:
+        raise ProtocolError(f"--anchor: {exc}", code="invalid-input") from None
     directory = _evidence_dir(args)
     total = total_bytes(directory)
     console = Console(stderr=True)
@@ -200,14 +231,73 @@ def cmd_verify(args: argparse.Namespace) -> int:
             console=console,
         ) as progress:  # fmt: skip
             task = progress.add_task("verifying", total=total)
-            report = verify_store(directory, lambda n: progress.advance(task, n))
+            report = verify_store(directory, lambda n: progress.advance(task, n), anchor=kept)
     else:
-        report = verify_store(directory)
+        report = verify_store(directory, anchor=kept)
     for problem in report.problems:
         print(problem)
     status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
     print(f"{status}: {report.entries} entries in {report.shards} shard(s), {report.bytes} bytes ({directory})")
     return 0 if report.ok else 1
+
+
+def cmd_anchor(args: argparse.Namespace) -> int:
+    from futon.evidence.anchor import head_of_shards
+    from futon.evidence.jsonl import list_shards
+
+    directory = _evidence_dir(args)
+    shards = list_shards(directory)
+    head = head_of_shards(shards[-1].path) if shards else None
+    if head is None:
+        print(f"(no evidence yet in {directory})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"seq": head.seq, "hash": head.hash, "at": head.at}))
+    else:
+        print(head)
+    return 0
+
+
+def parse_cutoff(text: str) -> datetime:
+    """``--before``: ISO-8601, UTC when no zone is given."""
+    from futon.errors import ProtocolError
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ProtocolError(f"--before: {text!r} is not an ISO-8601 time (e.g. 2026-12-01T00:00:00Z)",
+                            code="invalid-input") from None  # fmt: skip
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    import os
+
+    from futon.evidence.jsonl import JsonlStore, StoreLocked
+
+    before = parse_cutoff(args.before)
+    directory = _evidence_dir(args)
+    try:
+        store = JsonlStore(directory)
+    except StoreLocked:
+        # A daemon holds the store: it compacts between two appends.
+        from futon.cli.status_cmd import daemon_url, post
+
+        url = (args.url or daemon_url(args.config)).rstrip("/")
+        token = args.token or os.environ.get("FUTON_ADMIN_TOKEN") or None
+        result = post(url, "/api/alpha/evidence/compact", {"before": before.isoformat()}, token)
+    else:
+        with store:
+            result = store.compact(before)
+    if args.json:
+        print(json.dumps(result))
+    elif result["removed"]:
+        runs = len(result["runs"])
+        print(f"removed {result['removed']} ephemeral entries in {runs} run(s); {result['kept']} kept; "
+              f"recorded as {result['entry']}")  # fmt: skip
+    else:
+        print(f"nothing to remove: no ephemeral entry is older than {before.isoformat()}")
+    return 0
 
 
 # ------------------------------------------------------------------ output

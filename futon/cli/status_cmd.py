@@ -71,7 +71,20 @@ def daemon_url(config_path: str) -> str:
 
 
 def fetch(url: str, path: str, token: str | None) -> Any:
-    request = urllib.request.Request(url + path, headers={"Accept": "application/json"})
+    return _call(urllib.request.Request(url + path, headers={"Accept": "application/json"}), url, path, token)
+
+
+def post(url: str, path: str, body: Any, token: str | None) -> Any:
+    """POST a JSON body to a running daemon; its JSON answer (a typed error
+    as FutonError with the daemon's message)."""
+    request = urllib.request.Request(
+        url + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Accept": "application/json", "Content-Type": "application/json"},
+    )  # fmt: skip
+    return _call(request, url, path, token)
+
+
+def _call(request: urllib.request.Request, url: str, path: str, token: str | None) -> Any:
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -83,7 +96,11 @@ def fetch(url: str, path: str, token: str | None) -> Any:
             raise FutonError(
                 f"the daemon at {url} needs its admin token for {path}: {hint}"
             ) from None
-        raise FutonError(f"the daemon at {url} answered {exc.code} for {path}") from None
+        try:
+            message = json.loads(exc.read()).get("message")
+        except (ValueError, AttributeError, OSError):
+            message = None
+        raise FutonError(f"the daemon at {url} answered {exc.code} for {path}" + (f": {message}" if message else "")) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise FutonError(

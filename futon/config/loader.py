@@ -78,7 +78,11 @@ class LoadedConfig:
 
     @property
     def data_dir(self) -> Path:
-        """Where evidence shards, sessions and state live."""
+        """Where evidence shards, sessions and state live. Unset: the
+        user's state directory (``$XDG_STATE_HOME/futon``, else
+        ``~/.local/state/futon``), which is outside any workspace."""
+        if self.daemon.data_dir is None:
+            return default_data_dir()
         return _absolute(self.base_dir, self.daemon.data_dir)
 
     @property
@@ -92,6 +96,15 @@ class LoadedConfig:
     def files(self) -> tuple[Path, Path, Path]:
         """futon.yaml, peripherals.yaml, agents.yaml."""
         return self.path, self.peripherals_path, self.agents_path
+
+
+def default_data_dir() -> Path:
+    """``$XDG_STATE_HOME/futon``, else ``~/.local/state/futon`` (the XDG base
+    directory rules: a relative ``XDG_STATE_HOME`` is ignored)."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if state and os.path.isabs(state):
+        return Path(os.path.abspath(state)) / "futon"
+    return Path(os.path.abspath(_expand_user("~/.local/state"))) / "futon"
 
 
 def _absolute(base: Path, value: str) -> Path:

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from futon.peripherals.catalog import KNOWN_TOOLS, NAMED_SCOPES
+from futon.peripherals.git_options import GRAMMARS as GIT_GRAMMARS
+from futon.peripherals.scope import parse_test_pattern
 
 
 class Strict(BaseModel):
@@ -39,6 +41,12 @@ class HttpSection(Strict):
     port: Port = 7070
     admin_token_sha256: Sha256Hex | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # A request's headers must be complete this long after its first byte
+    # (or after the connection opened): slowloris cannot hold sockets.
+    header_timeout_s: PositiveFloat = 10
+    body_timeout_s: PositiveFloat = 30  # a request body must arrive within this (else 408)
+    keepalive_timeout_s: PositiveFloat = 75  # an idle keep-alive connection is closed after this
+    max_connections_per_ip: int = Field(default=256, ge=1)  # HTTP and WebSocket together
 
 
 class WsSection(Strict):
@@ -47,6 +55,10 @@ class WsSection(Strict):
     burst: int = Field(default=100, ge=1)
     replay_window: int = Field(default=1000, ge=0)
     heartbeat_s: PositiveFloat = 20
+    ready_timeout_s: PositiveFloat = 10  # a socket without `ready` this long after the upgrade is closed (4001)
+    # Text waiting for a peer that does not read; past it the peer is dropped
+    # (it can reconnect and `resume`). One frame always fits, however large.
+    max_outbound_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
 
 
 class IrcServerSection(Strict):
@@ -59,6 +71,7 @@ class IrcServerSection(Strict):
     motd: str | None = "Welcome to futon: humans and agents, one room."
     ping_interval_s: PositiveFloat = 60
     ping_timeout_s: PositiveFloat = 180
+    registration_timeout_s: PositiveFloat = 30  # NICK+USER (and PASS) must be done this long after connecting
     max_clients: int = Field(default=500, ge=1)
     max_clients_per_ip: int = Field(default=200, ge=1)
 
@@ -112,14 +125,20 @@ class WebFetchSection(Strict):
     timeout_s: PositiveFloat = 20
 
 
+# Test-command patterns (see tools.test_commands in config/futon.yaml):
+# whole-argv matches, never prefixes; {paths} = relative in-workspace paths.
 DEFAULT_TEST_COMMANDS = [
-    "pytest",
-    "python -m pytest",
-    "python3 -m pytest",
+    "pytest {paths}",
+    "pytest -q {paths}",
+    "python -m pytest {paths}",
+    "python -m pytest -q {paths}",
+    "python3 -m pytest {paths}",
+    "python3 -m pytest -q {paths}",
     "make test",
     "npm test",
     "cargo test",
     "go test",
+    "go test ./...",
     "clojure -X:test",
 ]
 DEFAULT_GIT_SUBCOMMANDS = ["status", "diff", "log", "add", "commit", "push", "tag", "show"]
@@ -130,8 +149,31 @@ class ToolsSection(Strict):
     max_timeout_s: PositiveFloat = 600
     output_cap_bytes: int = Field(default=1024 * 1024, ge=1024)
     read_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Memory of all the processes of one tool call together (memory cgroup;
+    # else RLIMIT_AS per process); also the size of the sandbox's private /tmp.
+    memory_max_bytes: int = Field(default=2 * 1024**3, ge=64 * 1024 * 1024)
     test_commands: list[str] = Field(default_factory=lambda: list(DEFAULT_TEST_COMMANDS))
     git_subcommands: list[str] = Field(default_factory=lambda: list(DEFAULT_GIT_SUBCOMMANDS))
+
+    @field_validator("test_commands")
+    @classmethod
+    def _test_commands_are_patterns(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_test_pattern(entry)  # ValueError names the entry
+        return value
+
+    @field_validator("git_subcommands")
+    @classmethod
+    def _git_subcommands_have_grammars(cls, value: list[str]) -> list[str]:
+        # Each allowed subcommand needs an option table; without one its
+        # options could not be checked.
+        unknown = [sub for sub in value if sub not in GIT_GRAMMARS]
+        if unknown:
+            raise ValueError(
+                f"no option table for git {', '.join(unknown)}; known: {', '.join(GIT_GRAMMARS)}"
+            )
+        return value
+
     deploy_commands: list[str] = Field(default_factory=list)
     web_fetch: WebFetchSection = Field(default_factory=WebFetchSection)
 
@@ -158,7 +200,9 @@ class LoggingSection(Strict):
 class DaemonConfig(Strict):
     """futon.yaml."""
 
-    data_dir: str = "var"
+    # null: $XDG_STATE_HOME/futon, else ~/.local/state/futon: outside any
+    # workspace, so the file tools never reach evidence or state.
+    data_dir: str | None = None
     workspace: str | None = None
     files: FilesSection = Field(default_factory=FilesSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -201,6 +245,23 @@ class SandboxSpec(Strict):
     network: bool = False  # true = the processes share the host network (deploy's push)
     read_only: list[str] = Field(default_factory=list)  # extra folders visible read-only (a toolchain, a venv)
     env: dict[str, str] = Field(default_factory=dict)  # variables the processes get (besides PATH, HOME, LANG)
+
+    @field_validator("read_only")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        # Relative to what? A folder the sandbox shows must be named exactly.
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"sandbox.read_only entry {path!r} must be an absolute path")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not name or "=" in name or "\0" in name or "\0" in text:
+                raise ValueError(f"sandbox.env name {name!r} is not a valid environment variable")
+        return value
 
 
 class PeripheralSpec(Strict):

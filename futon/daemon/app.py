@@ -49,7 +49,7 @@ from futon.peripherals.tools.backend import RealBackend
 from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
 from futon.social.relay import IrcRelay
-from futon.transports.http import Services, build_app
+from futon.transports.http import HttpRunner, Services, build_app
 from futon.transports.irc_embedded import EmbeddedSide
 from futon.transports.irc_server import IrcServer
 from futon.transports.ws import CLOSE_UNKNOWN_AGENT, WsHub
@@ -156,12 +156,16 @@ class Daemon:
             chat=self,
             admin_token_sha256=settings.http.admin_token_sha256,
             max_body_bytes=settings.http.max_body_bytes,
+            body_timeout_s=settings.http.body_timeout_s,
             reload=self.reload,
             metrics=self.metrics.render,
         )
         app = build_app(self.services)
         app.on_response_prepare.append(self._count_response)
-        self._web = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_DRAIN_S)
+        # HttpRunner: header/keep-alive timeouts and the per-address cap (transports/http.py).
+        self._web = HttpRunner(
+            app, settings.http, handle_signals=False, access_log=None, shutdown_timeout=HTTP_DRAIN_S
+        )
         await self._web.setup()
         site = web.TCPSite(self._web, settings.http.host, settings.http.port, reuse_address=True)
         try:

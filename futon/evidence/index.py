@@ -274,6 +274,10 @@ class Index:
     def count_all(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
 
+    def hash_at(self, seq: int) -> str | None:
+        row = self._db.execute("SELECT hash FROM entries WHERE seq=?", (seq,)).fetchone()
+        return row[0] if row else None
+
     def has_id(self, entry_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE id=?", (entry_id,)).fetchone() is not None
 
@@ -402,11 +406,9 @@ class Index:
             source = "tags t0 JOIN entries e ON e.seq = t0.seq"
             where.append("t0.tag = ?")
             params.append(first)
-            for n, tag in enumerate(rest, start=1):
-                joins += f" JOIN tags t{n} ON t{n}.seq = e.seq AND t{n}.tag = ?"
+            for tag in rest:  # EXISTS, not JOIN: SQLite joins at most 64 tables (query.MAX_TAGS is 64)
+                where.append("EXISTS (SELECT 1 FROM tags tx WHERE tx.tag = ? AND tx.seq = e.seq)")
                 params.append(tag)
-            # joins' params come before WHERE's in SQL text order
-            params = params[1:] + params[:1]
         else:
             source = "entries e"
         equalities = (

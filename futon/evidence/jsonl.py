@@ -5,6 +5,7 @@ Layout of ``<data_dir>/evidence/``::
     000000000001-2026-11-25.jsonl   first seq, then the UTC day it was opened
     000000051234-2026-11-26.jsonl   names sort in seq order
     index.sqlite3                   rebuildable; never the truth
+    anchor.json                     seq and hash of the newest entry (futon.evidence.anchor)
 
 Durability (``fsync``): ``always`` syncs each batch before acknowledging it
 (concurrent appends share one sync: group commit); ``interval`` writes each
@@ -33,12 +34,15 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from futon.errors import StoreError
+from futon.evidence import compact as compaction
+from futon.evidence.anchor import ANCHOR_NAME, Anchor, AnchorWriter, keep_lost, read_anchor
 from futon.evidence.index import Index, Location, ShardRecord
-from futon.evidence.model import EntryDict
+from futon.evidence.model import EntryDict, format_at, normalise_entry, seal
 from futon.evidence.store import Clock, EvidenceStore, Sealed, utc_now
 
 log = logging.getLogger("futon.evidence")
@@ -87,6 +91,7 @@ class RecoveryReport:
     rebuilt: bool = False
     indexed: int = 0
     notes: list[str] = field(default_factory=list)
+    lost_anchor: Anchor | None = None  # an anchor ahead of (or not matching) the shards
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -126,6 +131,7 @@ class JsonlStore(EvidenceStore):
         self.sync_count = 0  # fsyncs issued: lets tests see group commit at work
         self._paths: dict[int, Path] = {}
         self._lock_fd: int | None = None
+        self._anchor: AnchorWriter | None = None
         if read_only:
             for shard in list_shards(self.directory):
                 self._paths[shard.no] = shard.path
@@ -144,6 +150,35 @@ class JsonlStore(EvidenceStore):
         super().__init__(self._open_index(), clock=clock)
         self._recover()
         self._load_head()
+        self._check_anchor()
+
+    def _check_anchor(self) -> None:
+        """Compare the anchor with what the shards hold, say what is wrong,
+        then anchor the head as it is now."""
+        path = self.directory / ANCHOR_NAME
+        try:
+            anchor = read_anchor(path)
+        except ValueError:
+            self.report.note(f"{ANCHOR_NAME} is unreadable; it is written anew from the shards")
+            anchor = None
+        head = self._head
+        if anchor is not None:
+            problem = None
+            if anchor.seq > head.seq:
+                problem = f"the anchor says the store reached seq {anchor.seq}, but the shards end at {head.seq}"
+            elif anchor.seq > 0 and self._index.hash_at(anchor.seq) != anchor.hash:
+                problem = f"entry {anchor.seq} is not the one the anchor recorded (rewritten?)"
+            if problem is not None:
+                kept = keep_lost(path, anchor)
+                self.report.lost_anchor = anchor
+                self.report.note(f"{problem}: entries were lost or changed; the old anchor is kept as {kept.name}")
+                log.error("evidence: %s; the old anchor is kept as %s", problem, kept.name)
+        try:
+            self._anchor = AnchorWriter(path)
+            if head.seq:
+                self._anchor.write(Anchor(head.seq, head.hash, head.at))
+        except OSError as exc:
+            raise StoreError(f"cannot write the evidence anchor {path}: {exc.strerror}") from None
 
     def _check_open(self) -> None:
         super()._check_open()
@@ -302,6 +337,7 @@ class JsonlStore(EvidenceStore):
                     os.ftruncate(self._fd, offset)
                 raise
             self._size = offset + len(data)
+            self._write_anchor(sealed[-1].entry)
             shard_no = self._shard.no
             self._shard = ShardRecord(
                 shard_no, self._shard.name, self._shard.day, self._size, self._shard.indexed_lines + len(sealed)
@@ -313,6 +349,24 @@ class JsonlStore(EvidenceStore):
             locations.append(Location(item.entry["evidence/seq"], shard_no, offset, len(item.line)))
             offset += len(item.line)
         return locations
+
+    def _load_head(self) -> None:
+        super()._load_head()
+        # After a batch was taken back (a failed write), the anchor must not
+        # keep claiming it.
+        if self._anchor is not None and self._head.seq:
+            with self._fd_lock, contextlib.suppress(OSError):
+                self._anchor.write(Anchor(self._head.seq, self._head.hash, self._head.at))
+
+    def _write_anchor(self, newest: EntryDict) -> None:
+        # After the lines (and their sync): the anchor never claims more than
+        # the shards hold. A failed anchor write only leaves it behind.
+        if self._anchor is None:
+            return
+        try:
+            self._anchor.write(Anchor(newest["evidence/seq"], newest["evidence/hash"], newest["evidence/at"]))
+        except OSError as exc:
+            log.warning("evidence: could not update the anchor (%s); it lags until the next batch", exc)
 
     def _writes_inline(self) -> bool:
         return self.fsync != "always"
@@ -421,6 +475,91 @@ class JsonlStore(EvidenceStore):
     def _shard_progress(self) -> list[ShardRecord]:
         return [self._shard] if self._shard else []
 
+    # ------------------------------------------------------------- compaction
+
+    def compact(self, before: datetime) -> dict[str, Any]:
+        """Drop ephemeral entries older than ``before`` from the shards and
+        record what went in a compaction entry (:mod:`futon.evidence.compact`).
+        Call with no append in flight (``await flush()`` first): it runs to
+        the end without yielding. Returns ``{removed, kept, runs, entry}``."""
+        self._check_open()
+        if self._pending or (self._drain_task is not None and not self._drain_task.done()):
+            raise StoreError("appends are in flight; flush the store before compacting")
+        head = self._head
+        with self._fd_lock:
+            self._close_writer()
+        shards = list_shards(self.directory)
+        work = self.directory / compaction.NEW_DIR
+        old = self.directory / compaction.OLD_DIR
+        for stale in (work, old):
+            if stale.exists() and any(stale.iterdir()):
+                raise StoreError(f"{stale.name}/ is left from an interrupted compaction; look at it and remove it first")
+            stale.mkdir(exist_ok=True)
+        try:
+            result = compaction.rewrite([(s.path, s.day) for s in shards], work, before)
+        except OSError as exc:
+            raise StoreError(f"compaction could not write new shards: {exc.strerror}") from None
+        if not result.runs:
+            work.rmdir()
+            old.rmdir()
+            return {"removed": 0, "kept": self.total(), "runs": [], "entry": None}
+        # The record of what went, chained to the old head, ends the new shards.
+        record = normalise_entry({
+            "subject": {"ref/type": "evidence", "ref/id": "compaction"}, "type": "correction",
+            "claim-type": "observation", "author": "futon", "tags": [compaction.TAG],
+            "body": {"compaction": {"before": format_at(before), "removed": result.removed,
+                                    "runs": [run.to_dict() for run in result.runs]}},
+        })  # fmt: skip
+        stored, line = seal(record, seq=head.seq + 1, at=max(format_at(self._clock()), head.at), prev_hash=head.hash)
+        today = self._clock().strftime("%Y-%m-%d")
+        last = result.shards[-1] if result.shards else work / shard_name(head.seq + 1, today)
+        with open(last, "ab") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not result.shards:
+            result.shards.append(last)
+        compaction.fsync_dir(work)
+        # Swap: old shards out, new in, old deleted — each step synced.
+        for shard in shards:
+            os.replace(shard.path, old / shard.path.name)
+        for path in result.shards:
+            os.replace(path, self.directory / path.name)
+        compaction.fsync_dir(self.directory)
+        for leftover in old.iterdir():
+            leftover.unlink()
+        old.rmdir()
+        work.rmdir()
+        self._reset_after_rewrite()
+        self._publish_compaction(stored)
+        return {"removed": result.removed, "kept": result.kept, "runs": [r.to_dict() for r in result.runs],
+                "entry": stored["evidence/id"]}  # fmt: skip
+
+    def _reset_after_rewrite(self) -> None:
+        """Forget every location (the shards are new) and index them anew."""
+        for fd in self._readers.values():
+            os.close(fd)
+        self._readers.clear()
+        self._paths.clear()
+        self._shard = None
+        self._size = 0
+        if self._overlay is not None:
+            self._overlay.close()
+            self._overlay = None
+            self._view = self._index
+        self._deferred.clear()
+        self._index.rollback()
+        self._index.reset()
+        self._recover()
+        self._load_head()
+
+    def _publish_compaction(self, stored: EntryDict) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(stored)
+            except Exception:
+                log.exception("evidence listener failed")
+
     def _reindex_from_shards(self) -> None:
         """Index the shards past what the index committed (as at start-up),
         in one transaction."""
@@ -435,6 +574,9 @@ class JsonlStore(EvidenceStore):
             self._sync_timer = None
         with self._fd_lock:
             self._close_writer()
+            if self._anchor is not None:
+                self._anchor.close()
+                self._anchor = None
         for fd in self._readers.values():
             os.close(fd)
         self._readers.clear()

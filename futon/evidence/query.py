@@ -3,7 +3,10 @@
 ``EvidenceQuery.from_params`` is the single parser of the query keys used by
 HTTP, the WS ``evidence_query``/``subscribe`` frames and the CLI, so the three
 can never disagree on what a filter means. Bad values raise
-``ProtocolError(code="invalid-query")`` — never an empty result.
+``ProtocolError(code="invalid-query")`` — never an empty result, never a
+500: every value is bounded (:data:`MAX_TAGS` tags, :data:`MAX_VALUE_CHARS`
+per value, timestamps the store can order, seqs SQLite can hold) before it
+reaches the index.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from futon.errors import ProtocolError
 from futon.evidence.model import CLAIM_TYPES, ENTRY_TYPES, REF_TYPES, EntryDict, parse_at
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+MAX_LIMIT = 1000  # a larger limit is clamped to this
+MAX_TAGS = 64  # more tag filters than this are refused
+MAX_VALUE_CHARS = 1024  # one filter value (an id, an author, one tag)
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer: a cursor beyond it cannot be ours
+_MAX_NUMBER_CHARS = 20  # `limit` as text: enough for any int64, no 4300-digit parses
 
 _PARAM_KEYS = frozenset(
     {
@@ -58,7 +65,7 @@ class EvidenceQuery:
         if strict_keys:
             unknown = sorted(set(params) - _PARAM_KEYS)
             if unknown:
-                raise _bad(f"unknown filter {unknown[0]!r}")
+                raise _bad(f"unknown filter {_short(unknown[0])}")
 
         def text(key: str) -> str | None:
             value = params.get(key)
@@ -66,6 +73,8 @@ class EvidenceQuery:
                 return None
             if not isinstance(value, str):
                 raise _bad(f"{key!r} must be a string")
+            if len(value) > MAX_VALUE_CHARS:
+                raise _bad(f"{key!r} is longer than {MAX_VALUE_CHARS} characters")
             return value
 
         def enum(key: str, allowed: tuple[str, ...]) -> str | None:
@@ -74,18 +83,8 @@ class EvidenceQuery:
                 return None
             value = value.removeprefix(":")
             if value not in allowed:
-                raise _bad(f"unknown {key} {value!r}; expected one of {', '.join(allowed)}")
+                raise _bad(f"unknown {key} {_short(value)}; expected one of {', '.join(allowed)}")
             return value
-
-        tags_raw = params.get("tag", params.get("tags"))
-        if tags_raw is None or tags_raw == "":
-            tags: tuple[str, ...] = ()
-        elif isinstance(tags_raw, str):
-            tags = tuple(t.strip().removeprefix(":") for t in tags_raw.split(",") if t.strip())
-        elif isinstance(tags_raw, list) and all(isinstance(t, str) for t in tags_raw):
-            tags = tuple(t.removeprefix(":") for t in tags_raw if t)
-        else:
-            raise _bad("'tag' must be a comma list of strings")
 
         def stamp(key: str) -> str | None:
             value = text(key)
@@ -93,8 +92,9 @@ class EvidenceQuery:
                 return None
             try:
                 return parse_at(value)
-            except ValueError:
-                raise _bad(f"{key!r} is not an ISO-8601 timestamp: {value!r}") from None
+            except (ValueError, OverflowError):  # OverflowError: a UTC offset past year 1 or 9999
+                message = f"{key!r} is not an ISO-8601 timestamp between years 1 and 9999: {_short(value)}"
+                raise _bad(message) from None
 
         include = params.get("include-ephemeral", False)
         if isinstance(include, str):
@@ -106,11 +106,12 @@ class EvidenceQuery:
 
         limit_raw = params.get("limit", DEFAULT_LIMIT)
         try:
-            if isinstance(limit_raw, bool):
+            too_long = isinstance(limit_raw, str) and len(limit_raw) > _MAX_NUMBER_CHARS
+            if isinstance(limit_raw, bool | float) or too_long:
                 raise ValueError
             limit = int(limit_raw)
         except (TypeError, ValueError):
-            raise _bad(f"'limit' must be a positive integer, got {limit_raw!r}") from None
+            raise _bad(f"'limit' must be a positive integer, got {_short(limit_raw)}") from None
         if limit < 1:
             raise _bad("'limit' must be at least 1")
         limit = min(limit, MAX_LIMIT)
@@ -127,7 +128,7 @@ class EvidenceQuery:
             author=text("author"),
             session_id=text("session-id"),
             pattern_id=text("pattern-id"),
-            tags=tags,
+            tags=_tags(params.get("tag", params.get("tags"))),
             since=stamp("since"),
             until=stamp("until"),
             include_ephemeral=bool(include),
@@ -174,24 +175,56 @@ class Page:
     next_cursor: str | None
 
 
+def _tags(raw: Any) -> tuple[str, ...]:
+    """``tag``: a comma list (HTTP) or a list of strings (WS); duplicates
+    dropped, at most :data:`MAX_TAGS`, each at most :data:`MAX_VALUE_CHARS`."""
+    if raw is None or raw == "":
+        return ()
+    if isinstance(raw, str):
+        if len(raw) > MAX_TAGS * (MAX_VALUE_CHARS + 1):  # refused before it is split
+            raise _bad(f"'tag' is longer than {MAX_TAGS} tags of {MAX_VALUE_CHARS} characters")
+        items = [t.strip() for t in raw.split(",")]
+    elif isinstance(raw, list) and all(isinstance(t, str) for t in raw):
+        if len(raw) > MAX_TAGS * 2:  # refused before anything else is done with it (duplicates or not)
+            raise _bad(f"at most {MAX_TAGS} tags may be filtered on, got {len(raw)}")
+        items = list(raw)
+    else:
+        raise _bad("'tag' must be a comma list of strings")
+    tags = tuple(dict.fromkeys(t.removeprefix(":") for t in items if t))
+    if len(tags) > MAX_TAGS:
+        raise _bad(f"at most {MAX_TAGS} tags may be filtered on, got {len(tags)}")
+    if any(len(t) > MAX_VALUE_CHARS for t in tags):
+        raise _bad(f"a tag is longer than {MAX_VALUE_CHARS} characters")
+    return tags
+
+
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> int:
     try:
+        if len(cursor) > 64:  # ours are ~30 characters
+            raise ValueError
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
         prefix, _, number = text.partition(":")
         if prefix != "seq":
             raise ValueError
         seq = int(number)
-        if seq < 0:
+        if not 0 <= seq <= MAX_SEQ:
             raise ValueError
         return seq
     except (ValueError, UnicodeError, binascii.Error):
-        raise _bad(f"'cursor' is not a cursor this server issued: {cursor[:40]!r}") from None
+        raise _bad(f"'cursor' is not a cursor this server issued: {_short(cursor)}") from None
 
 
 def _bad(message: str) -> ProtocolError:
     return ProtocolError(message, code="invalid-query")
+
+
+def _short(value: Any) -> str:
+    """A value for an error message: repr, cut to 40 characters (the
+    message must not echo a megabyte back)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -435,6 +435,19 @@ class EvidenceStore(ABC):
 
         return unsubscribe
 
+    # ------------------------------------------------------------- compaction
+
+    def compact(self, before: datetime) -> dict[str, Any]:
+        """Drop ephemeral entries older than ``before`` (backends that keep
+        files do; see :mod:`futon.evidence.compact`)."""
+        raise StoreError("this evidence store does not compact")
+
+    async def compact_live(self, before: datetime) -> dict[str, Any]:
+        """:meth:`compact` in a running daemon: between two appends, with
+        no await in between the flush and the rewrite."""
+        await self.flush()
+        return self.compact(before)
+
     # ------------------------------------------------------------- lifecycle
 
     async def flush(self) -> None:

@@ -27,6 +27,7 @@ from futon.peripherals.scope import (
     check_deploy_command,
     check_git_command,
     check_test_command,
+    is_within,
     out_of_scope,
     resolve_in_scope,
 )
@@ -61,6 +62,9 @@ class Envelope:
     session_id: str
     named_files: Collection[Path] = ()  # session-log-only: files its evidence names
     context: Mapping[str, Any] = field(default_factory=dict)  # the session's live context
+    # Real paths no file tool may name: futon's data directory and config
+    # files. The tools refuse them again by inode; this is the first wall.
+    hidden: tuple[Path, ...] = ()
 
 
 class Dispatcher:
@@ -98,12 +102,13 @@ class Dispatcher:
             resolved = []
             for raw in args.paths():
                 path = resolve_in_scope(workspace, raw, peripheral.path_prefixes)
+                _check_not_hidden(path, raw, workspace, envelope.hidden)
                 if peripheral.scope_name == "session-log-only" and path not in envelope.named_files:
                     raise out_of_scope(f"{raw!r} is not named in this session's evidence", path=raw)
                 resolved.append(path)
             return Admitted(tool, args, resolved=tuple(resolved))
         if tool == "bash-test":
-            check_test_command(_command(args), self.settings.test_commands)
+            check_test_command(_command(args), self.settings.test_commands, workspace)
         elif tool == "bash-git":
             check_git_command(_command(args), self.settings.git_subcommands)
         elif tool == "bash-deploy":
@@ -131,6 +136,18 @@ class Dispatcher:
 def _command(args: ToolArgs) -> str:
     assert isinstance(args, ShellArgs)
     return args.command
+
+
+def _check_not_hidden(path: Path, raw: str, workspace: Path, hidden: tuple[Path, ...]) -> None:
+    """out-of-scope when ``path`` is a hidden path or lies under one. A
+    hidden directory that holds the whole workspace (systemd: data_dir
+    /var/lib/futon, workspace /var/lib/futon/workspace) hides nothing
+    inside it: its own files are outside the workspace anyway."""
+    for secret in hidden:
+        if is_within(path, secret) and not (secret != workspace and is_within(workspace, secret)):
+            raise out_of_scope(
+                f"path {raw!r} is futon's own data or configuration, which no tool may touch", path=raw
+            )
 
 
 def _check_glob_pattern(pattern: str) -> None:

@@ -3,8 +3,11 @@ what the session did (its :class:`~futon.peripherals.state.SessionState`)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
@@ -52,24 +55,82 @@ def parse_test_output(out: str) -> RunSummary:
     )
 
 
+def _passed(run: dict[str, Any]) -> bool:
+    summary: RunSummary = run["summary"]
+    return run["exit"] == 0 and summary.failed == 0 and summary.errors == 0
+
+
 def fruit_of_tests(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{result: pass|fail|flaky, test_count, failures}`` from the session's
-    test runs (each ``{command, exit, summary}``). ``flaky`` when the same
-    command both passed and failed within the session."""
+    """``{result, test_count, failures, runs, per_run}`` from the session's
+    test runs (each ``{command, exit, summary, workspace}``, ``workspace``
+    being a fingerprint of the files the run saw).
+
+    ``result`` is the last run's (``pass``/``fail``), or ``no-tests`` when
+    nothing ran; ``flaky`` only when one command gave different results with
+    no change to the workspace in between (same fingerprint) — a failing run,
+    a fix, and a passing run is a pass."""
     if not runs:
-        return {"result": "fail", "test_count": 0, "failures": [], "runs": 0}
-    outcomes: dict[str, set[bool]] = {}
+        return {"result": "no-tests", "test_count": 0, "failures": [], "runs": 0, "per_run": []}
+    flaky = False
+    previous: dict[str, tuple[object, bool]] = {}  # command → (fingerprint, passed) of its last run
     for run in runs:
-        summary: RunSummary = run["summary"]
-        passed = run["exit"] == 0 and summary.failed == 0 and summary.errors == 0
-        outcomes.setdefault(run["command"], set()).add(passed)
+        passed = _passed(run)
+        seen = previous.get(run["command"])
+        if seen is not None and seen[0] == run.get("workspace") and seen[1] != passed:
+            flaky = True
+        previous[run["command"]] = (run.get("workspace"), passed)
     last = runs[-1]
-    summary = last["summary"]
-    last_passed = last["exit"] == 0 and summary.failed == 0 and summary.errors == 0
-    flaky = any(len(seen) > 1 for seen in outcomes.values())
+    summary: RunSummary = last["summary"]
+    per_run = [
+        {
+            "command": run["command"],
+            "result": "pass" if _passed(run) else "fail",
+            "passed": run["summary"].passed,
+            "failed": run["summary"].failed,
+            "errors": run["summary"].errors,
+            "skipped": run["summary"].skipped,
+        }
+        for run in runs[-50:]  # bounded: a long session keeps its newest runs
+    ]
     return {
-        "result": "flaky" if flaky else ("pass" if last_passed else "fail"),
+        "result": "flaky" if flaky else ("pass" if _passed(last) else "fail"),
         "test_count": summary.count if summary.parsed else None,
         "failures": summary.failures,
         "runs": len(runs),
+        "per_run": per_run,
     }
+
+
+# Folders whose changes say nothing about the code under test: version
+# control internals and the caches a test run itself writes.
+_FINGERPRINT_SKIP = frozenset({".git", ".hg", ".svn", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+_FINGERPRINT_MAX_FILES = 200_000
+
+
+def workspace_fingerprint(root: Path) -> str | None:
+    """A digest of every file's path, size and modification time under
+    ``root`` (symlinks not followed); None when the tree is too large to
+    walk cheaply (then no two runs are known to have seen the same tree)."""
+    digest = hashlib.sha256()
+    count = 0
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in _FINGERPRINT_SKIP:
+                    stack.append(Path(entry.path))
+                continue
+            count += 1
+            if count > _FINGERPRINT_MAX_FILES:
+                return None
+            digest.update(f"{entry.path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()

@@ -186,6 +186,6 @@ class PeripheralRunner:
                 # session-log-only scopes depend on what the session has done;
                 # they are checked for real when the step runs.
                 if peripheral.scope_name != "session-log-only":
-                    envelope = Envelope(peripheral, real, f"precheck-{agent_id}")
+                    envelope = Envelope(peripheral, real, f"precheck-{agent_id}", hidden=self.hidden)
                     self.dispatcher.admit(envelope, normalise_id(action["tool"]), action.get("args", []), check_phase=False)
             previous = peripheral

@@ -8,7 +8,12 @@ Two kinds of scope limit what a permitted tool may touch:
   prefixes;
 - commands — ``test-commands-only`` and ``git-push-only`` split a command
   with shell rules into argv and refuse any shell syntax, so the command can
-  run without a shell and ``pytest; rm -rf src`` never passes.
+  run without a shell and ``pytest; rm -rf src`` never passes. The argv
+  must then match a test-command pattern whole, pass the git grammar
+  (:mod:`futon.peripherals.git_options`) or equal a deploy command.
+
+These argument checks are a first wall; the sandbox the command runs in is
+the one that holds when a test suite or git itself is told to do harm.
 
 Everything here raises ``PermissionDenied(code="out-of-scope")`` with a
 sentence saying what was refused and why.
@@ -17,11 +22,13 @@ sentence saying what was refused and why.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 from futon.errors import PermissionDenied
+from futon.peripherals.git_options import check_git_argv
 
 # Characters that only mean something to a shell. Refused outright in the
 # no-shell scopes, even inside quotes: a test command has no need of them and
@@ -39,10 +46,22 @@ def resolve_in_workspace(workspace: Path, raw: str) -> Path:
     # String operations on purpose: this runs for every path argument of
     # every action, and pathlib's parsing cost more than the check itself.
     base = str(workspace)
-    resolved = os.path.realpath(raw if os.path.isabs(raw) else os.path.join(base, raw))
+    resolved = _realpath(raw if os.path.isabs(raw) else os.path.join(base, raw), raw)
     if not _within(resolved, base):
         raise out_of_scope(f"path {raw!r} resolves outside the workspace", path=raw)
     return Path(resolved)
+
+
+def _realpath(path: str, raw: str) -> str:
+    """realpath, which raises when a component changes kind under it (a
+    symlink swapped for a directory between its lstat and readlink): try
+    again, then refuse."""
+    for _ in range(3):
+        try:
+            return os.path.realpath(path)
+        except OSError:
+            continue
+    raise out_of_scope(f"path {raw!r} keeps changing while it is checked", path=raw)
 
 
 def resolve_in_scope(workspace: Path, raw: str, prefixes: Sequence[str] | None) -> Path:
@@ -53,7 +72,7 @@ def resolve_in_scope(workspace: Path, raw: str, prefixes: Sequence[str] | None) 
         return resolved
     base = str(workspace)
     for prefix in prefixes:
-        root = os.path.realpath(os.path.join(base, prefix))
+        root = _realpath(os.path.join(base, prefix), raw)
         if _within(str(resolved), root) and _within(root, base):
             return resolved
     allowed = ", ".join(prefixes)
@@ -84,33 +103,113 @@ def split_command(command: str) -> list[str]:
     return argv
 
 
-def check_test_command(command: str, allowed: Sequence[str]) -> list[str]:
-    """argv of an allowed test command (argv starts with one of ``allowed``)."""
+# Placeholders of a test-command pattern (tools.test_commands).
+PATH_SLOT = "{path}"  # exactly one in-workspace relative path
+PATHS_SLOT = "{paths}"  # zero or more of them; only as the last token
+# A path argument: word characters and . / : [ ] , + - (pytest node ids such
+# as tests/test_a.py::test_x[1] included), starting with a word character or
+# '.'. This leaves out what a test runner would read as something else: a
+# leading '-' (an option), '@' (pytest reads more arguments from that file),
+# '+', and '=' (make reads VAR=value as a variable, which can run programs).
+_PATH_ARG = re.compile(r"[\w.][\w./:\[\],+-]*")
+
+
+def parse_test_pattern(entry: str) -> list[str]:
+    """Tokens of one ``tools.test_commands`` entry; ValueError when it is not
+    a valid pattern (used by the config model, so a bad entry fails at load)."""
+    try:
+        tokens = shlex.split(entry)
+    except ValueError as exc:
+        raise ValueError(f"test command {entry!r} does not split into arguments: {exc}") from None
+    if not tokens:
+        raise ValueError("a test command may not be empty")
+    for at, token in enumerate(tokens):
+        if token in (PATH_SLOT, PATHS_SLOT):
+            if at == 0:
+                raise ValueError(f"test command {entry!r} must start with a program, not {token}")
+            if token == PATHS_SLOT and at != len(tokens) - 1:
+                raise ValueError(
+                    f"in test command {entry!r}, {PATHS_SLOT} may only be the last token"
+                )
+        elif "{" in token or "}" in token:
+            raise ValueError(
+                f"test command {entry!r}: {token!r} is not a placeholder; use {PATH_SLOT} or"
+                f" {PATHS_SLOT} as a whole token"
+            )
+    return tokens
+
+
+def check_test_command(
+    command: str, allowed: Sequence[str], workspace: Path | None = None
+) -> list[str]:
+    """argv of ``command`` when it matches one of the ``allowed`` patterns
+    whole: literal tokens equal, ``{path}`` one path argument, ``{paths}``
+    any number of them at the end. Never a prefix match: ``pytest
+    --junitxml=/x`` does not match ``pytest {paths}``. Path arguments must be
+    relative, stay inside ``workspace`` (symlinks followed, when given) and
+    look like paths (see ``_PATH_ARG``)."""
     argv = split_command(command)
+    refusals: list[str] = []
     for entry in allowed:
-        prefix = shlex.split(entry)
-        if argv[: len(prefix)] == prefix:
+        reason = _match_test_pattern(parse_test_pattern(entry), argv, workspace)
+        if reason is None:
             return argv
-    raise out_of_scope(f"{argv[0]!r} is not one of the configured test commands ({', '.join(allowed)})")
+        refusals.append(reason)
+    # A path that is refused says more than "no pattern matched".
+    detail = next((r for r in refusals if r), "")
+    configured = ", ".join(allowed) or "none"
+    raise out_of_scope(
+        f"{command!r} is not one of the configured test commands ({configured})"
+        + (f": {detail}" if detail else ""),
+    )
 
 
-# git options that run programs or write outside the repository.
-_GIT_DANGEROUS = ("--output", "--exec", "--upload-pack", "--receive-pack", "--ext-diff", "-c", "--config", "--git-dir", "--work-tree", "-C", "--exec-path")
+def _match_test_pattern(pattern: list[str], argv: list[str], workspace: Path | None) -> str | None:
+    """None when ``argv`` matches; otherwise why not ("" for a plain miss)."""
+    variadic = pattern[-1] == PATHS_SLOT
+    fixed = pattern[:-1] if variadic else pattern
+    if len(argv) < len(fixed) or (not variadic and len(argv) != len(fixed)):
+        return ""
+    paths: list[str] = []
+    for token, arg in zip(fixed, argv, strict=False):
+        if token == PATH_SLOT:
+            paths.append(arg)
+        elif token != arg:
+            return ""
+    paths.extend(argv[len(fixed) :])
+    for arg in paths:
+        reason = _test_path_problem(arg, workspace)
+        if reason:
+            return reason
+    return None
+
+
+def _test_path_problem(arg: str, workspace: Path | None) -> str:
+    """Why ``arg`` may not stand for a path here ("" when it may)."""
+    if os.path.isabs(arg):
+        return f"{arg!r} is an absolute path; test paths must be relative"
+    if not _PATH_ARG.fullmatch(arg):
+        return (
+            f"{arg!r} is not a plain relative path (options, '=', '@' and the like are"
+            " not allowed)"
+        )
+    file_part = arg.split("::", 1)[0]  # pytest node id: path::test
+    if ".." in file_part.split("/"):
+        return f"{arg!r} climbs out with '..'"
+    if workspace is not None:
+        try:
+            resolve_in_workspace(workspace, file_part)
+        except PermissionDenied as exc:
+            return exc.message
+    return ""
 
 
 def check_git_command(command: str, subcommands: Sequence[str]) -> list[str]:
-    """argv of ``git <allowed subcommand> …``; options that would run other
-    programs or write elsewhere are refused too."""
+    """argv of ``git <allowed subcommand> …`` whose every option and argument
+    passes :mod:`futon.peripherals.git_options` (git's own parsing rules,
+    prefixes of long options included)."""
     argv = split_command(command)
-    if argv[0] != "git":
-        raise out_of_scope(f"only git may run here, not {argv[0]!r}")
-    if len(argv) < 2 or argv[1] not in subcommands:
-        sub = argv[1] if len(argv) > 1 else "(none)"
-        raise out_of_scope(f"git subcommand {sub!r} is not allowed; allowed: {', '.join(subcommands)}")
-    for arg in argv[2:]:
-        for option in _GIT_DANGEROUS:
-            if arg == option or arg.startswith(option + "="):
-                raise out_of_scope(f"git option {option!r} is not allowed here")
+    check_git_argv(argv, subcommands)
     return argv
 
 

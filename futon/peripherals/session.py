@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections import deque
@@ -35,7 +36,7 @@ from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
-from futon.peripherals.fruit import fruit_of_tests, parse_test_output
+from futon.peripherals.fruit import fruit_of_tests, parse_test_output, workspace_fingerprint
 from futon.peripherals.hop import carry, check_hop
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import ToolBackend, ToolContext
@@ -181,14 +182,20 @@ class Session:
             except FutonError as refusal:
                 await self._refused(tool, args, refusal)
                 raise
+            # What the tests run against, so that a fail → fix → pass is
+            # told apart from a flaky test (fruit_of_tests).
+            seen = await asyncio.to_thread(workspace_fingerprint, self.workspace) if tool == "bash-test" else None
             ok, result = await self._run(admitted)
-            self._record(admitted, ok, result)
+            self._record(admitted, ok, result, workspace=seen)
             await self._write("coordination", "step", {"tool": tool, "args": _capped(args), "ok": ok, "result": _capped(result)})
             return StepResult(tool, ok, result)
 
     def admit(self, tool: str, args: Any) -> Admitted:
         """Check an action against the current envelope, without running it."""
-        envelope = Envelope(self.peripheral, self.workspace, self.id, self.state.named_files, self.state.context)
+        envelope = Envelope(
+            self.peripheral, self.workspace, self.id, self.state.named_files, self.state.context,
+            hidden=self._runner.hidden,
+        )
         return self._dispatcher.admit(envelope, tool, args)
 
     async def hop(
@@ -290,7 +297,7 @@ class Session:
         finally:
             self._running = None
 
-    def _record(self, admitted: Admitted, ok: bool, result: Any) -> None:
+    def _record(self, admitted: Admitted, ok: bool, result: Any, *, workspace: str | None = None) -> None:
         state = self.state
         state.steps += 1
         state.peripheral_steps += 1
@@ -316,7 +323,9 @@ class Session:
             state.changes.append({"tool": tool, **result, "file": path})
         elif tool == "bash-test" and isinstance(result, dict):
             summary = parse_test_output(str(result.get("out", "")) + "\n" + str(result.get("err", "")))
-            state.test_runs.append({"command": _command_of(args), "exit": result.get("exit"), "summary": summary})
+            state.test_runs.append(
+                {"command": _command_of(args), "exit": result.get("exit"), "summary": summary, "workspace": workspace}
+            )
         elif tool == "bash-git" and isinstance(result, dict):
             state.git.append({"command": _command_of(args), "exit": result.get("exit")})
 
@@ -327,7 +336,11 @@ class Session:
             return str(resolved)
 
     def _name_file(self, raw: str) -> None:
-        self.state.named_files.add(Path(os.path.realpath(self.workspace / raw)))
+        try:
+            real = os.path.realpath(self.workspace / raw)
+        except OSError:  # a path component changed kind under realpath: name nothing
+            return
+        self.state.named_files.add(Path(real))
 
     def derived_context(self) -> dict[str, Any]:
         state = self.state
@@ -368,17 +381,10 @@ class Session:
         def succeeded(word: str) -> bool:
             return any(g["exit"] == 0 and g["command"].split()[1:2] == [word] for g in self.state.git)
 
-        sha = None
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                "git", "rev-parse", "HEAD", cwd=self.workspace,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout=5)
-            if proc.returncode == 0:
-                sha = out.decode().strip() or None
-        except (OSError, TimeoutError):
-            sha = None
+        # Read from .git, never by running git here: the daemon must not run
+        # a program the agent could have configured (.git/config is writable
+        # to some peripherals); every git process runs in the sandbox.
+        sha = await asyncio.to_thread(head_commit, self.workspace)
         return {"committed": succeeded("commit"), "pushed": succeeded("push"), "sha": sha}
 
     def _par(self) -> dict[str, Any]:
@@ -459,3 +465,32 @@ def _capped(value: Any) -> Any:
 
 def _now() -> str:
     return format_at(datetime.now(UTC))
+
+
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def head_commit(workspace: Path) -> str | None:
+    """The commit HEAD names in ``workspace/.git`` (loose or packed ref),
+    read as files; None when there is none or it cannot be read."""
+    git = workspace / ".git"
+    try:
+        head = (git / "HEAD").read_text(errors="replace").strip()
+        if _SHA.match(head):
+            return head
+        if not head.startswith("ref: "):
+            return None
+        ref = head[5:].strip()
+        if not ref.startswith("refs/") or ".." in ref.split("/"):
+            return None
+        loose = git / ref
+        if loose.is_file() and not loose.is_symlink():
+            value = loose.read_text(errors="replace").strip()
+            return value if _SHA.match(value) else None
+        for line in (git / "packed-refs").read_text(errors="replace").splitlines():
+            parts = line.split(" ", 1)
+            if len(parts) == 2 and parts[1] == ref and _SHA.match(parts[0]):
+                return parts[0]
+    except OSError:
+        return None
+    return None

@@ -49,6 +49,10 @@ class RelayHooks(Protocol):
         """Connection life: ``connected``, ``disconnected``, ``joined``…
         (recorded as evidence)."""
 
+    def nick_reserved(self, nick: str) -> bool:
+        """Whether ``nick`` belongs to an agent or the daemon (IRC case
+        folding): a side that hosts nicks refuses it to humans."""
+
 
 def split_text(text: str, limit: int = 400) -> list[str]:
     """Lines for IRC: newlines split, each line at most ``limit`` UTF-8

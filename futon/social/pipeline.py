@@ -14,6 +14,14 @@ Modes (http-api.md, ``POST /dispatch``): a payload object with
 *coordination* — delivered to the agent, whose ``reply`` comes back within
 ``reply_timeout_s``; anything else is an *action* — the routed peripheral
 runs the payload's ``actions`` inside its envelope.
+
+Identity (issue 13, "identity that cannot be borrowed"): an action runs
+with the caller's own identity and permissions. An agent may dispatch
+actions only to itself, inside its own permitted peripherals; only the
+admin (``Inbound.admin``: the HTTP admin token, or a loopback caller when no
+admin token is configured) may run actions as another agent. Coordination
+messages stay open between agents. The dispatch record's author is the real
+caller, and the session it opens carries ``dispatched-by`` in its context.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from futon.agents.registry import AgentRecord, AgentRegistry
-from futon.errors import FutonError, ProtocolError
+from futon.errors import FutonError, PermissionDenied, ProtocolError
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
@@ -50,6 +58,10 @@ class Inbound:
     payload: Any
     transport: str  # websocket | http | irc
     sender_type: str = "agent"  # agent | human | system
+    # The caller proved the admin token (or is the loopback admin when none
+    # is configured): it may run actions as any agent. Everyone else runs
+    # actions only as themselves. A transport sets this; the default is no.
+    admin: bool = False
 
 
 @dataclass
@@ -111,6 +123,7 @@ class Pipeline:
         if mode == "coordination":
             receipt = await self._invoke(inbound, target, reply_timeout_s or self.reply_timeout_s)
         else:
+            await self._authorise_actions(inbound, target)
             receipt = await self._run_chain(inbound, target)
         await self._persist(inbound, mode, receipt)
         return receipt
@@ -125,6 +138,36 @@ class Pipeline:
         if sender is not None:
             sender.touch()
         return target
+
+    async def _authorise_actions(self, inbound: Inbound, target: AgentRecord) -> None:
+        """Actions run as ``target`` with its envelope: only the admin, or
+        ``target`` itself (authenticated by its transport), may ask for that.
+        A refusal runs nothing and is recorded as a ``tension`` by the real
+        caller. Raises ``PermissionDenied`` (``forbidden``)."""
+        if inbound.admin:
+            return
+        caller = self.registry.find(inbound.sender) if inbound.sender_type == "agent" else None
+        if caller is target:
+            return
+        refusal = PermissionDenied(
+            f"{inbound.sender!r} may not run actions as agent {target.id!r}: an action runs "
+            f"with the caller's own identity, so only {target.id!r} itself or the admin may "
+            "dispatch actions to it (send a coordination message instead)",
+            code="forbidden",
+            context={"agent_id": target.id},
+        )
+        await self._append(
+            {
+                "subject": {"ref/type": "agent", "ref/id": target.id},
+                "type": "coordination",
+                "claim-type": "tension",
+                "author": inbound.sender,
+                "tags": ["dispatch", "refused"],
+                "body": {"msg_id": inbound.msg_id, "from": inbound.sender, "to": target.id,
+                         "transport": inbound.transport, "code": refusal.code, "message": refusal.message},
+            }
+        )  # fmt: skip
+        raise refusal
 
     async def _invoke(self, inbound: Inbound, target: AgentRecord, timeout_s: float) -> Receipt:
         """registry/invoke: push to the agent; wait for its reply."""
@@ -177,6 +220,7 @@ class Pipeline:
         if not isinstance(actions, list):
             raise ProtocolError("'actions' must be a list of {tool, args}", code="invalid-message")
         context = {key: payload[key] for key in CONTEXT_KEYS if key in payload}
+        context["dispatched-by"] = inbound.sender  # who asked: the session runs as target.id
         workspace = Path(target.spec.workspace) if target.spec.workspace else None
         result = await self.runner.run_chain(
             target.id,
@@ -212,10 +256,13 @@ class Pipeline:
         }
         if receipt.session_id:
             entry["session-id"] = receipt.session_id
+        await self._append(entry)
+
+    async def _append(self, entry: dict[str, Any]) -> None:
         try:
             await self.store.append(entry)
-        except FutonError as exc:  # the dispatch happened; say so even if the record fails
-            log.error("could not record dispatch %s: %s", inbound.msg_id, exc)
+        except FutonError as exc:  # what happened happened; say so even if the record fails
+            log.error("could not record dispatch %s: %s", entry["body"].get("msg_id"), exc)
 
     # ------------------------------------------------------------- delivery
 

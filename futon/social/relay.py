@@ -7,6 +7,14 @@ answers the daemon's own commands, applies the access rules and pushes
 per-agent pushes (seq, replay window) as everything else. Agents' replies
 come back through :meth:`IrcRelay.agent_says` and go out on every IRC side
 that carries the channel.
+
+Identity: an agent's id and nick (and the daemon's nick) are reserved on the
+embedded server (:meth:`IrcRelay.nick_reserved`); when an agent appears at
+run time its virtual user takes the nick at once, renaming a human who held
+it. What a transport reports through the hooks is always a human's line, so
+it is never recorded with an agent as its author: a human whose nick is an
+agent's (bot-mode networks, or the moment before the rename) is recorded as
+``irc:<nick>`` (a colon no agent id may contain).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
 from futon.social.irc_api import IrcSide
 from futon.social.pipeline import Inbound, Pipeline
+from futon.transports.irc_lines import irc_lower
 
 log = logging.getLogger("futon.relay")
 
@@ -77,9 +86,40 @@ class IrcRelay:
         self.sides: list[IrcSide] = []
         self.tickle: Any = None  # set by the daemon when Tickle runs: standup adds its review
         self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
+        self._showing: set[asyncio.Task[None]] = set()  # one per agent added at run time
+        registry.on_added(self._agent_added)
 
     def attach(self, side: IrcSide) -> None:
         self.sides.append(side)
+
+    def nick_reserved(self, nick: str) -> bool:
+        """``nick`` is an agent's id or nick, or the daemon's: no human may hold it."""
+        lowered = irc_lower(nick)
+        if lowered == irc_lower(self.daemon_nick):
+            return True
+        return self.registry.owner_of_nick(nick) is not None
+
+    def _human_author(self, nick: str) -> str:
+        """The evidence author of a human's line: the nick, unless it is
+        reserved — then a name no agent can have."""
+        return f"irc:{nick}" if self.nick_reserved(nick) else nick
+
+    def _agent_added(self, record: AgentRecord) -> None:
+        """Registry callback (an agent registered at run time): show it now,
+        which also takes its nick from a human who holds it. Agents a reload
+        adds are shown by the reload (``show_agents``), which does the same."""
+        if not self.sides:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._show(record))
+        except RuntimeError:  # no loop (a registry used outside the daemon): show_agents will
+            return
+        self._showing.add(task)
+        task.add_done_callback(self._showing.discard)
+
+    async def _show(self, record: AgentRecord) -> None:
+        for side in self.sides:
+            await side.ensure_agent(record.nick, list(record.spec.channels))
 
     async def show_agents(self) -> None:
         """Make every agent visible in its channels on every side."""
@@ -100,7 +140,8 @@ class IrcRelay:
         notice: bool = False,
         account: str | None = None,
     ) -> None:
-        await self._record(sender, target, text, private=private, transport="irc", network=side.network)
+        author = self._human_author(sender)  # a transport reports humans only
+        await self._record(author, target, text, private=private, transport="irc", network=side.network)
         if notice:
             return  # IRC convention: nobody answers a NOTICE automatically
         if private:
@@ -203,7 +244,7 @@ class IrcRelay:
         async def ask(agent: AgentRecord) -> None:
             try:
                 receipt = await self.pipeline.dispatch(
-                    Inbound(msg_id=f"standup-{agent.id}-{id(self)}-{asyncio.get_running_loop().time()}", sender=sender,
+                    Inbound(msg_id=f"standup-{agent.id}-{id(self)}-{asyncio.get_running_loop().time()}", sender=self._human_author(sender),
                             to=agent.id, payload={"type": "standup", "channel": channel}, transport="irc", sender_type="human"),
                     reply_timeout_s=self.standup_timeout_s,
                 )  # fmt: skip

@@ -3,9 +3,10 @@ to write the OpenAPI document."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Addressee(BaseModel):
@@ -56,6 +57,15 @@ class RegisterAgentRequest(Body):
     type: str = Field(min_length=1, max_length=64)
     token: str | None = Field(default=None, min_length=8, max_length=4096)
     channels: list[str] | None = None
+
+
+class CompactRequest(Body):
+    before: datetime  # ISO-8601; without a zone it is UTC
+
+    @field_validator("before")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ChatRequest(Body):

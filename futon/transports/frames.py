@@ -9,11 +9,16 @@ drift apart. Parsing raises ``ProtocolError`` with the wire codes
 
 Client frames ignore unknown keys (a futon3c bridge may send more than we
 read); server frames render only their own fields, dropping ``None``s.
+
+JSON from a peer is read with :func:`loads_bounded`: nesting deeper than
+:data:`MAX_JSON_DEPTH` is ``invalid-json`` (the HTTP bodies use it too), so
+no peer can make a parser recurse into a 500.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -22,6 +27,8 @@ from futon.errors import ProtocolError
 
 PROTOCOL_VERSION = 2
 FEATURES = ("hop", "evidence_query", "subscribe", "resume", "chat")
+MAX_JSON_DEPTH = 64  # arrays/objects inside each other in one frame or request body
+MAX_SEQ = 2**63 - 1  # seqs are SQLite integers: a larger since_seq is refused, not a 500
 
 ReqId = str | int
 
@@ -130,12 +137,12 @@ class EvidenceQueryFrame(ClientFrame):
 class Subscribe(ClientFrame):
     type: Literal["subscribe"]
     filters: dict[str, Any] = Field(default_factory=dict)
-    since_seq: int | None = Field(default=None, ge=0)
+    since_seq: int | None = Field(default=None, ge=0, le=MAX_SEQ)
 
 
 class Resume(ClientFrame):
     type: Literal["resume"]
-    since_seq: int = Field(ge=0)
+    since_seq: int = Field(ge=0, le=MAX_SEQ)
 
 
 class Reply(ClientFrame):
@@ -303,17 +310,116 @@ _KEEP_NULL = {"irc_message": {"channel"}}
 # ------------------------------------------------------------------ codec
 
 
-def parse_client_frame(data: str | bytes) -> ClientFrame:
-    """Parse one text message into its frame, or raise a typed error."""
-    if isinstance(data, bytes):
-        raise ProtocolError("binary frames are not accepted; send JSON text", code="invalid-json")
-    if not data.strip():
-        raise ProtocolError("empty frame", code="invalid-json")
+class JsonError(ProtocolError):
+    """``invalid-json``, with the ``req_id`` of the refused text when it
+    could still be read (so even this error matches its request)."""
+
+    def __init__(
+        self, message: str, *, req_id: ReqId | None = None, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, code="invalid-json", context=context)
+        self.req_id = req_id
+
+
+def loads_bounded(data: str | bytes, *, what: str = "frame", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``max_depth`` levels.
+
+    Every failure is a :class:`JsonError` (``invalid-json``), never a
+    RecursionError or a bare ValueError. Cost: one C-speed parse; a text
+    with more than ``max_depth`` brackets also gets one walk over its
+    containers (bounded by the text's size, which the transport caps)."""
     try:
-        raw = json.loads(data)
-    except ValueError as exc:
-        raise ProtocolError(f"frame is not JSON: {exc.msg} at position {exc.pos}", code="invalid-json") from None
-    return frame_from_object(raw)
+        value = json.loads(data, parse_constant=_not_json)
+    except RecursionError:  # far too deep for the C parser's recursion guard
+        raise _too_deep(what, max_depth, _scan_req_id(data)) from None
+    except json.JSONDecodeError as exc:
+        raise JsonError(f"{what} is not JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:  # bad UTF-8, an integer of more than 4300 digits
+        raise JsonError(f"{what} is not JSON: {str(exc)[:120]}") from None
+    if _brackets(data) > max_depth and _deeper_than(value, max_depth):
+        req_id = _valid_req_id(value.get("req_id")) if isinstance(value, dict) else None
+        raise _too_deep(what, max_depth, req_id)
+    return value
+
+
+def _not_json(word: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON has no such numbers, and
+    # stored, they would make the evidence shards unreadable to others.
+    raise ValueError(f"{word} is not a JSON number")
+
+
+def _too_deep(what: str, max_depth: int, req_id: ReqId | None) -> JsonError:
+    message = f"{what} nests deeper than {max_depth} levels"
+    return JsonError(message, req_id=req_id, context={"max_depth": max_depth})
+
+
+def _brackets(data: str | bytes) -> int:
+    """Opening brackets anywhere (strings included): an upper bound of the
+    depth that costs two C-speed counts."""
+    if isinstance(data, str):
+        return data.count("[") + data.count("{")
+    return data.count(b"[") + data.count(b"{")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests more than ``limit`` containers deep
+    (iterative: the check itself cannot recurse)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_REQ_ID_VALUE = re.compile(r'\s*:\s*("[^"\\]*(?:\\.[^"\\]*)*"|-?\d{1,18}(?![\d.eE]))')
+_SCAN_TOKENS = 4096  # how far a too-deep text is searched for its req_id
+
+
+def _scan_req_id(data: str | bytes) -> ReqId | None:
+    """The top-level ``req_id`` of a text too deep to parse, found by a
+    bounded scan of its first tokens (strings and brackets); None if it is
+    not among them."""
+    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+    depth = 0
+    for n, token in enumerate(_TOKEN.finditer(text)):
+        word = token.group()
+        if n >= _SCAN_TOKENS:
+            return None
+        if word in ("[", "{"):
+            depth += 1
+        elif word in ("]", "}"):
+            depth -= 1
+        elif depth == 1 and word == '"req_id"':
+            match = _REQ_ID_VALUE.match(text, token.end())
+            try:
+                return _valid_req_id(json.loads(match.group(1))) if match else None
+            except ValueError:  # a string with a bad escape
+                return None
+    return None
+
+
+def _valid_req_id(value: Any) -> ReqId | None:
+    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+def parse_client_frame(data: str | bytes) -> ClientFrame:
+    """Parse one text message into its frame, or raise a typed error
+    (:class:`JsonError` when the text is not JSON or nests too deep)."""
+    return frame_from_object(load_client_text(data))
+
+
+def load_client_text(data: str | bytes) -> Any:
+    """The JSON value of one client text message (step one of parsing)."""
+    if isinstance(data, bytes):
+        raise JsonError("binary frames are not accepted; send JSON text")
+    if not data.strip():
+        raise JsonError("empty frame")
+    return loads_bounded(data)
 
 
 def frame_from_object(raw: Any) -> ClientFrame:
@@ -341,10 +447,7 @@ def parse_server_frame(data: str | bytes) -> ServerFrame:
     """Parse one server message into its frame (the client side of the
     codec); unknown keys are ignored, so a newer server stays readable.
     Raises ``ProtocolError`` (``invalid-json`` / ``invalid-frame``)."""
-    try:
-        raw = json.loads(data)
-    except ValueError as exc:
-        raise ProtocolError(f"server frame is not JSON: {exc}", code="invalid-json") from None
+    raw = loads_bounded(data, what="server frame")
     kind = raw.get("type") if isinstance(raw, dict) else None
     if kind not in SERVER_TYPES:
         raise ProtocolError(
@@ -359,14 +462,16 @@ def parse_server_frame(data: str | bytes) -> ServerFrame:
         raise ProtocolError(message, code="invalid-frame", context={"field": field}) from None
 
 
-def req_id_of(raw: str | bytes) -> ReqId | None:
-    """Best effort: the req_id of a frame that failed to parse, so even an
-    error reply can be matched to its request."""
-    try:
-        value = json.loads(raw).get("req_id")
-    except (ValueError, AttributeError, TypeError):
-        return None
-    return value if isinstance(value, str | int) and not isinstance(value, bool) else None
+def req_id_of(raw: str | bytes | Any) -> ReqId | None:
+    """Best effort: the req_id of a frame that failed to parse (its text,
+    or its already parsed JSON value), so even an error reply can be
+    matched to its request."""
+    if isinstance(raw, str | bytes):
+        try:
+            raw = loads_bounded(raw)
+        except JsonError as exc:
+            return exc.req_id
+    return _valid_req_id(raw.get("req_id")) if isinstance(raw, dict) else None
 
 
 def render(frame: ServerFrame) -> str:

@@ -7,7 +7,16 @@ shape); aiohttp's own 404/405/413 become the spec's JSON; a malformed
 percent-escape is a 400; nothing unexpected ever leaves as a traceback.
 
 Request bodies are pydantic models (:mod:`futon.transports.bodies`): the
-same definitions parse requests and feed ``/openapi.json``.
+same definitions parse requests and feed ``/openapi.json``; JSON nested
+deeper than ``frames.MAX_JSON_DEPTH`` is ``invalid-json``, and a body must
+arrive within ``http.body_timeout_s``.
+
+Connections are bounded by :class:`HttpRunner` (aiohttp has no header
+timeout of its own): ``http.header_timeout_s`` for a request's headers,
+``http.keepalive_timeout_s`` for an idle connection, and
+``http.max_connections_per_ip`` open connections (WebSockets included) per
+client address. An SSE stream whose client does not read is cut off past
+:data:`SSE_QUEUE` entries or :data:`SSE_MAX_BYTES` waiting.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import hmac
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,10 +36,12 @@ from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 from pydantic import BaseModel, ValidationError
 
 from futon import __version__
 from futon.agents.registry import AgentRegistry, token_digest
+from futon.config.models import HttpSection
 from futon.errors import FutonError, PermissionDenied, ProtocolError
 from futon.evidence.model import format_at
 from futon.evidence.query import EvidenceQuery
@@ -37,12 +49,17 @@ from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
 from futon.social.pipeline import Inbound, Pipeline
 from futon.transports import bodies
+from futon.transports.frames import MAX_SEQ, loads_bounded
 
 log = logging.getLogger("futon.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AGENT = web.RequestKey("agent", str)  # the agent an agent token speaks for ("" for admin/open)
-SSE_QUEUE = 1000  # entries buffered for one slow SSE client before it is cut off
+HTTP_CALLER = "http"  # the author of what an HTTP caller without an agent token does, unless it names itself
+SSE_QUEUE = 1000  # entries buffered for one slow SSE client before it is cut off ...
+SSE_MAX_BYTES = 8 * 1024 * 1024  # ... or this much of their text
+SSE_WRITE_TIMEOUT_S = 60  # a stream whose client takes longer to accept one write ends
+SSE_PAGE = 100  # backlog entries read from the store at a time
 
 
 class HealthSource(Protocol):
@@ -71,9 +88,13 @@ class Services:
     chat: ChatSink | None = None
     admin_token_sha256: str | None = None
     max_body_bytes: int = 1024 * 1024
+    body_timeout_s: float = 30  # a request body must arrive within this
     on_deregister: Callable[[str], Awaitable[None]] | None = None
     reload: Callable[[], Awaitable[dict[str, Any]]] | None = None  # POST /api/alpha/config/reload
     metrics: Callable[[], str] | None = None  # GET /metrics: the exposition text
+
+
+SERVICES = web.AppKey("services", Services)
 
 
 def _now() -> str:
@@ -174,14 +195,24 @@ AGENT_ROUTES = {("POST", "/dispatch"), ("POST", "/api/alpha/evidence"), ("POST",
 
 def auth_middleware(services: Services) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """With an admin token configured every route but the open ones needs
-    ``Authorization: Bearer``; an agent's own token works on agent routes."""
+    ``Authorization: Bearer``; an agent's own token works on agent routes.
+
+    Without one (the daemon then serves loopback only) a caller without a
+    token is the admin, as before; on an agent route a bearer token still
+    says which agent is calling (``request[AGENT]``), so an agent cannot
+    borrow another agent's identity, and a token no agent owns is refused."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[AGENT] = ""
         admin = services.admin_token_sha256
         route = (request.method, request.path)
-        if admin is None or route in OPEN_ROUTES or request.method == "OPTIONS":
+        if route in OPEN_ROUTES or request.method == "OPTIONS":
+            return await handler(request)
+        if admin is None:
+            header = request.headers.get("Authorization", "")
+            if header and route in AGENT_ROUTES:
+                request[AGENT] = _agent_of_header(services, header)
             return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header and route in QUERY_TOKEN_ROUTES and request.query.get("token"):
@@ -203,6 +234,18 @@ def auth_middleware(services: Services) -> Callable[[web.Request, Handler], Awai
     return middleware
 
 
+def _agent_of_header(services: Services, header: str) -> str:
+    """The id of the agent whose token ``header`` carries; ``unauthorized``
+    for anything else (a malformed header, a token no agent owns)."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise PermissionDenied("Authorization must be 'Bearer <token>'", code="unauthorized")
+    agent = services.registry.agent_for_token(token.strip()) if services.registry else None
+    if agent is None:
+        raise PermissionDenied("unknown token", code="unauthorized")
+    return agent.id
+
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -210,13 +253,10 @@ async def read_body(request: web.Request, model: type[bodies.Body]) -> Any:
     """Parse a JSON body into ``model``; typed 400s for everything else."""
     if request.content_type not in ("application/json", "application/octet-stream", "") and not request.content_type.endswith("+json"):
         raise ProtocolError(f"Content-Type must be application/json, not {request.content_type}", code="invalid-json")
-    raw = await request.read()
+    raw = await _read_within(request)
     if not raw.strip():
         raise ProtocolError("empty request body; send a JSON object", code="invalid-json")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"request body is not JSON: {exc}", code="invalid-json") from None
+    data = loads_bounded(raw, what="request body")  # invalid-json, never a RecursionError
     if model is bodies.RawObject:
         return data
     if not isinstance(data, dict):
@@ -227,6 +267,20 @@ async def read_body(request: web.Request, model: type[bodies.Body]) -> Any:
         error = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in error["loc"]) or "body"
         raise ProtocolError(f"{field}: {error['msg']}", code=model.error_code) from None
+
+
+async def _read_within(request: web.Request) -> bytes:
+    """The body, within ``body_timeout_s`` (a body sent a byte at a time
+    must not hold a handler forever): else 408 ``request-timeout``. aiohttp
+    then reads what is left of the body for at most its lingering time
+    (10 s) and closes the connection."""
+    timeout = request.app[SERVICES].body_timeout_s if SERVICES in request.app else 30.0
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        message = f"the request body did not arrive within {timeout:g}s"
+        raise FutonError(message, code="request-timeout") from None
 
 
 def ok(data: dict[str, Any], status: int = 200) -> web.Response:
@@ -243,6 +297,140 @@ def _query_params(request: web.Request) -> dict[str, str]:
     return {key: value for key, value in request.query.items()}
 
 
+# ------------------------------------------------------------------ connections
+
+_REFUSED = json.dumps(
+    {"error": True, "code": "too-many-connections", "message": "too many open connections from your address",
+     "component": "http"}
+).encode()  # fmt: skip
+TOO_MANY_CONNECTIONS = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: " + str(len(_REFUSED)).encode() + b"\r\n\r\n" + _REFUSED
+)
+HEADER_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class HttpRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are bounded by ``settings``
+    (:class:`HttpSection`): header timeout, idle keep-alive timeout and
+    connections per client address. Use it as ``web.AppRunner``."""
+
+    def __init__(self, app: web.Application, settings: HttpSection, **kwargs: Any) -> None:
+        kwargs.setdefault("keepalive_timeout", settings.keepalive_timeout_s)
+        super().__init__(app, **kwargs)
+        self._settings = settings
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        # aiohttp builds its Server from the app's private parts; take them
+        # over as they are and only change the protocol it makes.
+        return _GuardedServer(
+            plain.request_handler,
+            settings=self._settings,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
+        )
+
+
+class _GuardedServer(web.Server):
+    """Makes :class:`_GuardedHandler` protocols and counts them per address."""
+
+    def __init__(self, handler: Any, *, settings: HttpSection, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.settings = settings
+        self.per_ip: Counter[str] = Counter()
+
+    def __call__(self) -> RequestHandler:
+        return _GuardedHandler(self, loop=self._loop, **self._kwargs)
+
+    def admit(self, ip: str) -> bool:
+        if self.per_ip[ip] >= self.settings.max_connections_per_ip:
+            return False
+        self.per_ip[ip] += 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+
+class _GuardedHandler(RequestHandler):
+    """aiohttp's protocol plus two walls.
+
+    - Per address: past ``max_connections_per_ip`` open connections a new
+      one gets a 503 ``too-many-connections`` and is closed before anything
+      is parsed or a task started.
+    - Header timeout: a timer starts when the connection opens, and again
+      at the first byte of each later request while the connection is
+      idle; it stops when a request's headers are complete. If it fires
+      first the peer gets a 408 and the connection is closed — trickling
+      bytes does not extend it. (An idle connection without a partial
+      request is aiohttp's keep-alive timeout's business.)
+    """
+
+    def __init__(self, manager: _GuardedServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = manager
+        self._ip: str | None = None
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if not self._guard.admit(ip):
+            log.warning("refusing a connection from %s: %d already open", ip, self._guard.per_ip[ip])
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        self._ip = ip
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._ip is not None:
+            self._guard.release(self._ip)
+            self._ip = None
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        requests = self._request_count
+        super().data_received(data)
+        if self._request_count != requests or self._upgraded:
+            self._disarm_header_timer()  # headers complete (or refused by the parser)
+        elif self._header_timer is None and self._idle():
+            self._arm_header_timer()  # the first bytes of a new request
+
+    def _idle(self) -> bool:
+        """Waiting for the next request's headers: not handling a request,
+        not lingering over an unread body, not upgraded."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._messages and not self._upgraded
+
+    def _arm_header_timer(self) -> None:
+        if self._ip is not None and self._header_timer is None:
+            timeout = self._guard.settings.header_timeout_s
+            self._header_timer = self._loop.call_later(timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self._idle() or self.transport is None:
+            return
+        log.info("closing a connection from %s: no complete request headers within %gs", self._ip,
+                 self._guard.settings.header_timeout_s)  # fmt: skip
+        self.transport.write(HEADER_TIMEOUT)
+        self.force_close()
+
+
 # ------------------------------------------------------------------ the app
 
 
@@ -251,6 +439,7 @@ def build_app(services: Services) -> web.Application:
         middlewares=[errors_middleware, auth_middleware(services)],
         client_max_size=services.max_body_bytes,
     )
+    app[SERVICES] = services
     api = HttpApi(services)
     for method, path, handler, _ in api.routes():
         app.router.add_route(method, path, handler)
@@ -264,7 +453,7 @@ def build_app(services: Services) -> web.Application:
 class HttpApi:
     def __init__(self, services: Services) -> None:
         self.s = services
-        self._streams: set[asyncio.Queue[dict[str, Any] | None]] = set()  # open SSE streams
+        self._streams: set[asyncio.Queue[tuple[int, bytes] | None]] = set()  # open SSE streams
 
     def routes(self) -> list[tuple[str, str, Handler, str]]:
         """(method, path, handler, summary) — also the source of /openapi.json."""
@@ -277,6 +466,7 @@ class HttpApi:
             ("GET", "/api/alpha/evidence", self.evidence_query, "Query evidence, newest first"),
             ("GET", "/api/alpha/evidence/count", self.evidence_count, "Count matching evidence"),
             ("GET", "/api/alpha/evidence/stream", self.evidence_stream, "Server-Sent Events of new evidence"),
+            ("POST", "/api/alpha/evidence/compact", self.evidence_compact, "Drop old ephemeral entries from the shards (admin)"),
             ("GET", "/api/alpha/evidence/{id}", self.evidence_get, "One evidence entry"),
             ("GET", "/api/alpha/evidence/{id}/chain", self.evidence_chain, "Ancestors by in-reply-to, root first"),
             ("GET", "/api/alpha/evidence/{id}/thread", self.evidence_thread, "The whole reply tree of an entry's root"),
@@ -304,11 +494,22 @@ class HttpApi:
         sender, sender_type = body.sender()
         if request[AGENT]:  # an agent token speaks for its agent only
             sender, sender_type = request[AGENT], "agent"
+        elif self._unproven_agent(sender):
+            sender, sender_type = HTTP_CALLER, "system"
         to, to_type = body.target()
+        # Actions run with the caller's identity: an agent token may run them
+        # only as that agent; a caller without one is the admin (the pipeline).
         receipt = await pipeline.dispatch(
-            Inbound(msg_id=body.msg_id, sender=sender, to=to, payload=body.payload, transport="http", sender_type=sender_type)
-        )
+            Inbound(msg_id=body.msg_id, sender=sender, to=to, payload=body.payload, transport="http",
+                    sender_type=sender_type, admin=not request[AGENT])
+        )  # fmt: skip
         return ok(receipt.to_dict(to_type))
+
+    def _unproven_agent(self, name: str) -> bool:
+        """``from`` names a registered agent, but the caller did not present
+        that agent's token: evidence must not name the agent as the author,
+        so the caller is recorded as :data:`HTTP_CALLER` instead."""
+        return self.s.registry is not None and self.s.registry.find(name) is not None
 
     async def presence(self, request: web.Request) -> web.Response:
         body: bodies.PresenceRequest = await read_body(request, bodies.PresenceRequest)
@@ -361,6 +562,10 @@ class HttpApi:
         params = {k: v for k, v in _query_params(request).items() if k not in ("limit", "cursor")}
         return ok({"ok": True, "count": self._store().count(EvidenceQuery.from_params(params, strict_keys=True))})
 
+    async def evidence_compact(self, request: web.Request) -> web.Response:
+        body: bodies.CompactRequest = await read_body(request, bodies.CompactRequest)
+        return ok({"ok": True, **(await self._store().compact_live(body.before))})
+
     async def evidence_get(self, request: web.Request) -> web.Response:
         return ok({"ok": True, "entry": self._store().get(request.match_info["id"])})
 
@@ -380,50 +585,60 @@ class HttpApi:
         last = request.headers.get("Last-Event-ID") or params.pop("last-event-id", None)
         params.pop("last-event-id", None)
         query = EvidenceQuery.from_params({k: v for k, v in params.items() if k not in ("limit", "cursor")}, strict_keys=True)
-        after = 0
-        if last:
-            try:
-                after = int(last)
-            except ValueError:
-                raise ProtocolError(f"Last-Event-ID must be an entry seq, got {last!r}", code="invalid-query") from None
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=SSE_QUEUE)
+        after = _last_event_id(last)
+        queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        waiting = 0  # bytes of events in `queue`
 
         def listener(entry: dict[str, Any]) -> None:
-            if query.matches(entry):
-                try:
-                    queue.put_nowait(entry)
-                except asyncio.QueueFull:
-                    with contextlib.suppress(asyncio.QueueFull):
-                        queue.get_nowait()
-                    queue.put_nowait(None)  # too slow: end the stream; the client resumes
+            nonlocal waiting
+            if not query.matches(entry):
+                return
+            event = _sse_event(entry)
+            if queue.qsize() >= SSE_QUEUE or waiting + len(event) > SSE_MAX_BYTES:
+                cut_off()  # too slow: end the stream; the client resumes with Last-Event-ID
+                return
+            waiting += len(event)
+            queue.put_nowait((entry["evidence/seq"], event))
+
+        def cut_off() -> None:
+            nonlocal waiting
+            unsubscribe()
+            while not queue.empty():
+                queue.get_nowait()
+            waiting = 0
+            queue.put_nowait(None)
+            if request.transport is not None:  # a write stuck on a full socket ends now
+                request.transport.abort()
 
         unsubscribe = store.subscribe(listener)
         self._streams.add(queue)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             sent = after
-            backlog = replace(query, after_seq=after, limit=1000)
+            backlog = replace(query, after_seq=after, limit=SSE_PAGE)
             while True:  # replay everything after Last-Event-ID, a page at a time
                 page = store.query(backlog)
                 for entry in page.entries:
-                    await _sse(response, entry)
+                    await _write_within(response, _sse_event(entry))
                     sent = entry["evidence/seq"]
                 if len(page.entries) < backlog.limit:
                     break
                 backlog = replace(backlog, after_seq=sent)
             while True:
                 try:
-                    entry = await asyncio.wait_for(queue.get(), timeout=15)
+                    item = await asyncio.wait_for(queue.get(), timeout=15)
                 except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
+                    await _write_within(response, b": keep-alive\n\n")
                     continue
-                if entry is None:
+                if item is None:
                     break
-                if entry["evidence/seq"] > sent:
-                    await _sse(response, entry)
-                    sent = entry["evidence/seq"]
-        except (ConnectionError, asyncio.CancelledError):
+                seq, event = item
+                waiting -= len(event)
+                if seq > sent:
+                    await _write_within(response, event)
+                    sent = seq
+        except (ConnectionError, TimeoutError, asyncio.CancelledError):
             pass
         finally:
             unsubscribe()
@@ -474,7 +689,9 @@ class HttpApi:
 
     async def chat(self, request: web.Request) -> web.Response:
         body: bodies.ChatRequest = await read_body(request, bodies.ChatRequest)
-        sender = request[AGENT] or body.from_ or "http"
+        sender = request[AGENT] or body.from_ or HTTP_CALLER
+        if not request[AGENT] and self._unproven_agent(sender):
+            sender = HTTP_CALLER  # an agent speaks here only with its own token
         sink = _need(self.s.chat, "chat")
         await sink.chat(sender, body.to, body.text)
         return ok({"ok": True, "to": body.to}, status=202)
@@ -521,9 +738,32 @@ def _web_file(name: str, content_type: str) -> web.Response:
     )
 
 
-async def _sse(response: web.StreamResponse, entry: dict[str, Any]) -> None:
+def _sse_event(entry: dict[str, Any]) -> bytes:
     data = json.dumps(entry, ensure_ascii=False)
-    await response.write(f"id: {entry['evidence/seq']}\nevent: evidence\ndata: {data}\n\n".encode())
+    return f"id: {entry['evidence/seq']}\nevent: evidence\ndata: {data}\n\n".encode()
+
+
+async def _write_within(response: web.StreamResponse, data: bytes) -> None:
+    """One SSE write; a client that does not take it within
+    :data:`SSE_WRITE_TIMEOUT_S` ends its stream (TimeoutError)."""
+    async with asyncio.timeout(SSE_WRITE_TIMEOUT_S):
+        await response.write(data)
+
+
+def _last_event_id(text: str | None) -> int:
+    """The seq an SSE client resumes after (0: from now on)."""
+    if not text:
+        return 0
+    try:
+        if len(text) > 20:  # no int64 is longer; int() of a huge text is work for nothing
+            raise ValueError
+        seq = int(text)
+        if not 0 <= seq <= MAX_SEQ:
+            raise ValueError
+    except ValueError:
+        message = f"Last-Event-ID must be an entry seq, got {text[:40]!r}"
+        raise ProtocolError(message, code="invalid-query") from None
+    return seq
 
 
 # ------------------------------------------------------------------ OpenAPI
@@ -533,6 +773,7 @@ _BODY_OF: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/presence"): bodies.PresenceRequest,
     ("POST", "/api/alpha/agents"): bodies.RegisterAgentRequest,
     ("POST", "/api/alpha/chat"): bodies.ChatRequest,
+    ("POST", "/api/alpha/evidence/compact"): bodies.CompactRequest,
 }
 _QUERY_KEYS = ("subject-type", "subject-id", "type", "claim-type", "author", "session-id", "pattern-id",
                "tag", "since", "until", "include-ephemeral", "limit", "cursor")  # fmt: skip
@@ -590,4 +831,4 @@ class _NoHealth:
         return {}
 
 
-__all__ = ["Services", "build_app", "error_response", "malformed_escape", "openapi_document"]
+__all__ = ["HttpRunner", "Services", "build_app", "error_response", "malformed_escape", "openapi_document"]

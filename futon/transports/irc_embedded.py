@@ -52,12 +52,28 @@ class EmbeddedSide(IrcListenerBase):
     async def on_message(self, sender_nick: str, target: str, text: str, *, private: bool, notice: bool) -> None:
         await self.hooks.on_message(self, sender_nick, target, text, private=private, notice=notice)
 
+    def nick_reserved(self, nick: str) -> bool:
+        """Agents' ids and nicks and the daemon's nick are not for humans."""
+        return self.hooks.nick_reserved(nick)
+
     # ------------------------------------------------------------- helpers
 
     async def _ensure_user(self, nick: str) -> None:
-        # Conflict: already there (a virtual user we made, or a human holding the nick).
-        with contextlib.suppress(Conflict):
-            await self._server().add_virtual(nick, realname=f"futon: {nick}")
+        """The virtual user ``nick`` exists afterwards. A human holding a
+        reserved nick (they took it before the agent was registered) is
+        renamed first: only the agent may speak, and be spoken to, as it."""
+        server = self._server()
+        try:
+            await server.add_virtual(nick, realname=f"futon: {nick}")
+            return
+        except Conflict:
+            pass  # a virtual user we made — or a human holding the nick
+        if not self.nick_reserved(nick):
+            return
+        reason = f"{nick} is an agent of this server, and only the agent may use its nick"
+        if await server.evict(nick, reason) is not None:
+            with contextlib.suppress(Conflict):  # another show of the same agent made it meanwhile
+                await server.add_virtual(nick, realname=f"futon: {nick}")
 
     def _server(self) -> IrcServer:
         if self.server is None:

@@ -15,6 +15,13 @@ take effect in the order it sent them and a flooding client only delays
 itself. Lines to clients are written without awaiting the socket; a client
 whose unsent output grows past ``sendq_bytes`` is dropped instead of
 slowing everybody else down.
+
+Every connection has deadlines: it must register within
+``registration_timeout_s``, and once idle for ``ping_interval_s`` it is
+PINGed and dropped after ``ping_timeout_s`` without a complete line — a
+partial line (no line end yet) is not activity, so dribbling bytes holds
+no slot. The per-address and total caps are checked before anything is
+allocated for a connection.
 """
 
 from __future__ import annotations
@@ -117,6 +124,12 @@ class IrcListenerBase:
     async def on_nick(self, old: str, new: str) -> None:
         return None
 
+    def nick_reserved(self, nick: str) -> bool:
+        """Whether ``nick`` belongs to the daemon (an agent, the daemon's
+        own nick) even while no virtual user holds it: a real client that
+        asks for it gets 433. Synchronous: asked on every NICK."""
+        return False
+
 
 @dataclass(slots=True)
 class IrcLimits:
@@ -209,7 +222,8 @@ class Client(User):
     caps: set[str] = field(default_factory=set)
     cap_negotiating: bool = False
     closing: bool = False
-    last_activity: float = 0.0
+    connected_at: float = 0.0
+    last_activity: float = 0.0  # the last complete line (partial lines do not count)
     ping_sent_at: float | None = None
     pending: deque[RawLine] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -256,6 +270,7 @@ class IrcServer:
         self._users: dict[str, User] = {}
         self._channels: dict[str, Channel] = {}
         self._stopping = False
+        self._guests = 0  # Guest<N> nicks handed to clients evicted from an agent's nick
         # Listener hooks queued by synchronous state changes, run in order
         # by the next await point of whoever caused them.
         self._hooks: deque[tuple[str, tuple[object, ...], dict[str, object]]] = deque()
@@ -422,6 +437,55 @@ class IrcServer:
                 for client in recipients:
                     self._send(client, out)
 
+    async def evict(self, nick: str, reason: str) -> str | None:
+        """Free ``nick`` from the real client holding it (case-folded), so a
+        virtual user can take it: the client is renamed to a fresh
+        ``Guest<N>``, told why by a NOTICE, and it and everyone sharing a
+        channel with it see the NICK change. Returns the new nick, or None
+        when no real client holds ``nick``."""
+        holder = self._users.get(irc_lower(nick))
+        if not isinstance(holder, Client):
+            return None
+        old = holder.nick
+        try:
+            guest = self._guest_nick()
+        except Conflict:
+            self._close(holder, "Nick reserved")  # cannot rename it: it must not keep the nick
+            await self._notify_pending()
+            return None
+        why = truncate_utf8(_one_line(f"{old} is now reserved: {reason}. You are now {guest}."), 400)
+        self._send(holder, Message("NOTICE", [old, why], self.settings.name, trailing=True))
+        del self._users[irc_lower(old)]
+        if holder.registered:
+            out = Message("NICK", [guest], holder.prefix, trailing=True)
+            self._send(holder, out)
+            for peer in self._peers(holder):
+                self._send(peer, out)
+            self._queue_hook("on_nick", old, guest)
+        holder.nick = guest
+        self._users[irc_lower(guest)] = holder
+        log.info("irc: %s renamed to %s (%s)", old, guest, reason)
+        await self._notify_pending()
+        return guest
+
+    def _guest_nick(self) -> str:
+        for _ in range(10_000):  # bounded: a listener that reserves everything must not hang us
+            self._guests += 1
+            guest = f"Guest{self._guests}"
+            if irc_lower(guest) not in self._users and not self._reserved(guest):
+                return guest
+        raise Conflict("no free Guest<N> nick to rename a client to")
+
+    def _reserved(self, nick: str) -> bool:
+        check = getattr(self.listener, "nick_reserved", None)
+        if check is None:
+            return False
+        try:
+            return bool(check(nick))
+        except Exception:  # a broken listener must not let anyone take an agent's nick
+            log.exception("irc listener nick_reserved failed")
+            return True
+
     async def remove_virtual(self, nick: str, reason: str = "Leaving") -> None:
         """The virtual user quits: ``QUIT :reason`` to everyone who shared
         a channel with it."""
@@ -436,13 +500,10 @@ class IrcServer:
         peer = writer.get_extra_info("peername")
         ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         loop = asyncio.get_running_loop()
-        client = Client(nick="", user="", host=ip, realname="", writer=writer, ip=ip)
-        client.last_activity = loop.time()
-        client.bucket = TokenBucket(self.limits.flood_burst, self.limits.flood_rate, loop.time())
         if self._stopping:
             writer.close()
             return
-        refusal = None
+        refusal = None  # the caps come before any state is made for the connection
         if len(self._clients) >= self.settings.max_clients:
             refusal = "Server is full"
         elif self._per_ip[ip] >= self.settings.max_clients_per_ip:
@@ -453,6 +514,9 @@ class IrcServer:
                 writer.close()
                 await asyncio.wait_for(writer.wait_closed(), 2)
             return
+        client = Client(nick="", user="", host=ip, realname="", writer=writer, ip=ip)
+        client.connected_at = client.last_activity = loop.time()
+        client.bucket = TokenBucket(self.limits.flood_burst, self.limits.flood_rate, loop.time())
         self._clients.add(client)
         self._per_ip[ip] += 1
         self._tasks.add(task)
@@ -490,9 +554,11 @@ class IrcServer:
                 data = await reader.read(4096)
                 if not data:
                     break
-                client.last_activity = loop.time()
-                client.ping_sent_at = None
-                client.pending.extend(buffer.feed(data))
+                lines = buffer.feed(data)
+                if lines:  # activity is a complete line: bytes without a line end keep nothing alive
+                    client.last_activity = loop.time()
+                    client.ping_sent_at = None
+                client.pending.extend(lines)
                 if len(client.pending) > self.limits.flood_max_pending:
                     self._close(client, "Excess Flood", error="Excess Flood")
                     break
@@ -560,13 +626,18 @@ class IrcServer:
     async def _keepalive_loop(self) -> None:
         interval = self.settings.ping_interval_s
         timeout = self.settings.ping_timeout_s
-        tick = self.limits.keepalive_tick_s or max(0.02, min(interval, timeout, 20.0) / 4)
+        register_within = self.settings.registration_timeout_s
+        tick = self.limits.keepalive_tick_s or max(0.02, min(interval, timeout, register_within, 20.0) / 4)
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
             for client in list(self._clients):
                 if client.closing:
+                    continue
+                if not client.registered and now - client.connected_at >= register_within:
+                    self._close(client, "Registration timeout")
+                    await self._notify_pending()
                     continue
                 silent = now - client.last_activity
                 if silent >= timeout:
@@ -789,6 +860,11 @@ class IrcServer:
             return
         holder = self._users.get(irc_lower(new))
         if holder is client and new == client.nick:
+            return
+        if holder is not client and self._reserved(new):
+            # An agent's nick (or the daemon's), even before its virtual user
+            # exists: lines from it would read as the agent's.
+            self._reply(client, "433", new, "Nickname is reserved for an agent")
             return
         if holder is not None and holder is not client:
             if not self._is_ghost(holder):

@@ -11,8 +11,18 @@ Per connection:
   responsive; ``message`` frames run as their own tasks (a coordination
   message may wait up to ``reply_timeout_s`` for another agent);
 - one writer task draining a bounded queue, so a slow peer never blocks the
-  pipeline: a peer that falls too far behind is closed (it can ``resume``);
-- a token bucket (``ws.max_frames_per_s`` / ``ws.burst``);
+  pipeline: a peer that falls too far behind — more than
+  :data:`OUTBOUND_LIMIT` frames or ``ws.max_outbound_bytes`` waiting, before
+  ``ready`` as after — is closed (it can ``resume``). aiohttp's writer waits
+  for the socket to drain, so the transport's own buffer stays small;
+- a token bucket (``ws.max_frames_per_s`` / ``ws.burst``), and bounds on
+  what may wait for the ordered worker (:data:`MAX_PENDING_ACTIONS`) and on
+  ``message`` frames in flight (:data:`MAX_PENDING_MESSAGES`);
+- a deadline: a socket that has not said ``ready`` within
+  ``ws.ready_timeout_s`` of the upgrade is closed with 4001 ``ready timeout``
+  (the code of a failed ``ready``: the socket never authenticated);
+- JSON nested deeper than ``frames.MAX_JSON_DEPTH`` is an ``invalid-json``
+  error frame, and the socket stays usable;
 - on close: the active peripheral stops with ``connection-closed`` exactly
   once, presence is removed, the subscription ends.
 """
@@ -49,6 +59,8 @@ CLOSE_SUPERSEDED = 4000
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_UNKNOWN_AGENT = 4004
 OUTBOUND_LIMIT = 2000  # frames queued for a slow peer before it is dropped
+MAX_PENDING_ACTIONS = 100  # peripheral frames waiting for the ordered worker
+MAX_PENDING_MESSAGES = 100  # message frames in flight (each may wait reply_timeout_s)
 
 
 class ChatRelay(Protocol):
@@ -77,6 +89,9 @@ class WsHub:
         self.settings = settings
         self.chat_relay = chat_relay
         self.connections: set[Connection] = set()
+        # Closes of dropped peers: they outlive their connection's own tasks,
+        # which end when the socket's reader does (see Connection._drop).
+        self.closers: set[asyncio.Task[None]] = set()
         self.frames_in = 0  # text frames read and written, for /metrics
         self.frames_out = 0
 
@@ -105,15 +120,19 @@ class Connection:
 
     transport = "websocket"
 
-    def __init__(self, hub: WsHub, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None = None) -> None:
+    def __init__(self, hub: WsHub, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None) -> None:
         self.hub = hub
         self.ws = ws
         self._socket = transport  # the TCP transport, to abort a peer that will not read
         self.agent: AgentRecord | None = None
         self.session: Session | None = None
         self.ws_session_id: str | None = None
+        # Bounded by _enqueue (frames and bytes), not by maxsize: the closing
+        # sentinel must always fit.
         self._outbound: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queued_chars = 0  # text waiting in _outbound
         self._actions: asyncio.Queue[f.ClientFrame | None] = asyncio.Queue()
+        self._messages = 0  # message frames in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._tokens = float(hub.settings.burst)
@@ -126,10 +145,27 @@ class Connection:
         """Queue a frame for this peer; never waits on the network."""
         if self._closing:
             raise ConnectionError("connection is closing")
-        if self._outbound.qsize() >= OUTBOUND_LIMIT:
-            self._drop_slow_peer()
+        if not self._enqueue(json.dumps(frame, ensure_ascii=False, default=str)):
             raise ConnectionError("peer too slow")
-        self._outbound.put_nowait(json.dumps(frame, ensure_ascii=False, default=str))
+
+    def _enqueue(self, text: str) -> bool:
+        """Queue one rendered frame for the writer; False if it was not.
+
+        The one way into ``_outbound``. A frame always fits an empty queue
+        (a large tool result is not a slow peer); past :data:`OUTBOUND_LIMIT`
+        frames or ``ws.max_outbound_bytes`` of text waiting, the peer has
+        stopped reading and is dropped."""
+        if self._closing:
+            return False
+        waiting = self._outbound.qsize()
+        too_many = waiting >= OUTBOUND_LIMIT
+        too_big = self._queued_chars + len(text) > self.hub.settings.max_outbound_bytes
+        if waiting and (too_many or too_big):
+            self._drop_slow_peer()
+            return False
+        self._queued_chars += len(text)
+        self._outbound.put_nowait(text)
+        return True
 
     def _drop_slow_peer(self) -> None:
         """A peer that stopped reading: it leaves presence at once (pushes
@@ -140,15 +176,45 @@ class Connection:
             self.agent.link = None
         while not self._outbound.empty():
             self._outbound.get_nowait()
+        self._queued_chars = 0
         log.warning("closing %s: too slow, outbound queue full", self.agent.id if self.agent else "a socket")
+        self._drop(WSCloseCode.POLICY_VIOLATION, "too slow: reconnect and resume")
 
-        async def close_or_abort() -> None:
-            with contextlib.suppress(TimeoutError, ConnectionError):
-                await asyncio.wait_for(self.close(WSCloseCode.POLICY_VIOLATION, "too slow: reconnect and resume"), 1)
-            if self._socket is not None and not self._socket.is_closing():
-                self._socket.abort()
+    def _drop(self, code: int, reason: str) -> None:
+        """Close in the background, aborting if need be. Not one of
+        ``_tasks``: those are cancelled as soon as the reader loop ends,
+        which the close itself causes — before the abort could happen."""
+        closer = asyncio.ensure_future(self._close_or_abort(code, reason))
+        self.hub.closers.add(closer)
+        closer.add_done_callback(self.hub.closers.discard)
 
-        self._spawn(close_or_abort())
+    async def _close_or_abort(self, code: int, reason: str) -> None:
+        """Close; abort the socket if the close handshake cannot get
+        through within a second (a peer that does not read). Aborted even
+        when aiohttp already began closing it: a graceful close waits for
+        the unsent bytes to drain, which a peer that does not read never
+        lets happen — the socket would stay open for good."""
+        try:
+            await asyncio.wait_for(self.close(code, reason), 1)
+        except (TimeoutError, ConnectionError):
+            pass
+        except asyncio.CancelledError:
+            # aiohttp shares one drain future among writers: cancelling the
+            # writer task cancels it under the close frame's write too.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        else:
+            if self._socket is None or not self._socket.get_write_buffer_size():
+                return  # the peer took everything, the close frame included
+        if self._socket is not None:
+            self._socket.abort()
+
+    def _ready_expired(self) -> None:
+        if self.agent is None and not self._closing:
+            log.info("closing a socket that sent no 'ready' within %gs", self.hub.settings.ready_timeout_s)
+            self._closing = True
+            self._drop(CLOSE_UNAUTHORIZED, "ready timeout")
 
     async def close(self, code: int, reason: str) -> None:
         if not self.ws.closed:
@@ -160,15 +226,18 @@ class Connection:
     async def run(self) -> None:
         writer = asyncio.ensure_future(self._write_loop())
         worker = asyncio.ensure_future(self._action_loop())
+        ready_within = self.hub.settings.ready_timeout_s
+        deadline = asyncio.get_running_loop().call_later(ready_within, self._ready_expired)
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_text(msg.data)
+                    await self._on_text_safely(msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     self._reply(None, self._error(ProtocolError("binary frames are not accepted; send JSON text", code="invalid-json")))
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            deadline.cancel()
             self._closing = True
             self._actions.put_nowait(None)
             self._outbound.put_nowait(None)
@@ -182,6 +251,7 @@ class Connection:
             text = await self._outbound.get()
             if text is None:
                 return
+            self._queued_chars -= len(text)
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
@@ -214,15 +284,31 @@ class Connection:
 
     # ------------------------------------------------------------- frames
 
+    async def _on_text_safely(self, text: str) -> None:
+        """A bug in reading one frame is an error frame, never an exception
+        out of the handler (aiohttp would write a 500 into the WS stream)."""
+        try:
+            await self._on_text(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("internal error reading a frame")
+            self._reply(None, self._error(FutonError("internal error; it was logged", code="internal-error")))
+
     async def _on_text(self, text: str) -> None:
         self.hub.frames_in += 1
         if not self._take_token():
             self._reply(f.req_id_of(text), self._error(FutonError("frame rate exceeded; slow down", code="rate-limited")))
             return
         try:
-            frame = f.parse_client_frame(text)
+            raw = f.load_client_text(text)
+        except f.JsonError as exc:  # not JSON, or nested too deep: req_id if it could be read
+            self._reply(exc.req_id, self._error(exc))
+            return
+        try:
+            frame = f.frame_from_object(raw)
         except ProtocolError as exc:
-            self._reply(f.req_id_of(text), self._error(exc))
+            self._reply(f.req_id_of(raw), self._error(exc))
             return
         if self.agent is None and not isinstance(frame, f.Ready | f.Ping):
             self._reply(frame.req_id, self._error(FutonError("send 'ready' first", code="not-ready")))
@@ -230,9 +316,18 @@ class Connection:
         if isinstance(frame, f.Ready):
             await self._guard(frame, self._ready(frame))
         elif isinstance(frame, f.PeripheralStart | f.ToolAction | f.Hop | f.PeripheralStop):
+            if self._actions.qsize() >= MAX_PENDING_ACTIONS:
+                busy = _busy(f"{MAX_PENDING_ACTIONS} actions are already waiting")
+                self._reply(frame.req_id, self._error(busy))
+                return
             self._actions.put_nowait(frame)
         elif isinstance(frame, f.Message):
-            self._spawn(self._guard(frame, self._message(frame)))
+            if self._messages >= MAX_PENDING_MESSAGES:
+                busy = _busy(f"{MAX_PENDING_MESSAGES} messages are already in flight")
+                self._reply(frame.req_id, self._error(busy))
+                return
+            self._messages += 1  # counted now: frames read in one go must not all pass the check
+            self._spawn(self._counted_message(frame))
         else:
             await self._guard(frame, self._other(frame))
 
@@ -245,6 +340,8 @@ class Connection:
             reply = self._error(exc)
         except asyncio.CancelledError:
             raise
+        except ConnectionError:  # this peer was dropped meanwhile (too slow): nobody to answer
+            return
         except Exception:
             log.exception("internal error on %s frame", frame.type)
             reply = self._error(FutonError("internal error; it was logged", code="internal-error"))
@@ -253,9 +350,7 @@ class Connection:
 
     def _reply(self, req_id: f.ReqId | None, frame: f.ServerFrame) -> None:
         frame.req_id = req_id
-        if self._closing:
-            return
-        self._outbound.put_nowait(f.render(frame))
+        self._enqueue(f.render(frame))
 
     @staticmethod
     def _error(exc: FutonError) -> f.ErrorFrame:
@@ -349,11 +444,20 @@ class Connection:
 
     # ------------------------------------------------------------- the rest
 
+    async def _counted_message(self, frame: f.Message) -> None:
+        try:
+            await self._guard(frame, self._message(frame))
+        finally:
+            self._messages -= 1
+
     async def _message(self, frame: f.Message) -> f.ServerFrame:
         agent = self._agent()
         to = frame.to if isinstance(frame.to, str) else frame.to.value
+        # The socket is authenticated as this agent and nothing else (never
+        # admin): actions to another agent are refused by the pipeline with
+        # ``forbidden``; actions to itself run inside its own peripherals.
         receipt = await self.hub.pipeline.dispatch(
-            Inbound(msg_id=frame.msg_id, sender=agent.id, to=to, payload=frame.payload, transport="websocket")
+            Inbound(msg_id=frame.msg_id, sender=agent.id, to=to, payload=frame.payload, transport="websocket", admin=False)
         )
         return f.Receipt(
             msg_id=receipt.msg_id, delivered=receipt.delivered, at=receipt.at, route=receipt.route,
@@ -398,7 +502,8 @@ class Connection:
                 self._spawn(pipeline.push(agent, {"type": "evidence", "entry": entry}))
 
         ack = f.Subscribed(filters=frame.filters, req_id=frame.req_id)
-        self._outbound.put_nowait(f.render(ack))
+        if not self._enqueue(f.render(ack)):
+            return None
         if frame.since_seq is not None:
             backlog = self.hub.store.query(replace(query, after_seq=frame.since_seq, before_seq=None, limit=1000))
             for entry in backlog.entries:
@@ -453,6 +558,10 @@ class Connection:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _busy(what: str) -> FutonError:
+    return FutonError(f"{what}; wait for their answers", code="rate-limited")
 
 
 def _workspace(agent: AgentRecord) -> Path | None:

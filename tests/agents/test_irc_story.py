@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from futon.agents.drivers.openai import OpenAIDriver
+from futon.config.models import SandboxSpec
 from futon.evidence import EvidenceQuery
+from futon.peripherals.spec import Peripheral
 from tests.agents.conftest import FAST_RETRY, running_agent, wait_until
 from tests.agents.fakes import Call, FakeOpenAI, Say
 from tests.transports.irc.kit import RawClient
@@ -35,8 +37,13 @@ class ReportingModel(FakeOpenAI):
 
 
 async def test_an_agent_asked_in_irc_fixes_a_failing_test_and_reports_the_count(tmp_path: Path) -> None:
-    async with running_daemon(tmp_path, irc__server__enabled=True, irc__server__port=0, tools__test_commands=[PYTEST]) as daemon:
+    async with running_daemon(tmp_path, irc__server__enabled=True, irc__server__port=0, tools__test_commands=[f"{PYTEST} -q {{paths}}"]) as daemon:
         workspace = daemon.config.workspace
+        # Tool processes run sandboxed; the test step needs this interpreter,
+        # which lives outside the system folders here: show it read-only.
+        test = daemon.runner.peripherals["test"]
+        extras = SandboxSpec(read_only=sorted({sys.prefix, sys.base_prefix}))
+        daemon.runner.peripherals["test"] = Peripheral("test", test.spec.model_copy(update={"sandbox": extras}))
         (workspace / "src" / "calc.py").write_text("def add(a, b):\n    return a - b\n")
         (workspace / "tests").mkdir(exist_ok=True)
         (workspace / "tests" / "test_calc.py").write_text(

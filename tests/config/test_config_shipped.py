@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from futon.config.loader import load_config
+from futon.config.loader import default_data_dir, load_config
 from futon.config.models import AgentsFile, DaemonConfig
 from futon.config.yamlfile import dump_yaml, round_trip_yaml
 from tests.config.support import SHIPPED, SHIPPED_FILES
@@ -159,7 +159,10 @@ def test_shipped_futon_yaml_spells_out_every_default(config) -> None:
 
 def test_shipped_paths_resolve_beside_futon_yaml(config) -> None:
     assert config.base_dir == SHIPPED
-    assert config.data_dir == SHIPPED / "var"
+    # The shipped data_dir is the user's state directory, outside the
+    # workspace (issue 13: it used to be config/var, readable by `read`).
+    assert config.daemon.data_dir is None and config.data_dir == default_data_dir()
+    assert not str(config.data_dir).startswith(str(config.workspace) + os.sep)
     assert config.workspace == Path(os.getcwd())
 
 

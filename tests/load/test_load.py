@@ -86,6 +86,7 @@ def test_agents_and_irc_clients_under_load(tmp_path: Path) -> None:
     config = make_config(
         tmp_path / "cfg", evidence__fsync="interval", irc__server__enabled=True, irc__server__port=0,
         ws__max_frames_per_s=1000, ws__burst=1000,
+        http__max_connections_per_ip=2000,  # every agent is on 127.0.0.1: the per-address cap is not measured
     )  # fmt: skip
     (tmp_path / "cfg" / "README.md").write_text("hello\n" * 20)
     proc = start_futon("serve", "--config", str(config), cwd=tmp_path / "cfg")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from futon.config.models import SandboxSpec
 from futon.errors import PermissionDenied
-from futon.evidence import JsonlStore
+from futon.evidence import JsonlStore, MemoryStore
 from futon.evidence.verify import verify_store
+from futon.peripherals.spec import Peripheral
 from futon.peripherals.tools.backend import RealBackend
 from tests.peripherals.support import make_runner, session_entries
 
@@ -36,7 +38,12 @@ def project(tmp_path: Path) -> Path:
 async def test_explore_edit_test_fixes_a_failing_test(project: Path, tmp_path: Path) -> None:
     store = JsonlStore(tmp_path / "evidence", fsync="always")
     python = Path(sys.executable)
-    runner = make_runner(project, RealBackend(), store, test_commands=[f"{python} -m pytest"])
+    runner = make_runner(project, RealBackend(), store, test_commands=[f"{python} -m pytest -q {{paths}}"])
+    # The test peripheral's sandbox must see this interpreter (it lives
+    # outside the system folders here); nothing else is widened.
+    test = runner.peripherals["test"]
+    extras = SandboxSpec(read_only=sorted({sys.prefix, sys.base_prefix}))
+    runner.peripherals["test"] = Peripheral("test", test.spec.model_copy(update={"sandbox": extras}))
     session = await runner.start("claude-1", "explore")
 
     hits = await session.step("grep", ["return a - b", "src"])
@@ -64,3 +71,34 @@ async def test_explore_edit_test_fixes_a_failing_test(project: Path, tmp_path: P
     assert kinds[-1] == ("coordination", "conclusion")
     await store.aclose()
     assert verify_store(tmp_path / "evidence").ok
+
+
+async def test_a_failing_run_a_fix_and_a_passing_run_is_a_pass_not_flaky(project: Path, tmp_path: Path) -> None:
+    """The test peripheral's verdict is the last run's; flaky needs the same
+    command to differ on an unchanged workspace (issue: wrong results)."""
+    python = Path(sys.executable)
+    runner = make_runner(project, RealBackend(), MemoryStore(), test_commands=[f"{python} -m pytest -q {{paths}}"])
+    test = runner.peripherals["test"]
+    extras = SandboxSpec(read_only=sorted({sys.prefix, sys.base_prefix}))
+    runner.peripherals["test"] = Peripheral("test", test.spec.model_copy(update={"sandbox": extras}))
+    command = f"{python} -m pytest -q tests"
+
+    session = await runner.start("claude-1", "test")
+    assert (await session.step("bash-test", [command])).result["exit"] != 0
+    await session.hop("edit", "hop-edit", "fix the bug")
+    await session.step("edit", ["src/calc.py", "a - b", "a + b"])
+    await session.hop("test", "hop-test", "run again")
+    assert (await session.step("bash-test", [command])).result["exit"] == 0
+    fruit = await session.stop("pass")
+    assert fruit["result"] == "pass"
+    assert [(r["result"], r["failed"], r["passed"]) for r in fruit["per_run"]] == [("fail", 1, 1), ("pass", 0, 2)]
+
+    # Failing twice on an unchanged tree is a fail, not flaky.
+    (project / "src" / "calc.py").write_text("def add(a, b):\n    return 0\n")
+    again = await runner.start("claude-1", "test")
+    assert (await again.step("bash-test", [command])).result["exit"] != 0
+    assert (await again.step("bash-test", [command])).result["exit"] != 0
+    assert (await again.stop("fail"))["result"] == "fail"
+
+    idle = await runner.start("claude-1", "test")
+    assert (await idle.stop("no-tests"))["result"] == "no-tests"

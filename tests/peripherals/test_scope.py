@@ -4,12 +4,20 @@ syntax is refused. Nothing refused ever reaches the backend."""
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from futon.config.models import DEFAULT_GIT_SUBCOMMANDS, DEFAULT_TEST_COMMANDS, ToolsSection
 from futon.errors import FutonError, PermissionDenied, ProtocolError
+from futon.peripherals.git_options import GRAMMARS as GIT_GRAMMARS
+from futon.peripherals.scope import check_git_command, check_test_command
 from tests.peripherals.support import RecordingBackend, make_runner
 
 
@@ -130,9 +138,20 @@ async def test_test_scope_refuses_anything_but_a_plain_test_command(workspace: P
     assert error.code in ("out-of-scope", "invalid-input")
 
 
-@pytest.mark.parametrize("command", ["pytest -q", "python -m pytest tests/ -x", "python3 -m pytest", "make test", "cargo test"])
-async def test_test_scope_admits_configured_test_commands(workspace: Path, command: str) -> None:
-    await admitted(workspace, "test", "bash-test", [command])
+@pytest.mark.parametrize(
+    ("command", "configured"),
+    [
+        ("pytest -q", None),
+        # Test commands match whole (issue 13): an option needs a pattern.
+        ("python -m pytest tests/ -x", ["python -m pytest {path} -x"]),
+        ("python3 -m pytest", None),
+        ("make test", None),
+        ("cargo test", None),
+    ],
+)
+async def test_test_scope_admits_configured_test_commands(workspace: Path, command: str, configured: list[str] | None) -> None:
+    settings = {} if configured is None else {"test_commands": configured}
+    await admitted(workspace, "test", "bash-test", [command], **settings)
 
 
 @pytest.mark.parametrize(
@@ -185,3 +204,227 @@ async def test_reflect_reads_only_files_its_session_named(workspace: Path) -> No
     with pytest.raises(PermissionDenied):
         await session.step("musn-log", ["sess-someone-else"])
     assert (await session.step("musn-log", [session.id])).ok
+
+
+# ------------------------------------------------- exact allowlists (issue 13)
+#
+# git options are parsed the way git parses them (unique prefixes of long
+# options included), test commands match a pattern whole. Each refused
+# command below was an escape when the check looked at option names whole
+# or at the start of argv only.
+
+GIT = list(DEFAULT_GIT_SUBCOMMANDS)
+
+GIT_ADMITTED = [
+    "git status",
+    "git status -sb",
+    "git status --porcelain=v2 -uno",
+    "git diff",
+    "git diff --cached --stat",
+    "git diff --stat=80 -U5 HEAD^",
+    "git diff HEAD^ -- src/app.py",
+    "git log -1",
+    "git log -n 3 --oneline",
+    "git log --author bob --grep=fix --format=%H",
+    "git show HEAD",
+    "git show HEAD:src/app.py",
+    "git add src/app.py docs",
+    "git add -A",
+    "git add -- src",
+    "git commit -m 'fix: add'",
+    "git commit -am msg",
+    "git commit -mmsg",
+    "git commit --amend --no-edit",
+    "git commit --amen -m x",  # a unique prefix of an allowed option, as git reads it
+    "git commit -a -m x --no-verify",
+    "git push",
+    "git push origin main",
+    "git push --tags",
+    "git push -u origin HEAD:main",
+    "git push --dry-r origin main",
+    "git tag -a v1 -m 'release 1'",
+    "git tag v1.0",
+    "git tag -am msg v2",
+]
+
+GIT_REFUSED = [
+    # global options, before the subcommand
+    ("git -c core.pager=sh log", "before the subcommand"),
+    ("git -C /tmp status", "before the subcommand"),
+    ("git --git-dir=/x status", "before the subcommand"),
+    ("git --exec-path=/x status", "before the subcommand"),
+    ("git --namespace=x status", "before the subcommand"),
+    ("git -P status", "before the subcommand"),
+    # prefixes git would expand to a dangerous option
+    ("git push --receive-pac=x origin", "--receive-pack"),
+    ("git push --exe=x origin", "--exec"),
+    ("git push --upload-p=x origin", "--upload-pack"),
+    ("git push --fo origin main", "--force"),
+    ("git diff --no-ind /etc/passwd x", "--no-index"),
+    ("git diff --outp=f", "--output"),
+    ("git commit --conf x", "--config"),
+    ("git commit --fi=/etc/passwd", "--file"),
+    ("git commit --t=/etc/passwd", "--template"),
+    ("git commit --he", "--help"),
+    # -c anywhere
+    ("git log -c core.pager=x", "-c"),
+    ("git commit -ccore.x=y", "-c"),
+    ("git commit -ac x", "-c"),
+    # short clusters hiding a refused option
+    ("git diff -po x", "-o"),
+    ("git commit -aF /etc/passwd", "-F"),
+    # files outside, programs, remote history
+    ("git tag -F /etc/passwd v1", "-F"),
+    ("git commit --file=/etc/passwd", "--file"),
+    ("git diff --no-index /etc/passwd x", "--no-index"),
+    ("git diff --output=/tmp/x", "--output"),
+    ("git show --output=x", "--output"),
+    ("git diff -O/etc/passwd", "-O"),
+    ("git diff --ext-diff", "--ext-diff"),
+    ("git log --textconv", "--textconv"),
+    ("git log --stdin", "--stdin"),
+    ("git add -p", "-p"),
+    ("git commit -e", "-e"),
+    ("git tag -s v1 -m x", "-s"),
+    ("git push --force", "--force"),
+    ("git push -f", "-f"),
+    ("git push --mirror", "--mirror"),
+    ("git push --repo=x", "--repo"),
+    ("git push origin +main", "'+main'"),
+    ("git push origin :main", "':main'"),
+    ("git push ext::sh main", "remote's name"),
+    ("git diff --end-of-options x", "--end-of-options"),
+    # pathspecs
+    ("git diff -- ../x", "'..'"),
+    ("git diff -- /etc/passwd", "absolute"),
+    ("git diff /etc/passwd x", "absolute"),  # would be an implicit --no-index
+    ("git add /etc/passwd", "absolute"),
+    ("git show HEAD:../x", "'..'"),
+    ("git show :/x", "pathspec magic"),
+    ("git push /tmp/x main", "absolute"),
+    # values
+    ("git commit -m", "needs a value"),
+    ("git commit -m --amend", "may not start with '-'"),
+    ("git status --short=x", "takes no value"),
+    # unknown options and subcommands
+    ("git commit --frobnicate", "not on the allowlist"),
+    ("git diff -X", "not on the allowlist"),
+    ("git reset --hard", "not allowed"),
+    ("git", "needs a subcommand"),
+]
+
+
+@pytest.mark.parametrize("command", GIT_ADMITTED)
+def test_git_grammar_admits_ordinary_deploy_commands(command: str) -> None:
+    assert check_git_command(command, GIT) == shlex.split(command)
+
+
+@pytest.mark.parametrize(("command", "fragment"), GIT_REFUSED)
+def test_git_grammar_refuses_options_as_git_would_read_them(command: str, fragment: str) -> None:
+    with pytest.raises(PermissionDenied) as caught:
+        check_git_command(command, GIT)
+    assert caught.value.code == "out-of-scope"
+    assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize("command", ["git push --receive-pac=x origin", "git diff --no-ind /etc/passwd x", "git commit -ccore.x=y"])
+async def test_git_tricks_never_reach_the_backend(workspace: Path, command: str) -> None:
+    assert (await refused(workspace, "deploy", "bash-git", [command])).code == "out-of-scope"
+
+
+def _dangerous_prefixes() -> list[tuple[str, str]]:
+    """(subcommand, long option) for every prefix of every refused option."""
+    out = []
+    for sub, grammar in GIT_GRAMMARS.items():
+        for name in (*grammar.refused, "config", "help", "exec-path", "git-dir"):
+            for end in range(1, len(name) + 1):
+                prefix = name[:end]
+                if prefix not in grammar.long:  # the full name of an allowed option is itself
+                    out.append((sub, prefix))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_dangerous_prefixes()), st.sampled_from(["", "=x", "=/etc/passwd"]))
+def test_any_prefix_of_a_refused_git_option_is_refused(case: tuple[str, str], value: str) -> None:
+    sub, prefix = case
+    with pytest.raises(PermissionDenied) as caught:
+        check_git_command(f"git {sub} --{prefix}{value}", GIT)
+    assert caught.value.code == "out-of-scope"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(GIT_GRAMMARS)), st.text(alphabet="abcdefghijklmnopqrstuvwxyz-=", min_size=1, max_size=12))
+def test_an_accepted_long_option_is_allowed_under_every_name_it_could_mean(sub: str, body: str) -> None:
+    """Whatever random --option is accepted, every option git could read it
+    as (exact, or a prefix of) is on the subcommand's allowlist."""
+    grammar = GIT_GRAMMARS[sub]
+    try:
+        check_git_command(f"git {sub} --{body}", GIT)
+    except PermissionDenied:
+        return
+    name = body.partition("=")[0]
+    could_mean = {s for s in grammar.spellings() if s == name or (grammar.abbreviations and s.startswith(name))}
+    assert could_mean and could_mean <= set(grammar.long)
+
+
+TEST_REFUSED = [
+    ("make test -f x.mk", "not one of the configured test commands"),
+    ("make -f x.mk test", "not one of the configured test commands"),
+    ("make test CC=x", "not one of the configured test commands"),
+    ("pytest --junitxml=/tmp/x", "not a plain relative path"),
+    ("pytest -p x", "not a plain relative path"),
+    ("pytest tests --rootdir=/", "not a plain relative path"),
+    ("pytest -c x.ini", "not a plain relative path"),
+    ("pytest --confcutdir=/", "not a plain relative path"),
+    ("pytest @args.txt", "not a plain relative path"),  # pytest reads arguments from the file
+    ("pytest ../outside", "'..'"),
+    ("pytest tests/../../x", "'..'"),
+    ("pytest /abs", "absolute"),
+    ("pytest src/escape/secret.txt", "outside the workspace"),  # through a symlink
+    ("go test -exec x ./...", "not one of the configured test commands"),
+    ("cargo test --config x", "not one of the configured test commands"),
+]
+
+
+@pytest.mark.parametrize(("command", "fragment"), TEST_REFUSED)
+async def test_test_commands_match_whole_never_by_prefix(workspace: Path, command: str, fragment: str) -> None:
+    error = await refused(workspace, "test", "bash-test", [command])
+    assert error.code == "out-of-scope"
+    assert fragment in error.message
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["pytest", "pytest tests", "pytest -q tests/test_a.py::test_x[1]", "python3 -m pytest -q tests src", "go test ./..."],
+)
+def test_default_test_patterns_admit_paths_in_the_workspace(workspace: Path, command: str) -> None:
+    assert check_test_command(command, DEFAULT_TEST_COMMANDS, workspace) == shlex.split(command)
+
+
+def test_a_path_slot_takes_exactly_one_path() -> None:
+    pattern = ["npm test -- {path}"]
+    assert check_test_command("npm test -- src/a.test.js", pattern) == ["npm", "test", "--", "src/a.test.js"]
+    for command in ("npm test --", "npm test -- a b", "npm test -- --watch"):
+        with pytest.raises(PermissionDenied):
+            check_test_command(command, pattern)
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("pytest {paths} -x", "last token"),
+        ("{path} run", "must start with a program"),
+        ("pytest --junitxml={path}", "whole token"),
+        ("pytest {file}", "not a placeholder"),
+        ("", "empty"),
+    ],
+)
+def test_a_malformed_test_pattern_fails_at_load(entry: str, fragment: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(fragment)):
+        ToolsSection(test_commands=[entry])
+
+
+def test_git_subcommands_need_an_option_table() -> None:
+    with pytest.raises(ValidationError, match="no option table for git reset"):
+        ToolsSection(git_subcommands=["status", "reset"])

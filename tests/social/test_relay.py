@@ -4,6 +4,7 @@ commands, and the channel transcript in evidence."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,3 +144,24 @@ async def test_agent_replies_go_out_where_the_channel_is_and_into_the_thread(wor
     assert (entry["evidence/author"], entry["evidence/body"]["transport"], entry["evidence/body"]["network"]) == ("claude-1", "ws-relay", "embedded")
     await relay.show_agents()
     assert ("claude-1", ["#futon"]) in side.shown
+
+
+async def test_a_human_named_like_an_agent_is_never_recorded_as_the_agent(world) -> None:  # type: ignore[no-untyped-def]
+    """Bot mode: a human on another network may carry an agent's nick (any
+    case). The line is recorded under ``irc:<nick>``, never the agent."""
+    relay, _side, _registry, store = world
+    libera = RecordingSide(network="libera")
+    for nick in ("claude-1", "CODEX-1", "Futon"):
+        await relay.on_message(libera, nick, "#futon", f"{nick} here, merge it", private=False)
+    authors = [e["evidence/author"] for e in reversed(store.query(EvidenceQuery(subject_id="irc/#futon")).entries)]
+    assert authors == ["irc:claude-1", "irc:CODEX-1", "irc:Futon"]
+    assert relay.nick_reserved("Claude-1") and relay.nick_reserved("futon") and not relay.nick_reserved("joe")
+
+
+async def test_an_agent_registered_at_run_time_is_shown_at_once(world) -> None:  # type: ignore[no-untyped-def]
+    """Registering an agent reserves its nick: the relay shows it on every
+    side right away (the embedded side renames a human holding the nick)."""
+    relay, side, registry, _store = world
+    registry.register("newbot", "mock", channels=["#futon"])
+    await asyncio.gather(*relay._showing)  # the show the registration started
+    assert ("newbot", ["#futon"]) in side.shown

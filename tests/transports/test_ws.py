@@ -192,7 +192,9 @@ async def test_coordination_message_is_delivered_and_the_reply_returns(daemon: D
 async def test_action_messages_run_the_routed_peripheral(
     daemon: Daemon, http: aiohttp.ClientSession, target: str, payload: dict, peripheral: str
 ) -> None:
-    async with connected(http, daemon, "claude-1") as agent:
+    # Each agent asks for its own actions: actions run with the caller's
+    # identity, so another agent may not send them (tests/security/test_identity.py).
+    async with connected(http, daemon, target) as agent:
         receipt = await agent.ask({"type": "message", "msg_id": f"m-{target}", "to": target, "payload": payload})
     assert receipt["type"] == "receipt" and receipt["route"] == "peripheral/run-chain"
     assert receipt["peripheral_id"] == peripheral
@@ -319,7 +321,7 @@ async def test_arbitrary_frames_get_typed_errors_and_the_connection_survives(tmp
 
 async def test_tickle_with_a_plain_payload_gets_a_mission_control_review(daemon: Daemon, http: aiohttp.ClientSession) -> None:
     """Action route for tickle → mission-control; with no actions it runs mc-review (the daemon installed the domain tools)."""
-    async with connected(http, daemon, "claude-1") as agent:
+    async with connected(http, daemon, "tickle-1") as agent:  # its own actions (the identity wall)
         receipt = await agent.ask({"type": "message", "msg_id": "m-review", "to": "tickle-1", "payload": "standup please"})
     assert receipt["peripheral_id"] == "mission-control"
     assert set(receipt["fruit"]["review"]["counts"]) == {"complete", "in-progress", "blocked", "ready", "unknown"}

@@ -1,13 +1,16 @@
 """Running one child process under the limits every shell tool shares.
 
-:func:`run_process` is the only place futon starts a tool's process. It
-guarantees, whatever the command does:
+:func:`run_process` is the only place futon starts a tool's process; tools
+reach it through :func:`futon.peripherals.tools.shell.run_sandboxed`, which
+puts the command in the sandbox first. It guarantees, whatever the command
+does:
 
-- stdin is /dev/null; the environment is ours minus anything that looks
-  like a secret (:func:`tool_env`);
+- stdin is /dev/null; the environment is exactly the one given (default:
+  :data:`MINIMAL_ENV`), never the daemon's own; no descriptor of ours but
+  ``pass_fds`` is inherited;
 - the child leads a new session and process group, and runs under a
-  :class:`~futon.peripherals.tools.limits.Confinement` (pids cgroup where
-  available);
+  :class:`~futon.peripherals.tools.limits.Confinement` (pids and memory
+  cgroups where available, else rlimits);
 - each of stdout and stderr keeps at most ``cap`` bytes, followed by a
   truncation marker; the rest is read and thrown away so the child never
   blocks on a full pipe;
@@ -41,24 +44,13 @@ EXIT_GRACE_S = 0.5
 KILL_DRAIN_S = 1.0
 _READ_CHUNK = 1 << 20
 
-_SECRET_MARKERS = (
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "API_KEY",
-    "APIKEY",
-    "CREDENTIAL",
-    "PRIVATE_KEY",
-)
-
-
-def tool_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a tool's process gets: ``base`` (default: ours)
-    without variables whose names look like secrets — a command the agent
-    chose must not be able to print our credentials."""
-    source = os.environ if base is None else base
-    return {k: v for k, v in source.items() if not any(m in k.upper() for m in _SECRET_MARKERS)}
+# What a process gets when no environment is given: nothing of ours (the
+# daemon's environment may hold credentials under any name).
+MINIMAL_ENV: Mapping[str, str] = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+}
 
 
 def truncation_marker(cap: int) -> str:
@@ -200,24 +192,28 @@ async def run_process(
     cap: int,
     limiter: ProcessLimiter,
     env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+    memory_max: int | None = None,
 ) -> ShellResult:
     """Run ``argv`` (no shell unless argv is one) in ``cwd`` under the
-    guarantees of this module. A command that cannot be started raises
+    guarantees of this module, its memory bounded by ``memory_max`` (bytes;
+    default: the limiter's). A command that cannot be started raises
     ``ToolError``; anything the command itself does is data."""
     if not argv:
         raise ToolError("empty command")
-    confinement = limiter.open()
+    confinement = limiter.open(memory_max)
     try:
         proc = subprocess.Popen(
             list(argv),
             cwd=str(cwd),
-            env=dict(tool_env() if env is None else env),
+            env=dict(MINIMAL_ENV if env is None else env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=confinement.preexec,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError as exc:
         await confinement.close()

@@ -1,26 +1,40 @@
 """The shell tools: bash, bash-test, bash-git, bash-deploy, bash-readonly.
 
-All run with the workspace as cwd through :func:`run_process` (timeout,
-output caps, process group and pids limit, secret-free environment) and
-return ``{exit, out, err, timed_out}``; a non-zero exit is data.
+Every one runs its process through :func:`run_sandboxed`: in the sandbox
+(:mod:`futon.peripherals.tools.sandbox`: the scope is all the process can
+see), under :func:`run_process` (timeout, output caps, process group,
+pids and memory limits, an environment of our choosing), with the
+workspace as cwd; each returns ``{exit, out, err, timed_out}``, a non-zero
+exit is data. Where the sandbox does not work, every one refuses with
+``ToolError`` saying why; none ever runs unsandboxed.
 
-- ``bash`` runs ``bash -c command``; in a ``paths`` scope
-  (``ctx.writable`` set) it runs in the writable-paths sandbox when bwrap
-  works here, plain otherwise ("where the sandbox allows").
+- ``bash`` runs ``bash -c command`` with ``ctx.writable`` writable (None:
+  the whole workspace; a ``paths`` scope: those folders; a read-only
+  peripheral: nothing).
 - ``bash-test`` / ``bash-git`` / ``bash-deploy`` exec the argv from
-  :func:`split_command` with no shell in between; the dispatcher has already
-  checked it against the allowlists.
-- ``bash-readonly`` runs in the read-only sandbox or refuses.
+  :func:`split_command` with no shell in between (the dispatcher has
+  already checked it against the allowlists), the workspace writable as
+  for ``bash``.
+- ``bash-readonly`` runs ``bash -c command`` with nothing writable but its
+  private /tmp.
+
+A domain tool that needs a process calls :func:`run_sandboxed` too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from futon.errors import ToolError
 from futon.peripherals.args import ShellArgs
 from futon.peripherals.scope import split_command
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.limits import ProcessLimiter
-from futon.peripherals.tools.process import run_process
-from futon.peripherals.tools.sandbox import Sandbox
+from futon.peripherals.tools.process import ShellResult, run_process
+from futon.peripherals.tools.sandbox import Sandbox, View
 
 
 def timeout_for(args: ShellArgs, ctx: ToolContext) -> float:
@@ -34,6 +48,67 @@ def timeout_for(args: ShellArgs, ctx: ToolContext) -> float:
     return min(wanted, settings.max_timeout_s)
 
 
+def view_of(ctx: ToolContext, writable: tuple[Path, ...] | None) -> View:
+    """The sandbox view of a tool call: the context's workspace, hidden
+    paths and sandbox spec, with ``writable`` writable."""
+    return View(
+        workspace=ctx.workspace,
+        writable=writable,
+        hidden=ctx.hidden,
+        spec=ctx.sandbox,
+        tmp_bytes=ctx.settings.memory_max_bytes,
+    )
+
+
+async def run_sandboxed(
+    command: Sequence[str],
+    ctx: ToolContext,
+    *,
+    sandbox: Sandbox,
+    limiter: ProcessLimiter,
+    timeout_s: float,
+    writable: tuple[Path, ...] | None,
+) -> ShellResult:
+    """Run ``command`` (an argv; no shell added) in the sandbox of ``ctx``
+    with ``writable`` writable, under every limit of :func:`run_process`.
+    Raises ``ToolError`` when the sandbox does not work here or the command
+    cannot be started."""
+    await sandbox.require()
+    if not command:
+        raise ToolError("empty command")
+    if not ctx.workspace.is_dir():
+        raise ToolError(f"the workspace {str(ctx.workspace)!r} does not exist")
+    argv, fd = sandbox.launch(view_of(ctx, writable), command)
+    try:
+        result = await run_process(
+            argv,
+            cwd=ctx.workspace,
+            timeout_s=timeout_s,
+            cap=ctx.settings.output_cap_bytes,
+            limiter=limiter,
+            env=sandbox.env(ctx.sandbox),
+            pass_fds=(fd,),
+            memory_max=ctx.settings.memory_max_bytes,
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _raise_if_not_started(result, command[0])
+    return result
+
+
+def _raise_if_not_started(result: ShellResult, program: str) -> None:
+    """bwrap reports a command it could not exec on stderr with exit 1;
+    that is a tool error (as a missing program was before the sandbox)."""
+    prefix = f"bwrap: execvp {program}: "
+    if result.exit != 1 or not result.err.startswith(prefix):
+        return
+    reason = result.err[len(prefix) :].strip()
+    if reason == "No such file or directory":
+        raise ToolError(f"command not found: {program}")
+    raise ToolError(f"could not start {program}: {reason}")
+
+
 class ShellTools:
     """The shell tools over one process limiter and one sandbox."""
 
@@ -41,27 +116,29 @@ class ShellTools:
         self.limiter = limiter
         self.sandbox = sandbox
 
-    async def _run(self, argv: list[str], args: ShellArgs, ctx: ToolContext) -> dict[str, object]:
-        result = await run_process(
-            argv,
-            cwd=ctx.workspace,
-            timeout_s=timeout_for(args, ctx),
-            cap=ctx.settings.output_cap_bytes,
+    async def _run(
+        self,
+        command: Sequence[str],
+        args: ShellArgs,
+        ctx: ToolContext,
+        writable: tuple[Path, ...] | None,
+    ) -> dict[str, object]:
+        result = await run_sandboxed(
+            command,
+            ctx,
+            sandbox=self.sandbox,
             limiter=self.limiter,
+            timeout_s=timeout_for(args, ctx),
+            writable=writable,
         )
         return result.to_dict()
 
     async def bash(self, args: ShellArgs, ctx: ToolContext) -> dict[str, object]:
-        if ctx.writable is not None and await self.sandbox.available():
-            argv = self.sandbox.writable_argv(ctx.workspace, ctx.writable, args.command)
-        else:
-            argv = ["bash", "-c", args.command]
-        return await self._run(argv, args, ctx)
+        return await self._run(["bash", "-c", args.command], args, ctx, ctx.writable)
 
     async def exec_argv(self, args: ShellArgs, ctx: ToolContext) -> dict[str, object]:
         """bash-test, bash-git, bash-deploy: argv, no shell."""
-        return await self._run(split_command(args.command), args, ctx)
+        return await self._run(split_command(args.command), args, ctx, ctx.writable)
 
     async def bash_readonly(self, args: ShellArgs, ctx: ToolContext) -> dict[str, object]:
-        await self.sandbox.require()
-        return await self._run(self.sandbox.readonly_argv(ctx.workspace, args.command), args, ctx)
+        return await self._run(["bash", "-c", args.command], args, ctx, ())

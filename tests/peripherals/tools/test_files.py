@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from futon.errors import PermissionDenied, ToolError
-from futon.peripherals.tools import ToolContext
+from futon.peripherals.tools import ToolContext, files
 
 from .conftest import Call, make_ctx
 
@@ -192,6 +192,50 @@ async def test_grep_with_a_bad_regex_is_a_tool_error(call: Call, ctx: ToolContex
 async def test_grep_of_a_missing_path_is_a_tool_error(call: Call, ctx: ToolContext) -> None:
     with pytest.raises(ToolError, match="no such"):
         await call("grep", ["x", "missing"], ctx)
+
+
+async def test_grep_refuses_what_re2_cannot_run_and_says_why(call: Call, ctx: ToolContext) -> None:
+    for pattern in (r"(a)\1", "a(?=b)", "(?<!a)b"):
+        with pytest.raises(ToolError, match=r"RE2.*backreferences or lookaround"):
+            await call("grep", [pattern], ctx)
+
+
+async def test_grep_runs_backtracking_patterns_in_linear_time(call: Call, ws: Path, ctx: ToolContext) -> None:
+    # With a backtracking engine each of these takes longer than the age of
+    # the universe on this line; RE2 answers at once.
+    (ws / "aaa.txt").write_text("a" * 5000 + "\n")
+    assert await call("grep", ["(a|aa)+c", "aaa.txt"], ctx) == []
+    assert [h["line"] for h in await call("grep", ["^(a+)+$", "aaa.txt"], ctx)] == [1]
+
+
+async def test_grep_searches_only_the_head_of_a_huge_line_and_counts_lines_on(
+    call: Call, ws: Path, ctx: ToolContext
+) -> None:
+    head = files.GREP_LINE_BYTES
+    (ws / "wide.txt").write_bytes(b"start" + b"x" * (3 * head) + b"late\nnext line\n")
+    assert [h["line"] for h in await call("grep", ["start", "wide.txt"], ctx)] == [1]
+    assert await call("grep", ["late", "wide.txt"], ctx) == []  # past the head: not searched
+    assert await call("grep", ["next", "wide.txt"], ctx) == [
+        {"file": "wide.txt", "line": 2, "content": "next line"}
+    ]
+
+
+async def test_grep_over_its_byte_budget_returns_what_it_found_and_says_so(
+    call: Call, ws: Path, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "GREP_MAX_BYTES", 1000)
+    (ws / "many.txt").write_text("hit\n" * 1000)
+    hits = await call("grep", ["hit", "many.txt"], ctx)
+    assert hits[-1] == {"truncated": "partial results: stopped after reading 1000 bytes"}
+    assert 0 < len(hits) - 1 <= 251
+    assert all(h == {"file": "many.txt", "line": i + 1, "content": "hit"} for i, h in enumerate(hits[:-1]))
+
+
+async def test_grep_past_its_deadline_returns_what_it_found_and_says_so(call: Call, ws: Path) -> None:
+    (ws / "many.txt").write_text("hit\n" * 10)
+    expired = make_ctx(ws, timeout_s=1e-9)
+    hits = await call("grep", ["hit", "many.txt"], expired)
+    assert hits[-1] == {"truncated": "partial results: stopped at the time limit (tools.timeout_s)"}
 
 
 # ------------------------------------------------------------------ edit

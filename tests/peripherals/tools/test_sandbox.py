@@ -12,6 +12,7 @@ before any command ran.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -19,11 +20,13 @@ import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from futon.config.models import SandboxSpec
 from futon.errors import ToolError
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
@@ -296,7 +299,7 @@ async def test_bash_readonly_has_no_network(backend: RealBackend, call: Call, wo
 
 async def test_bash_readonly_refuses_without_bwrap(call: Call, ctx: ToolContext) -> None:
     backend = RealBackend(sandbox=Sandbox(bwrap="/nonexistent/bwrap"))
-    with pytest.raises(ToolError, match="no read-only sandbox"):
+    with pytest.raises(ToolError, match="no sandbox"):
         await call("bash-readonly", ["echo never"], ctx, using=backend)
 
 
@@ -338,8 +341,181 @@ async def test_bash_in_a_paths_scope_writes_only_the_listed_paths(
     assert (ws / "README.md").read_text() == "hello\nworld\n"
 
 
-async def test_bash_in_a_paths_scope_runs_plain_when_no_sandbox(call: Call, ws: Path) -> None:
+async def test_bash_in_a_paths_scope_refuses_when_no_sandbox(call: Call, ws: Path) -> None:
+    """Was: ran plain (unsandboxed) without bwrap — an escape. Now refused."""
     backend = RealBackend(sandbox=Sandbox(bwrap="/nonexistent/bwrap"))
     ctx = make_ctx(ws, writable=(ws / "src",))
-    result = await call("bash", ["echo y > README.md && echo ok"], ctx, using=backend)
-    assert result["out"] == "ok\n"
+    with pytest.raises(ToolError, match="no sandbox"):
+        await call("bash", ["echo y > README.md && echo ok"], ctx, using=backend)
+    assert (ws / "README.md").read_text() == "hello\nworld\n"
+
+
+@pytest.mark.parametrize(
+    ("tool", "command"),
+    [
+        ("bash", "touch planted"),
+        ("bash-readonly", "touch planted"),
+        ("bash-test", "touch planted"),
+        ("bash-git", "touch planted"),
+        ("bash-deploy", "touch planted"),
+    ],
+)
+async def test_every_process_tool_refuses_without_a_sandbox(
+    call: Call, ws: Path, tool: str, command: str
+) -> None:
+    backend = RealBackend(sandbox=Sandbox(bwrap="/nonexistent/bwrap"))
+    with pytest.raises(ToolError, match="no sandbox"):
+        await call(tool, [command], make_ctx(ws), using=backend)
+    assert not (ws / "planted").exists()
+
+
+# ------------------------------------------------------------------ what a process sees
+
+
+async def test_hidden_paths_inside_the_workspace_are_covered(
+    backend: RealBackend, call: Call, ws: Path
+) -> None:
+    """The data directory and a config file inside a writable workspace:
+    not readable, not listable, not writable."""
+    require_bwrap(backend)
+    (ws / "var").mkdir()
+    (ws / "var" / "evidence.log").write_text("private evidence\n")
+    (ws / "futon.yaml").write_text("secret: config\n")
+    ctx = replace(make_ctx(ws), hidden=(ws / "var", ws / "futon.yaml"))
+    result = await call(
+        "bash",
+        [
+            "cat futon.yaml var/evidence.log; ls -A var; echo x > futon.yaml; "
+            "echo y > var/evidence.log; touch var/new; rm -rf var; echo done"
+        ],
+        ctx,
+    )
+    assert "done" in result["out"]
+    assert "private evidence" not in result["out"] and "config" not in result["out"]
+    assert (ws / "futon.yaml").read_text() == "secret: config\n"
+    assert (ws / "var" / "evidence.log").read_text() == "private evidence\n"
+    assert sorted(os.listdir(ws / "var")) == ["evidence.log"]
+
+
+async def test_etc_secrets_are_masked_and_the_host_is_invisible(
+    backend: RealBackend, call: Call, ws: Path
+) -> None:
+    require_bwrap(backend)
+    assert Path("/etc/shadow").stat().st_size > 0
+    result = await call(
+        "bash-readonly",
+        ["wc -c < /etc/shadow; test -e /root || echo no-root; test -e /home || echo no-home; "
+         "test -e /var || echo no-var; test -e /run || echo no-run; id -u"],
+        make_ctx(ws),
+    )  # fmt: skip
+    assert result["out"].split() == ["0", "no-root", "no-home", "no-var", "no-run", "1000"]
+
+
+async def test_read_only_extras_are_visible_on_path_and_not_writable(
+    backend: RealBackend, call: Call, ws: Path, tmp_path: Path
+) -> None:
+    require_bwrap(backend)
+    tool = tmp_path / "toolchain"
+    (tool / "bin").mkdir(parents=True)
+    (tool / "bin" / "futon-hello").write_text("#!/bin/sh\necho hello from the toolchain\n")
+    (tool / "bin" / "futon-hello").chmod(0o755)
+    ctx = replace(make_ctx(ws), sandbox=SandboxSpec(read_only=[str(tool)]))
+    result = await call("bash", [f"futon-hello; touch {tool}/planted; echo $?"], ctx)
+    assert result["out"].splitlines() == ["hello from the toolchain", "1"]
+    assert not (tool / "planted").exists()
+
+
+async def test_git_trusts_the_workspace_inside_the_sandbox(
+    backend: RealBackend, call: Call, ws: Path
+) -> None:
+    """The workspace's owner maps to the uid inside, so git's
+    safe.directory check passes and bash-git can commit."""
+    require_bwrap(backend)
+    _git("init", "-q", cwd=ws)
+    ctx = make_ctx(ws)
+    done = await call(
+        "bash-git", ["git -c user.name=t -c user.email=t@t commit -q --allow-empty -m inside"], ctx
+    )
+    assert done["exit"] == 0, done
+    log = await call("bash-git", ["git log --format=%s"], ctx)
+    assert log["out"] == "inside\n"
+
+
+# ------------------------------------------------------------------ reading out, calling out
+
+LEAKS = [
+    "cat @OUT@/sentinel.txt",
+    "cat @HOME@/sentinel.txt",
+    "cat /proc/1/root@OUT@/sentinel.txt",
+    "cat /proc/1/environ /proc/$PPID/environ /proc/self/environ | tr '\\0' '\\n'",
+    "for p in /proc/[0-9]*; do cat $p/environ $p/cmdline; done 2>/dev/null | tr '\\0' '\\n'",
+    "env; set",
+    "cat /proc/*/task/*/environ 2>/dev/null",
+    "ls -la /proc/1/fd/; for f in /proc/1/fd/*; do timeout 1 cat $f; done 2>/dev/null | head -c 9999",
+    "nsenter -t 1 -a cat @OUT@/sentinel.txt",
+    "cat /etc/shadow /etc/gshadow",
+    "sudo -n cat @OUT@/sentinel.txt",
+    "ls -la /root /home /var /run /srv /opt /mnt",
+    "find / -xdev -name sentinel.txt 2>/dev/null | xargs cat",
+    "timeout 10 grep -rs --exclude-dir=proc --exclude-dir=dev 'sentinel' / | head",
+    "echo x > /dev/tcp/127.0.0.1/@PORT@",
+    "exec 3<>/dev/tcp/127.0.0.1/@PORT@ && echo hit >&3",
+    "python3 -c \"import socket; socket.create_connection(('127.0.0.1', @PORT@), 2)\"",
+    "python3 -c \"import socket; socket.create_connection(('::ffff:127.0.0.1', @PORT@), 2)\"",
+    _optional("curl", "curl -s -m 2 http://127.0.0.1:@PORT@/"),
+    "ls /proc | grep -c '^[0-9]'",
+    "python3 -c \"import os; print(os.getppid()); print(open('/proc/%d/environ' % os.getppid()).read())\"",
+]
+
+
+@pytest.fixture
+async def listener() -> Any:
+    """A TCP listener on 127.0.0.1 counting the connections it accepts."""
+    hits = {"n": 0}
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits["n"] += 1
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield port, hits
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("command", LEAKS)
+async def test_bash_readonly_cannot_read_out_or_call_out(
+    backend: RealBackend,
+    call: Call,
+    world: World,
+    listener: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    """No host file outside the view, no byte of the daemon's environment,
+    no host process and no connection to loopback reach the command."""
+    require_bwrap(backend)
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    monkeypatch.setenv("DATABASE_URL", f"postgres://u:{secret}@db/prod")
+    port, hits = listener
+    filled = world.fill(command).replace("@PORT@", str(port))
+    result = await call(
+        "bash-readonly", [filled + f"\necho {RAN}", {"timeout_ms": 15_000}], make_ctx(world.ws)
+    )
+    text = result["out"] + result["err"]
+    assert RAN in result["out"], f"the command did not run in the sandbox: {result}"
+    assert secret not in text
+    assert "outside sentinel" not in text and "home sentinel" not in text
+    assert not any(line.startswith("root:") for line in text.splitlines())
+    await asyncio.sleep(0)  # let a pending accept run before counting
+    assert hits["n"] == 0, f"{command!r} reached the loopback listener"
+    if command.startswith("ls /proc | grep -c"):
+        # Only the sandbox's own processes: bwrap's init, bash, ls, grep.
+        assert int(result["out"].split()[0]) <= 6
+
+
+def test_the_leak_corpus_is_large_enough() -> None:
+    assert len(LEAKS) >= 20

@@ -8,10 +8,12 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from futon.config.models import SandboxSpec
 from futon.errors import PermissionDenied, ToolError
 from futon.peripherals.args import parse_args
 from futon.peripherals.tools import ToolContext
@@ -101,26 +103,65 @@ def test_timeout_is_the_agents_clamped_to_the_maximum(ws: Path) -> None:
 # ------------------------------------------------------------------ killing
 
 
+def unique_sleep() -> str:
+    """A ``sleep`` argument no other process on the host has: commands run
+    in their own PID namespace, so the pid a command prints is not the
+    host's; the test finds its processes by this argument instead."""
+    return f"30.{uuid.uuid4().int % 10**12:012d}"
+
+
+def sleepers(seconds: str) -> list[int]:
+    """Host pids of the live ``sleep <seconds>`` processes."""
+    want = b"sleep\0" + seconds.encode() + b"\0"
+    found = []
+    for pid in processes_matching(seconds):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().endswith(want):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+async def wait_for_sleeper(seconds: str, within: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + within
+    while not (found := sleepers(seconds)):
+        assert time.monotonic() < deadline, "the command's sleep never started"
+        await asyncio.sleep(0.01)
+    return found
+
+
 async def test_timeout_kills_the_whole_process_group(
     call: Call, ws: Path, ctx: ToolContext
 ) -> None:
     """SIGKILL to the group at the deadline: a background child of the
     command dies with it."""
     started = time.monotonic()
-    result = await call("bash", ["sleep 30 & echo $! > bg.pid; sleep 30", {"timeout_ms": 800}], ctx)
+    bg = unique_sleep()
+    task = asyncio.ensure_future(
+        call("bash", [f"sleep {bg} & sleep 30", {"timeout_ms": 1500}], ctx)
+    )
+    pids = await wait_for_sleeper(bg)
+    result = await task
     assert result["timed_out"] is True and result["exit"] == -9
     assert time.monotonic() - started < 4
-    assert await wait_gone([int((ws / "bg.pid").read_text())]) == []
+    assert await wait_gone(pids) == []
 
 
 async def test_background_children_are_killed_when_the_command_exits(
     call: Call, ws: Path, ctx: ToolContext
 ) -> None:
     started = time.monotonic()
-    result = await call("bash", ["sleep 30 & echo $!", {"timeout_ms": 10_000}], ctx)
+    bg = unique_sleep()
+    # The command waits for the test to have seen its child, then exits.
+    command = f"sleep {bg} & while [ ! -e go ]; do sleep 0.01; done; echo $!"
+    task = asyncio.ensure_future(call("bash", [command, {"timeout_ms": 10_000}], ctx))
+    pids = await wait_for_sleeper(bg)
+    (ws / "go").touch()
+    result = await task
     assert result["timed_out"] is False and result["exit"] == 0
     assert time.monotonic() - started < 3
-    assert await wait_gone([int(result["out"])]) == []
+    assert await wait_gone(pids) == []
 
 
 async def test_a_child_that_left_the_group_is_killed_through_the_cgroup(
@@ -129,30 +170,27 @@ async def test_a_child_that_left_the_group_is_killed_through_the_cgroup(
     """setsid escapes the process group but not the pids cgroup."""
     if not backend.limiter.mechanism.startswith("cgroup"):
         pytest.skip(f"no pids cgroup on this machine (process limit: {backend.limiter.mechanism})")
-    result = await call(
-        "bash",
-        ["setsid sleep 30 > /dev/null 2>&1 < /dev/null & echo $!", {"timeout_ms": 10_000}],
-        ctx,
+    bg = unique_sleep()
+    command = (
+        f"setsid sleep {bg} > /dev/null 2>&1 < /dev/null & "
+        "while [ ! -e go ]; do sleep 0.01; done; echo $!"
     )
-    assert await wait_gone([int(result["out"])]) == []
+    task = asyncio.ensure_future(call("bash", [command, {"timeout_ms": 10_000}], ctx))
+    pids = await wait_for_sleeper(bg)
+    (ws / "go").touch()
+    await task
+    assert await wait_gone(pids) == []
 
 
 async def test_cancelling_the_task_kills_the_group(call: Call, ws: Path, ctx: ToolContext) -> None:
     """A session stop cancels the step: the command and its children die
     before the cancellation reaches the caller."""
-    task = asyncio.ensure_future(
-        call(
-            "bash",
-            ["echo $$ > pids; sleep 30 & echo $! >> pids; wait", {"timeout_ms": 30_000}],
-            ctx,
-        )
-    )
-    pid_file = ws / "pids"
-    deadline = time.monotonic() + 5
-    while not (pid_file.exists() and len(pid_file.read_text().split()) == 2):
-        assert time.monotonic() < deadline, "the command never started"
-        await asyncio.sleep(0.02)
-    pids = [int(p) for p in pid_file.read_text().split()]
+    bg = unique_sleep()
+    task = asyncio.ensure_future(call("bash", [f"sleep {bg} & wait", {"timeout_ms": 30_000}], ctx))
+    await wait_for_sleeper(bg)
+    # The sandbox, the shell and its child: every process naming the sleep.
+    pids = processes_matching(bg)
+    assert len(pids) >= 3
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -230,17 +268,23 @@ async def test_a_fork_bomb_is_bounded_and_leaves_nothing_behind(
 
 
 async def test_secrets_are_not_in_the_environment(
-    call: Call, ctx: ToolContext, monkeypatch: pytest.MonkeyPatch
+    call: Call, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nothing of the daemon's environment reaches a command, whatever its
+    name (a secret may hide under any); what the peripheral's
+    ``sandbox.env`` declares does."""
     monkeypatch.setenv("FUTON_TEST_API_KEY", "k1")
     monkeypatch.setenv("GITHUB_TOKEN", "k2")
     monkeypatch.setenv("db_password", "k3")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "k4")
-    monkeypatch.setenv("FUTON_TEST_PLAIN", "visible")
+    monkeypatch.setenv("FUTON_TEST_PLAIN", "daemon-only")
+    ctx = replace(make_ctx(ws), sandbox=SandboxSpec(env={"FUTON_TEST_PLAIN": "visible"}))
     out = (await call("bash", ["env"], ctx))["out"]
     assert "FUTON_TEST_PLAIN=visible" in out
-    for value in ("=k1", "=k2", "=k3", "=k4"):
+    for value in ("=k1", "=k2", "=k3", "=k4", "daemon-only"):
         assert value not in out
+    names = {line.split("=", 1)[0] for line in out.splitlines()}
+    assert names <= {"PATH", "HOME", "LANG", "FUTON_TEST_PLAIN", "PWD", "SHLVL", "_"}
 
 
 async def test_without_any_process_limit_commands_still_run_and_say_so_once(
