@@ -25,19 +25,19 @@ _EXPORTS: dict[str, str] = {
     "AgentClient": "futon.agents.client",
     "Disconnected": "futon.agents.client",
     "Push": "futon.agents.client",
-    # frames the client returns and yields (futon.transports.frames)
-    "ReadyAck": "futon.transports.frames",
-    "PeripheralStarted": "futon.transports.frames",
-    "ToolResult": "futon.transports.frames",
-    "Hopped": "futon.transports.frames",
-    "PeripheralStopped": "futon.transports.frames",
-    "Receipt": "futon.transports.frames",
-    "EvidenceResult": "futon.transports.frames",
-    "Subscribed": "futon.transports.frames",
-    "IrcMessage": "futon.transports.frames",
-    "ChatMessage": "futon.transports.frames",
-    "PushedMessage": "futon.transports.frames",
-    "EvidencePush": "futon.transports.frames",
+    # frames the client returns and yields (futon.protocol.frames)
+    "ReadyAck": "futon.protocol.frames",
+    "PeripheralStarted": "futon.protocol.frames",
+    "ToolResult": "futon.protocol.frames",
+    "Hopped": "futon.protocol.frames",
+    "PeripheralStopped": "futon.protocol.frames",
+    "Receipt": "futon.protocol.frames",
+    "EvidenceResult": "futon.protocol.frames",
+    "Subscribed": "futon.protocol.frames",
+    "IrcMessage": "futon.protocol.frames",
+    "ChatMessage": "futon.protocol.frames",
+    "PushedMessage": "futon.protocol.frames",
+    "EvidencePush": "futon.protocol.frames",
     # the runtime
     "AgentRuntime": "futon.agents.runtime",
     "Request": "futon.agents.runtime",
@@ -72,7 +72,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from futon.agents.client import AgentClient, Disconnected, Push
     from futon.agents.runtime import AgentRuntime, Request, TurnOutcome, TurnSettings, run_agent
-    from futon.transports.frames import (
+    from futon.protocol.frames import (
         ChatMessage,
         EvidencePush,
         EvidenceResult,

@@ -34,7 +34,7 @@ holds pushes it has already seen; either way nothing is lost or repeated.
 restart may also be handed pushes that were queued before it first
 connected.)
 
-Frames are the models of :mod:`futon.transports.frames`, the same
+Frames are the models of :mod:`futon.protocol.frames`, the same
 definitions the server parses and renders with.
 """
 
@@ -55,7 +55,8 @@ from typing import Any, TypeVar
 import aiohttp
 
 from futon import __version__
-from futon.errors import (
+from futon.protocol import frames as f
+from futon.protocol.errors import (
     STATUS_BY_CODE,
     Conflict,
     FutonError,
@@ -63,7 +64,6 @@ from futon.errors import (
     PermissionDenied,
     ProtocolError,
 )
-from futon.transports import frames as f
 
 log = logging.getLogger("futon.agent.client")
 

@@ -50,7 +50,7 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from futon import __version__
 from futon.agents.client import AgentClient, Disconnected
 from futon.agents.tooldefs import ensure_tool_schemas, tool_spec
-from futon.errors import FutonError, ProtocolError
+from futon.protocol.errors import FutonError, ProtocolError
 
 log = logging.getLogger("futon.agent.mcp")
 

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from futon.config.models import AgentsFile, AgentSpec
-from futon.errors import Conflict, NotFound, PermissionDenied, ProtocolError
 from futon.evidence.model import format_at
-from futon.transports.irc_lines import irc_lower
+from futon.protocol.errors import Conflict, NotFound, PermissionDenied, ProtocolError
+from futon.protocol.irc_lines import irc_lower
 
 
 class AgentLink(Protocol):

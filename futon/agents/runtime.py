@@ -66,8 +66,8 @@ from futon.agents.tooldefs import (  # the tool definitions, shared with the MCP
     safe_tool_name,
     tool_spec,
 )
-from futon.errors import FutonError
-from futon.transports import frames as f
+from futon.protocol import frames as f
+from futon.protocol.errors import FutonError
 
 log = logging.getLogger("futon.agent.runtime")
 

@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.models import TickleSection
-from futon.errors import FutonError
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
+from futon.protocol.errors import FutonError
 from futon.social.pipeline import Pipeline
 
 log = logging.getLogger("futon.tickle")

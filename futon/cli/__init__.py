@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from futon import __version__
-from futon.errors import FutonError
+from futon.protocol.errors import FutonError
 
 DEFAULT_CONFIG = "config/futon.yaml"
 

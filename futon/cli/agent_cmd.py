@@ -19,7 +19,7 @@ from typing import Any
 
 from futon.cli import add_config_option, add_group
 from futon.config.edit import add_agent
-from futon.errors import FutonError, ProtocolError
+from futon.protocol.errors import FutonError, ProtocolError
 
 DEFAULT_URL = "ws://127.0.0.1:7070/agency/ws"
 

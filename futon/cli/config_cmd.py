@@ -17,7 +17,7 @@ from typing import Any
 from futon.cli import add_config_option, add_group
 from futon.config.edit import get_value, render_value, set_value
 from futon.config.loader import load_config
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 
 
 def register(subparsers: Any) -> Any:

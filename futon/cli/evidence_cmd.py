@@ -201,7 +201,7 @@ def _follow(directory: Path, after_seq: int, interval: float) -> Iterator[EntryD
 def cmd_chain(args: argparse.Namespace) -> int:
     store = _open(args)
     if store is None:
-        from futon.errors import NotFound
+        from futon.protocol.errors import NotFound
 
         raise NotFound(f"no evidence entry {args.id!r}", code="evidence-not-found")
     with store:
@@ -213,9 +213,9 @@ def cmd_chain(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from futon.errors import ProtocolError
     from futon.evidence.anchor import Anchor
     from futon.evidence.verify import total_bytes, verify_store
+    from futon.protocol.errors import ProtocolError
 
     try:
         kept = Anchor.parse(args.anchor) if args.anchor else None
@@ -260,7 +260,7 @@ def cmd_anchor(args: argparse.Namespace) -> int:
 
 def parse_cutoff(text: str) -> datetime:
     """``--before``: ISO-8601, UTC when no zone is given."""
-    from futon.errors import ProtocolError
+    from futon.protocol.errors import ProtocolError
 
     try:
         moment = datetime.fromisoformat(text.strip())

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from futon.cli import add_config_option
-from futon.errors import ProtocolError
+from futon.protocol.errors import ProtocolError
 
 DESCRIPTION = """\
 Serve MCP (Model Context Protocol) on stdin/stdout as agent ID: the tools of

@@ -20,8 +20,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from futon.errors import FutonError
-    from futon.transports.frames import frame_schemas
+    from futon.protocol.errors import FutonError
+    from futon.protocol.frames import frame_schemas
     from futon.transports.http import openapi_document
 
     out = Path(args.out)

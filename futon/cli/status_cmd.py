@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from futon.cli import add_config_option
-from futon.errors import FutonError
+from futon.protocol.errors import FutonError
 
 TIMEOUT_S = 5.0
 

@@ -49,7 +49,7 @@ from futon.config.yamlfile import (
     round_trip_yaml,
     to_plain,
 )
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 
 __all__ = [
     "AddedAgent",

@@ -42,7 +42,7 @@ from futon.config.yamlfile import (
     to_plain,
     value_position,
 )
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 
 __all__ = [
     "ConfigFiles",

@@ -40,12 +40,12 @@ from futon.daemon.exposure import check_exposure
 from futon.daemon.metrics import DaemonMetrics, LiveSource, TimedPipeline
 from futon.daemon.notify import Notifier
 from futon.daemon.reload import ReloadPlan, plan_reload
-from futon.errors import ConfigError, FutonError, NotFound
 from futon.evidence.jsonl import JsonlStore, open_store
 from futon.peripherals.domain import install as install_domain
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import ConfigError, FutonError, NotFound
 from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
 from futon.social.relay import IrcRelay

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 from futon.config.loader import LoadedConfig
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 
 
 def is_loopback(host: str) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from futon import __version__
-from futon.errors import FutonError
+from futon.protocol.errors import FutonError
 from futon.social.pipeline import Inbound, Pipeline, Receipt, classify
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -38,12 +38,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from futon.errors import StoreError
 from futon.evidence import compact as compaction
 from futon.evidence.anchor import ANCHOR_NAME, Anchor, AnchorWriter, keep_lost, read_anchor
 from futon.evidence.index import Index, Location, ShardRecord
 from futon.evidence.model import EntryDict, format_at, normalise_entry, seal
 from futon.evidence.store import Clock, EvidenceStore, Sealed, utc_now
+from futon.protocol.errors import StoreError
 
 log = logging.getLogger("futon.evidence")
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from futon.errors import ProtocolError
+from futon.protocol.errors import ProtocolError
 
 EntryDict = dict[str, Any]
 

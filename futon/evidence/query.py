@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from futon.errors import ProtocolError
 from futon.evidence.model import CLAIM_TYPES, ENTRY_TYPES, REF_TYPES, EntryDict, parse_at
+from futon.protocol.errors import ProtocolError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000  # a larger limit is clamped to this

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from futon.errors import Conflict, NotFound, ProtocolError, StoreError
 from futon.evidence.index import Index, Location, ShardRecord
 from futon.evidence.model import (
     GENESIS_HASH,
@@ -52,6 +51,7 @@ from futon.evidence.model import (
 from futon.evidence.overlay import LayeredIndex
 from futon.evidence.query import EvidenceQuery, Page, encode_cursor
 from futon.evidence.threads import Thread, build_thread
+from futon.protocol.errors import Conflict, NotFound, ProtocolError, StoreError
 
 log = logging.getLogger("futon.evidence")
 

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from futon.errors import ProtocolError
 from futon.evidence import compact as compaction
 from futon.evidence.anchor import ANCHOR_NAME, Anchor, lost_anchors, read_anchor
 from futon.evidence.jsonl import list_shards
 from futon.evidence.model import GENESIS_HASH, STORE_KEYS, chain_hash, normalise_entry
+from futon.protocol.errors import ProtocolError
 
 Progress = Callable[[int], None]
 

@@ -25,7 +25,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from futon.errors import ProtocolError
+from futon.protocol.errors import ProtocolError
 
 MAX_PATH = 4096
 MAX_TEXT = 8 * 1024 * 1024  # write/edit content

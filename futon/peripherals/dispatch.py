@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from futon.config.models import ToolsSection
-from futon.errors import PermissionDenied
 from futon.peripherals.args import GlobArgs, MusnLogArgs, ShellArgs, ToolArgs, parse_args
 from futon.peripherals.scope import (
     check_deploy_command,
@@ -32,6 +31,7 @@ from futon.peripherals.scope import (
     resolve_in_scope,
 )
 from futon.peripherals.spec import FILE_TOOLS, Peripheral
+from futon.protocol.errors import PermissionDenied
 
 
 class PhaseGate(Protocol):

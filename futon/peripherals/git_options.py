@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from futon.errors import PermissionDenied
+from futon.protocol.errors import PermissionDenied
 
 Arity = Literal["flag", "value", "optional"]
 FLAG: Arity = "flag"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from futon.errors import PermissionDenied
 from futon.peripherals.spec import Peripheral
+from futon.protocol.errors import PermissionDenied
 
 
 def check_hop(current: Peripheral, target: Peripheral, exit_condition: str) -> None:

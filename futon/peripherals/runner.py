@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from futon.config.models import ToolsSection
-from futon.errors import FutonError, NotFound, PermissionDenied, ProtocolError
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.dispatch import Dispatcher, Envelope, PhaseGate
 from futon.peripherals.hop import check_hop
 from futon.peripherals.session import FruitFn, Session, StepResult
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import Messenger, ToolBackend
+from futon.protocol.errors import FutonError, NotFound, PermissionDenied, ProtocolError
 
 KEEP_STOPPED = 10_000  # stopped sessions kept for GET /session/{id}
 

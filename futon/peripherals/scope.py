@@ -27,8 +27,8 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from futon.errors import PermissionDenied
 from futon.peripherals.git_options import check_git_argv
+from futon.protocol.errors import PermissionDenied
 
 # Characters that only mean something to a shell. Refused outright in the
 # no-shell scopes, even inside quotes: a test command has no need of them and

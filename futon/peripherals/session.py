@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from futon.errors import FutonError, PermissionDenied, ToolError
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.args import ToolArgs
@@ -40,6 +39,7 @@ from futon.peripherals.fruit import fruit_of_tests, parse_test_output, workspace
 from futon.peripherals.hop import carry, check_hop
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import ToolBackend, ToolContext
+from futon.protocol.errors import FutonError, PermissionDenied, ToolError
 
 if TYPE_CHECKING:
     from futon.peripherals.runner import PeripheralRunner

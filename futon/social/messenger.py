@@ -8,8 +8,8 @@ import uuid
 from typing import Any, Protocol
 
 from futon.agents.registry import AgentRegistry
-from futon.errors import FutonError
 from futon.evidence.store import EvidenceStore
+from futon.protocol.errors import FutonError
 from futon.social.pipeline import Inbound, Pipeline
 
 

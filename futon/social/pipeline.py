@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from futon.agents.registry import AgentRecord, AgentRegistry
-from futon.errors import FutonError, PermissionDenied, ProtocolError
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.peripherals.spec import normalise_id
+from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 
 log = logging.getLogger("futon.social")
 

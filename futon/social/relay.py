@@ -27,12 +27,12 @@ from typing import Any
 from futon import __version__
 from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.models import IrcAccess
-from futon.errors import FutonError
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
+from futon.protocol.errors import FutonError
+from futon.protocol.irc_lines import irc_lower
 from futon.social.irc_api import IrcSide
 from futon.social.pipeline import Inbound, Pipeline
-from futon.transports.irc_lines import irc_lower
 
 log = logging.getLogger("futon.relay")
 

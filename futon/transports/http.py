@@ -6,7 +6,7 @@ bodies of http-api.md (the evidence routes use their own ``{ok: false, err}``
 shape); aiohttp's own 404/405/413 become the spec's JSON; a malformed
 percent-escape is a 400; nothing unexpected ever leaves as a traceback.
 
-Request bodies are pydantic models (:mod:`futon.transports.bodies`): the
+Request bodies are pydantic models (:mod:`futon.protocol.bodies`): the
 same definitions parse requests and feed ``/openapi.json``; JSON nested
 deeper than ``frames.MAX_JSON_DEPTH`` is ``invalid-json``, and a body must
 arrive within ``http.body_timeout_s``.
@@ -42,14 +42,14 @@ from pydantic import BaseModel, ValidationError
 from futon import __version__
 from futon.agents.registry import AgentRegistry, token_digest
 from futon.config.models import HttpSection
-from futon.errors import FutonError, PermissionDenied, ProtocolError
 from futon.evidence.model import format_at
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
+from futon.protocol import bodies
+from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
+from futon.protocol.frames import MAX_SEQ, loads_bounded
 from futon.social.pipeline import Inbound, Pipeline
-from futon.transports import bodies
-from futon.transports.frames import MAX_SEQ, loads_bounded
 
 log = logging.getLogger("futon.http")
 

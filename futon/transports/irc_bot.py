@@ -17,7 +17,7 @@ connection loop:
   ``tls_verify: false``; a failed handshake is a failed attempt like any other.
 - **SASL PLAIN** when ``sasl`` is configured; the password is read from the
   environment variable ``sasl.password_env`` when the bot is built (a
-  missing variable is a :class:`~futon.errors.ConfigError`). The bot never
+  missing variable is a :class:`~futon.protocol.errors.ConfigError`). The bot never
   registers without it: when the server does not offer SASL, offers it
   without PLAIN, or refuses the credentials, the bot logs an error, reports
   ``sasl-failed`` through ``on_event`` and disconnects — and *keeps
@@ -83,7 +83,7 @@ import pydle
 from pydle.features.ircv3 import cap as pydle_cap
 
 from futon.config.models import IrcNetwork
-from futon.errors import ConfigError, ProtocolError
+from futon.protocol.errors import ConfigError, ProtocolError
 from futon.social.irc_api import RelayHooks, split_text
 
 log = logging.getLogger("futon.irc.bot")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from futon.errors import Conflict, FutonError
+from futon.protocol.errors import Conflict, FutonError
+from futon.protocol.irc_lines import irc_lower
 from futon.social.irc_api import RelayHooks
-from futon.transports.irc_lines import irc_lower
 from futon.transports.irc_server import IrcListenerBase, IrcServer
 
 log = logging.getLogger("futon.irc")

@@ -2,7 +2,7 @@
 
 One :class:`IrcServer` owns the listening socket, every connection and the
 nick/channel state. The wire (parsing, rendering, case mapping) lives in
-:mod:`futon.transports.irc_lines`; this module owns connections and the
+:mod:`futon.protocol.irc_lines`; this module owns connections and the
 RFC 1459/2812 behaviour real clients rely on. The daemon never sees a
 socket: it manages *virtual users* (agents, which have no connection) with
 :meth:`IrcServer.add_virtual` & co., and hears what humans say through an
@@ -40,8 +40,8 @@ from typing import Protocol, runtime_checkable
 
 from futon import __version__
 from futon.config.models import IrcServerSection
-from futon.errors import Conflict, NotFound, PermissionDenied, ProtocolError
-from futon.transports.irc_lines import (
+from futon.protocol.errors import Conflict, NotFound, PermissionDenied, ProtocolError
+from futon.protocol.irc_lines import (
     CHANNELLEN,
     MAX_BODY_BYTES,
     MAX_LINE_BYTES,

@@ -45,13 +45,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from futon import __version__
 from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.models import WsSection
-from futon.errors import FutonError, ProtocolError
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.session import Session
+from futon.protocol import frames as f
+from futon.protocol.errors import FutonError, ProtocolError
 from futon.social.pipeline import Inbound, Pipeline
-from futon.transports import frames as f
 
 log = logging.getLogger("futon.ws")
 

@@ -19,7 +19,7 @@ from futon.agents import (
     ToolResult,
 )
 from futon.daemon.app import Daemon
-from futon.errors import NotFound, PermissionDenied
+from futon.protocol.errors import NotFound, PermissionDenied
 from tests.agents.conftest import ws_url
 from tests.transports.kit import base_url, connected, running_daemon
 

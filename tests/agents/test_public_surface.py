@@ -8,7 +8,7 @@ import sys
 import futon.agents
 import futon.agents.drivers
 from futon.agents import client, runtime
-from futon.transports import frames
+from futon.protocol import frames
 
 PUBLIC = {
     # the client library

@@ -22,8 +22,8 @@ from futon.agents.drivers.script import ScriptDriver
 from futon.agents.runtime import AgentRuntime, Request, Toolbox, endpoints, tool_spec
 from futon.cli.agent_cmd import DEFAULT_URL, default_url
 from futon.daemon.app import Daemon
-from futon.errors import FutonError
 from futon.peripherals.args import args_schema
+from futon.protocol.errors import FutonError
 from tests.agents.conftest import ask_by_chat, entries, running_agent, wait_until, ws_url
 from tests.support import futon_env, make_config
 from tests.transports.kit import connected, running_daemon
@@ -214,7 +214,7 @@ async def test_the_cli_names_a_missing_option() -> None:
 
 
 def test_requests_know_where_their_answer_goes() -> None:
-    from futon.transports.frames import parse_server_frame
+    from futon.protocol.frames import parse_server_frame
 
     push = parse_server_frame(
         '{"type": "message", "msg_id": "m", "from": {"value": "x", "type": "agent"}, "payload": {"text": "t", "peripheral": ":edit"}, "seq": 4}'
@@ -343,7 +343,7 @@ def test_make_driver_names_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_server_frames_parse_back_into_the_models_they_were_rendered_from() -> None:
-    from futon.transports import frames as f
+    from futon.protocol import frames as f
 
     samples = [
         f.IrcMessage(channel=None, **{"from": "alice"}, text="hi", seq=3),

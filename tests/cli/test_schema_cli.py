@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from futon.cli import main
-from futon.transports.frames import CLIENT_FRAMES, SERVER_FRAMES, parse_client_frame
+from futon.protocol.frames import CLIENT_FRAMES, SERVER_FRAMES, parse_client_frame
 
 
 def test_schema_writes_every_frame_and_openapi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,7 +29,7 @@ def test_schema_writes_every_frame_and_openapi(tmp_path: Path, capsys: pytest.Ca
 def test_schema_required_fields_match_what_the_parser_demands() -> None:
     """The schema is generated from the parser's own models: a frame
     missing a field the schema requires is refused by the parser."""
-    from futon.errors import ProtocolError
+    from futon.protocol.errors import ProtocolError
 
     for frame in CLIENT_FRAMES:
         schema = frame.model_json_schema()

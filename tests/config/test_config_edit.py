@@ -11,7 +11,7 @@ import pytest
 
 from futon.config.edit import add_agent, get_value, parse_key, parse_value, set_value
 from futon.config.loader import load_config
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 
 
 def changed_lines(before: str, after: str) -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from futon.config.edit import get_value, set_value
 from futon.config.loader import LoadedConfig, load_config
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 from tests.config.support import SHIPPED, SHIPPED_FILES
 
 SHIPPED_TEXT = {name: (SHIPPED / name).read_text() for name in SHIPPED_FILES}

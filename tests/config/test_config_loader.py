@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from futon.config.loader import LoadedConfig, load_config
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 from tests.config.support import SHIPPED
 
 AGENTS_OK = """\

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from futon.config.loader import load_config
 from futon.daemon.exposure import check_exposure, is_loopback
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 from tests.support import make_config
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from futon.errors import StoreError
 from futon.evidence import EvidenceQuery, JsonlStore
 from futon.evidence.jsonl import StoreLocked, list_shards, open_for_reading
 from futon.evidence.verify import verify_store
+from futon.protocol.errors import StoreError
 from tests.evidence.conftest import entry
 
 
@@ -187,7 +187,7 @@ def test_a_second_writer_is_refused_but_a_reader_may_open(tmp_path: Path) -> Non
 FAILURE_SCRIPT = """
 import os, resource, signal, sys
 from futon.evidence import JsonlStore
-from futon.errors import StoreError
+from futon.protocol.errors import StoreError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 directory, pad = sys.argv[1], int(sys.argv[2])
 store = JsonlStore(directory, fsync="always")

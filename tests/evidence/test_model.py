@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from futon.errors import ProtocolError
 from futon.evidence.model import chain_hash, normalise_entry, seal
+from futon.protocol.errors import ProtocolError
 from tests.evidence.conftest import entry
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from futon.errors import ProtocolError
 from futon.evidence.query import MAX_LIMIT, EvidenceQuery, decode_cursor, encode_cursor
+from futon.protocol.errors import ProtocolError
 
 
 def test_http_style_params_parse() -> None:

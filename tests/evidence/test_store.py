@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from futon.errors import Conflict, NotFound, ProtocolError
 from futon.evidence import EvidenceQuery, EvidenceStore, MemoryStore
 from futon.evidence.query import decode_cursor
+from futon.protocol.errors import Conflict, NotFound, ProtocolError
 from tests.evidence.conftest import entry
 
 

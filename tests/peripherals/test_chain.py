@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from futon.errors import FutonError
 from futon.evidence import EvidenceQuery, MemoryStore
 from futon.peripherals.runner import ChainStep
+from futon.protocol.errors import FutonError
 from tests.peripherals.support import RecordingBackend, make_runner, session_entries
 
 

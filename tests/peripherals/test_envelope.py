@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from futon.errors import PermissionDenied
 from futon.evidence import MemoryStore
 from futon.peripherals.catalog import KNOWN_TOOLS
 from futon.peripherals.domain import install as install_domain
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import PermissionDenied
 from tests.peripherals.support import (
     RecordingBackend,
     make_runner,

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from futon.config.models import SandboxSpec
-from futon.errors import PermissionDenied
 from futon.evidence import JsonlStore, MemoryStore
 from futon.evidence.verify import verify_store
 from futon.peripherals.spec import Peripheral
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import PermissionDenied
 from tests.peripherals.support import make_runner, session_entries
 
 

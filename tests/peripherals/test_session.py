@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from futon.errors import FutonError, NotFound, PermissionDenied, ToolError
 from futon.evidence import MemoryStore
+from futon.protocol.errors import FutonError, NotFound, PermissionDenied, ToolError
 from tests.peripherals.support import RecordingBackend, make_runner, session_entries
 
 

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from futon.daemon.app import Daemon
-from futon.errors import FutonError
 from futon.evidence import EvidenceQuery
+from futon.protocol.errors import FutonError
 from tests.transports.kit import connected
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
-from futon.transports.frames import FEATURES, PROTOCOL_VERSION
+from futon.protocol.frames import FEATURES, PROTOCOL_VERSION
 from tests.transports.kit import agent_socket, base_url, connected
 
 

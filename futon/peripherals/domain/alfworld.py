@@ -41,10 +41,10 @@ import aiohttp
 from pydantic import Field, field_validator
 
 from futon.config.models import _AGENT_ID
-from futon.errors import FutonError, ToolError
 from futon.peripherals.args import Options, ToolArgs, register_args
 from futon.peripherals.tools import Messenger, ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import FutonError, ToolError
 
 VERBS: tuple[str, ...] = (
     "go", "take", "put", "open", "close", "toggle", "clean", "heat", "cool",

@@ -52,9 +52,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from futon.errors import PermissionDenied
 from futon.peripherals.dispatch import Envelope
 from futon.peripherals.domain.cycle_state import PHASES, kind_of
+from futon.protocol.errors import PermissionDenied
 
 READ = frozenset({"read", "glob", "grep", "bash-readonly"})
 LOAD = frozenset({"proof-load", "mission-load"})

@@ -34,9 +34,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from futon.errors import ToolError
 from futon.evidence.model import format_at
 from futon.peripherals.domain.cycle_status import Status
+from futon.protocol.errors import ToolError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 Id = Annotated[str, Field(pattern=ID_PATTERN)]

@@ -34,7 +34,6 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from futon.errors import ProtocolError, ToolError
 from futon.evidence.query import EvidenceQuery
 from futon.peripherals.args import Options, ToolArgs, register_args
 from futon.peripherals.domain import cycle_corpus, cycle_dag
@@ -67,6 +66,7 @@ from futon.peripherals.domain.cycle_state import (
 from futon.peripherals.domain.cycle_status import Status, validate_transition
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import ProtocolError, ToolError
 
 MAX_PHASE_DATA = 256 * 1024  # bytes of JSON recorded per phase
 MAX_STATE = 8 * 1024 * 1024  # bytes of JSON of a state given to *-save

@@ -76,10 +76,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 import futon
-from futon.errors import ToolError
 from futon.peripherals.args import Options, ToolArgs, register_args
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import ToolError
 
 log = logging.getLogger("futon.peripherals.discipline")
 

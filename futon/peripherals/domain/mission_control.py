@@ -59,10 +59,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from futon.errors import FutonError, ToolError
 from futon.peripherals.args import ToolArgs, register_args
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import FutonError, ToolError
 
 STATUSES: tuple[str, ...] = ("complete", "in-progress", "blocked", "ready", "unknown")
 MAX_MISSION_FILE = 1024 * 1024

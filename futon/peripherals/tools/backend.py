@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from futon.errors import ToolError
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.tools import ToolBackend, ToolContext
 from futon.peripherals.tools import files as file_tools
@@ -20,6 +19,7 @@ from futon.peripherals.tools.musn import musn_log
 from futon.peripherals.tools.sandbox import Sandbox
 from futon.peripherals.tools.shell import ShellTools
 from futon.peripherals.tools.web import WebFetcher, web_fetch
+from futon.protocol.errors import ToolError
 
 ToolImpl = Callable[[Any, ToolContext], Awaitable[Any]]
 

@@ -42,8 +42,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from futon.errors import PermissionDenied, ToolError
 from futon.peripherals.scope import is_within, out_of_scope
+from futon.protocol.errors import PermissionDenied, ToolError
 
 # Symlinks followed while resolving one path (the kernel's own limit).
 MAX_HOPS = 40

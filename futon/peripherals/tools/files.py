@@ -37,11 +37,11 @@ from typing import Any
 
 import re2
 
-from futon.errors import PermissionDenied, ToolError
 from futon.peripherals.args import EditArgs, GlobArgs, GrepArgs, ReadArgs, WriteArgs
 from futon.peripherals.scope import is_within, resolve_in_workspace
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.beneath import Beneath
+from futon.protocol.errors import PermissionDenied, ToolError
 
 GLOB_CAP = 1000
 GREP_LINE_CAP = 500

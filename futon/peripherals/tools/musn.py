@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from futon.errors import ToolError
 from futon.evidence.model import EntryDict
 from futon.evidence.query import MAX_LIMIT, EvidenceQuery
 from futon.peripherals.args import MusnLogArgs
 from futon.peripherals.tools import ToolContext
+from futon.protocol.errors import ToolError
 
 
 async def musn_log(args: MusnLogArgs, ctx: ToolContext) -> list[EntryDict]:

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from futon.errors import ToolError
 from futon.peripherals.tools.limits import Confinement, ProcessLimiter
+from futon.protocol.errors import ToolError
 
 # After the command itself exits, how long its pipes may stay open (held
 # by background children) before those children are killed. Long enough

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from futon.config.models import SandboxSpec
-from futon.errors import ToolError
+from futon.protocol.errors import ToolError
 
 log = logging.getLogger("futon.tools")
 

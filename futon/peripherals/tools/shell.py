@@ -28,13 +28,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from futon.errors import ToolError
 from futon.peripherals.args import ShellArgs
 from futon.peripherals.scope import split_command
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.limits import ProcessLimiter
 from futon.peripherals.tools.process import ShellResult, run_process
 from futon.peripherals.tools.sandbox import Sandbox, View
+from futon.protocol.errors import ToolError
 
 
 def timeout_for(args: ShellArgs, ctx: ToolContext) -> float:

@@ -32,9 +32,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from futon.config.models import WebFetchSection
-from futon.errors import ToolError
 from futon.peripherals.args import WebFetchArgs
 from futon.peripherals.tools import ToolContext
+from futon.protocol.errors import ToolError
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from futon.config.models import ToolsSection
-from futon.errors import FutonError, ProtocolError, ToolError
 from futon.evidence import MemoryStore
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.domain import alfworld
@@ -22,6 +21,7 @@ from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import Peripheral
 from futon.peripherals.tools import Messenger
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import FutonError, ProtocolError, ToolError
 from tests.fixtures.alfworld_server import GAME_KEY, AlfworldGame, junk_app, make_app, serving
 from tests.peripherals.support import session_entries, shipped_peripherals
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from futon.config.models import ToolsSection
-from futon.errors import PermissionDenied, ProtocolError
 from futon.evidence import JsonlStore, MemoryStore
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.args import ToolArgs
@@ -23,6 +22,7 @@ from futon.peripherals.session import Session
 from futon.peripherals.spec import Peripheral
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import PermissionDenied, ProtocolError
 from tests.peripherals.support import session_entries, shipped_peripherals
 
 # Phase → the outputs cycle-advance demands (plus a little extra, recorded too).

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from futon.errors import ProtocolError, ToolError
 from futon.peripherals.args import args_schema, parse_args
 from futon.peripherals.domain import cycle_corpus, cycle_dag, cycles
 from futon.peripherals.domain.cycle_phases import (
@@ -25,6 +24,7 @@ from futon.peripherals.domain.cycle_state import (
     atomic_write,
 )
 from futon.peripherals.domain.cycle_status import validate_transition
+from futon.protocol.errors import ProtocolError, ToolError
 from tests.peripherals.support import shipped_peripherals
 
 # ------------------------------------------------------------------ statuses

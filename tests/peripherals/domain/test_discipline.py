@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from futon.config.models import ToolsSection
-from futon.errors import ProtocolError, ToolError
 from futon.evidence import EvidenceQuery, JsonlStore, MemoryStore
 from futon.evidence.store import EvidenceStore
 from futon.evidence.verify import verify_store
@@ -19,6 +18,7 @@ from futon.peripherals.domain import discipline
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import ProtocolError, ToolError
 from tests.peripherals.support import REPO, session_entries, shipped_peripherals
 
 SHIPPED = REPO / "config" / "patterns"

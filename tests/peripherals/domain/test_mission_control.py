@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from futon.config.models import ToolsSection
-from futon.errors import FutonError, ProtocolError
 from futon.evidence import MemoryStore
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.domain import mission_control as mc
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.tools import Messenger, ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import FutonError, ProtocolError
 from tests.peripherals.support import REPO, session_entries, shipped_peripherals
 
 SAMPLE = REPO / "tests" / "fixtures" / "missions"

@@ -16,11 +16,11 @@ import pytest
 
 from futon.config.loader import load_config
 from futon.config.models import ToolsSection
-from futon.errors import PermissionDenied, ToolError
 from futon.peripherals.dispatch import Dispatcher, Envelope
 from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools import ToolContext, beneath
 from futon.peripherals.tools.beneath import Beneath
+from futon.protocol.errors import PermissionDenied, ToolError
 from tests.security.test_file_walls import exchange
 from tests.support import SHIPPED
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from futon.errors import PermissionDenied, ToolError
 from futon.peripherals.tools import ToolContext, files
+from futon.protocol.errors import PermissionDenied, ToolError
 
 from .conftest import Call, make_ctx
 

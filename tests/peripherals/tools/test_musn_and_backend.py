@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from futon.errors import ToolError
 from futon.evidence import MemoryStore
 from futon.peripherals.args import ReadArgs, parse_args
 from futon.peripherals.catalog import CORE_TOOLS
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.protocol.errors import ToolError
 
 from .conftest import Call, make_ctx
 

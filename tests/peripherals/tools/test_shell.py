@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from futon.config.models import SandboxSpec
-from futon.errors import PermissionDenied, ToolError
 from futon.peripherals.args import parse_args
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
 from futon.peripherals.tools.limits import ProcessLimiter
 from futon.peripherals.tools.process import truncation_marker
 from futon.peripherals.tools.shell import timeout_for
+from futon.protocol.errors import PermissionDenied, ToolError
 
 from .conftest import Call, make_ctx
 

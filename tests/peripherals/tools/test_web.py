@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from futon.errors import ProtocolError, ToolError
 from futon.peripherals.args import parse_args
 from futon.peripherals.tools.backend import RealBackend
 from futon.peripherals.tools.web import IPAddress, VettingResolver, WebFetcher, address_refusal
+from futon.protocol.errors import ProtocolError, ToolError
 
 from .conftest import Call, make_ctx
 

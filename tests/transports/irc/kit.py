@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from futon.config.models import IrcServerSection
-from futon.transports.irc_lines import Message, irc_lower, parse_line
+from futon.protocol.irc_lines import Message, irc_lower, parse_line
 from futon.transports.irc_server import IrcLimits, IrcListenerBase, IrcServer
 
 SERVER_NAME = "irc.test"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from futon.errors import ProtocolError
-from futon.transports.irc_lines import (
+from futon.protocol.errors import ProtocolError
+from futon.protocol.irc_lines import (
     LineBuffer,
     Message,
     irc_lower,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from futon.errors import Conflict, NotFound, PermissionDenied, ProtocolError
+from futon.protocol.errors import Conflict, NotFound, PermissionDenied, ProtocolError
 from futon.transports.irc_server import IrcServer
 from tests.transports.irc.kit import RawClient, RecordingListener, irc_server
 

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from futon.config.models import IrcNetwork
+from futon.protocol import irc_lines
 from futon.social.irc_api import IrcSide
-from futon.transports import irc_lines
 from futon.transports.irc_bot import IrcBot
 
 TIMEOUT_S = 10.0

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from futon.config.models import SaslSection
-from futon.errors import ConfigError
+from futon.protocol.errors import ConfigError
 from futon.transports.irc_bot import IrcBot
 from tests.transports.irc_bot.kit import MakeBot, Ngircd, RecordingHooks, make_ngircd, network_for
 

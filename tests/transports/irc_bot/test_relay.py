@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from futon.errors import ProtocolError
+from futon.protocol.errors import ProtocolError
 from tests.transports.irc_bot.kit import Connect, MakeBot, Ngircd, bot_and_human, eventually
 
 

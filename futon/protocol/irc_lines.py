@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from futon.errors import ProtocolError
+from futon.protocol.errors import ProtocolError
 
 MAX_LINE_BYTES = 512
 """RFC 1459: a line, CR LF included, is at most 512 bytes (tags excluded)."""

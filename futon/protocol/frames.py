@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from futon.errors import ProtocolError
+from futon.protocol.errors import ProtocolError
 
 PROTOCOL_VERSION = 2
 FEATURES = ("hop", "evidence_query", "subscribe", "resume", "chat")
