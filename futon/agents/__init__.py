@@ -11,8 +11,7 @@ submodules' other names) may change. Two layers:
   loop), :class:`TurnSettings`, :class:`Request`, :class:`TurnOutcome` and
   :func:`run_agent`. Model drivers live in :mod:`futon.agents.drivers`.
 
-Names load on first use, so the daemon importing ``futon.agents.registry``
-does not pull the client and runtime in.
+Names load on first use, so importing one piece does not pull the others in.
 """
 
 from __future__ import annotations

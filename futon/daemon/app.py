@@ -32,8 +32,6 @@ from typing import Any
 
 from aiohttp import web
 
-from futon.agents.registry import AgentRecord, AgentRegistry
-from futon.agents.tickle import Tickle
 from futon.config.loader import LoadedConfig, load_config
 from futon.config.models import AgentSpec, TickleSection
 from futon.daemon.exposure import check_exposure
@@ -48,7 +46,9 @@ from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import ConfigError, FutonError, NotFound
 from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
+from futon.social.registry import AgentRecord, AgentRegistry
 from futon.social.relay import IrcRelay
+from futon.social.tickle import Tickle
 from futon.transports.http import HttpRunner, Services, build_app
 from futon.transports.irc_embedded import EmbeddedSide
 from futon.transports.irc_server import IrcServer

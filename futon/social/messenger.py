@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
-from futon.agents.registry import AgentRegistry
 from futon.evidence.store import EvidenceStore
 from futon.protocol.errors import FutonError
 from futon.social.pipeline import Inbound, Pipeline
+from futon.social.registry import AgentRegistry
 
 
 class ChannelPoster(Protocol):

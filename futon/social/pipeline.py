@@ -33,12 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.peripherals.spec import normalise_id
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
+from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.social")
 

@@ -25,7 +25,6 @@ import re
 from typing import Any
 
 from futon import __version__
-from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.models import IrcAccess
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
@@ -33,6 +32,7 @@ from futon.protocol.errors import FutonError
 from futon.protocol.irc_lines import irc_lower
 from futon.social.irc_api import IrcSide
 from futon.social.pipeline import Inbound, Pipeline
+from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.relay")
 

@@ -40,7 +40,6 @@ from aiohttp.web_protocol import RequestHandler
 from pydantic import BaseModel, ValidationError
 
 from futon import __version__
-from futon.agents.registry import AgentRegistry, token_digest
 from futon.config.models import HttpSection
 from futon.evidence.model import format_at
 from futon.evidence.query import EvidenceQuery
@@ -50,6 +49,7 @@ from futon.protocol import bodies
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 from futon.protocol.frames import MAX_SEQ, loads_bounded
 from futon.social.pipeline import Inbound, Pipeline
+from futon.social.registry import AgentRegistry, token_digest
 
 log = logging.getLogger("futon.http")
 

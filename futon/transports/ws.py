@@ -43,7 +43,6 @@ from typing import Any, Protocol
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from futon import __version__
-from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.models import WsSection
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
@@ -52,6 +51,7 @@ from futon.peripherals.session import Session
 from futon.protocol import frames as f
 from futon.protocol.errors import FutonError, ProtocolError
 from futon.social.pipeline import Inbound, Pipeline
+from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.ws")
 

@@ -52,7 +52,7 @@ def test_drivers_package_exports_its_interface() -> None:
 
 
 def test_the_registry_does_not_pull_the_client_in() -> None:
-    code = "import sys, futon.agents.registry; print('futon.agents.client' in sys.modules)"
+    code = "import sys, futon.social.registry; print('futon.agents.client' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

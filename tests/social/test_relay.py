@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from futon.agents.registry import AgentRegistry
 from futon.config.models import AccessRule, AgentsFile, AgentSpec, IrcAccess
 from futon.evidence import EvidenceQuery, MemoryStore
 from futon.social.pipeline import Pipeline
+from futon.social.registry import AgentRegistry
 from futon.social.relay import IrcRelay, allowed, mentions
 from tests.peripherals.support import make_runner
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from futon.agents.tickle import Tickle
 from futon.config.models import TickleSection
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
+from futon.social.tickle import Tickle
 from tests.transports.kit import connected
 
 

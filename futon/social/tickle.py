@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from futon.agents.registry import AgentRecord, AgentRegistry
 from futon.config.models import TickleSection
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.protocol.errors import FutonError
 from futon.social.pipeline import Pipeline
+from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.tickle")
 
