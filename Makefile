@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-CONFIG ?= config/futon.yaml
+CONFIG ?= futon/data/config/futon.yaml
 
 .PHONY: run test lint bench demo clean
 
@@ -21,14 +21,16 @@ run: $(STAMP) sandbox
 
 test: $(STAMP) packages
 	$(BIN)/ruff check futon tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/ruff format --check futon tests bench
+	$(BIN)/mypy
 
 # Debian packages the product or its tests use, as "command:package":
-# bubblewrap (bash-readonly's sandbox), ii (a real terminal IRC client),
+# bubblewrap (the sandbox every tool process runs in), ii (a real terminal IRC client),
 # chromium (the web page's browser test, driven by Playwright without a
 # browser download), ngircd and inspircd (real IRC networks for bot mode),
 # openssl (a self-signed certificate for the TLS-verification test).

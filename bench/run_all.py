@@ -31,6 +31,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("tool_dispatch.py", [], ["--actions", "500", "--commands", "20", "--rounds", "1"]),
     ("ws_roundtrip.py", [], ["--seconds", "1", "--idle", "50"]),
     ("http_dispatch.py", [], ["--seconds", "1"]),
+    ("evidence_http.py", [], ["--entries", "20000", "--samples", "100", "--seconds", "2"]),
 ]
 
 

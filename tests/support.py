@@ -1,20 +1,53 @@
 """Helpers shared across test packages: a daemon config in a temp folder,
-and a real ``futon`` subprocess."""
+a real ``futon`` subprocess, and :func:`until`, the one bounded wait for a
+state change (tests never sleep a fixed time to let something happen)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "config"
+SHIPPED = REPO / "futon" / "data" / "config"  # the one copy, shipped as package data
+
+
+async def until(condition: Callable[[], object], timeout: float = 10, what: str = "") -> None:
+    """Return as soon as ``condition()`` is truthy; raise AssertionError
+    (naming ``what``) if it is still falsy after ``timeout`` seconds.
+
+    For state that nothing announces (a counter, a registry entry, a file):
+    the poll interval only bounds how late the test notices, never whether
+    it passes, so it is not a timing threshold."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what or 'condition'} not reached within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port where every connection is refused, for the block.
+
+    The socket stays bound (so no other process can take the number) and
+    never listens (so the kernel answers a SYN with RST): unlike binding
+    port 0, closing and handing the number on, nothing can start listening
+    there while the test relies on "nothing listens"."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 def make_config(folder: Path, **daemon_overrides: object) -> Path:

@@ -1,4 +1,4 @@
-"""The agent side of the WebSocket protocol (ws-protocol.md), as a library.
+"""The agent side of the WebSocket protocol (docs/ws-protocol.md), as a library.
 
 :class:`AgentClient` owns one logical connection to a futon daemon for one
 agent id. What a caller may rely on:

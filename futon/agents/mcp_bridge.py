@@ -49,7 +49,7 @@ from mcp.server.lowlevel import NotificationOptions, Server
 
 from futon import __version__
 from futon.agents.client import AgentClient, Disconnected
-from futon.agents.tooldefs import ensure_tool_schemas, tool_spec
+from futon.agents.tooldefs import tool_spec
 from futon.protocol.errors import FutonError, ProtocolError
 
 log = logging.getLogger("futon.agent.mcp")
@@ -386,7 +386,6 @@ class McpBridge:
         auto_start: bool = False,
         start_peripheral: str | None = None,
     ) -> None:
-        ensure_tool_schemas()
         self.backend = backend
         self.agent_id = agent_id
         self.auto_start = auto_start

@@ -1,4 +1,5 @@
-"""The agent runtime behind ``futon agent run`` (agents.md): the turn loop.
+"""The agent runtime behind ``futon agent run`` (README.md, "Running a model as an
+agent"): the turn loop.
 
 Each ``irc_message``, ``chat_message`` or coordination ``message`` pushed to
 the agent becomes a **turn**, handled one at a time in arrival order:
@@ -62,7 +63,6 @@ from futon.agents.drivers.base import (
     transcript,
 )
 from futon.agents.tooldefs import (  # the tool definitions, shared with the MCP bridge
-    ensure_tool_schemas,
     safe_tool_name,
     tool_spec,
 )
@@ -124,11 +124,8 @@ class Request:
             payload = push.payload
             peripheral = None
             if isinstance(payload, dict):
-                text = (
-                    payload.get("text")
-                    if isinstance(payload.get("text"), str)
-                    else json.dumps(payload, ensure_ascii=False)
-                )
+                given = payload.get("text")
+                text = given if isinstance(given, str) else json.dumps(payload, ensure_ascii=False)
                 if isinstance(payload.get("peripheral"), str) and payload["peripheral"].strip():
                     peripheral = payload["peripheral"].strip().removeprefix(":")
             else:
@@ -427,7 +424,6 @@ class AgentRuntime:
         *,
         http: DaemonHttp | None = None,
     ) -> None:
-        ensure_tool_schemas()
         self.client = client
         self.driver = driver
         self.settings = settings or TurnSettings()

@@ -8,38 +8,33 @@ parameter, ``args``, whose schema is the tool's argument-array schema
 (:func:`futon.peripherals.args.args_schema`, ``prefixItems`` in order; nested
 ``$defs`` are lifted to the top of the parameters object so their ``$ref``\\ s
 resolve). A call to ``read`` looks like ``{"args": ["README.md", {"offset": 10}]}``.
+
+The schemas come from :data:`futon.peripherals.args.ARGS`, which holds every
+tool's argument model at import — core and domain — as pure pydantic models:
+this module (and so the agent client side) imports the tools' *shapes*, never
+a backend or the code that runs them (``tests/test_layers.py`` checks).
 """
 
 from __future__ import annotations
 
 import copy
-import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from futon.agents.drivers.base import ToolSpec
 from futon.peripherals.args import ARGS, args_schema
 
-log = logging.getLogger("futon.agent.tooldefs")
-
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_schemas_installed = False
 
 
-def ensure_tool_schemas() -> None:
-    """Register the domain tools' argument models (once per process), so
-    :func:`args_schema` knows every tool a peripheral may offer."""
-    global _schemas_installed
-    if _schemas_installed:
-        return
-    _schemas_installed = True
-    from futon.peripherals.domain import install
-    from futon.peripherals.tools.backend import RealBackend
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as a model sees it: a function with JSON-Schema parameters
+    (always an object schema)."""
 
-    try:
-        install(RealBackend())
-    except Exception as exc:  # their tools are then offered with a generic array schema
-        log.warning("domain tool schemas unavailable: %s", exc)
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
 def safe_tool_name(tool: str, taken: set[str]) -> str:

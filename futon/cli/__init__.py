@@ -18,6 +18,11 @@ from futon import __version__
 from futon.protocol.errors import FutonError
 
 DEFAULT_CONFIG = "config/futon.yaml"
+DESCRIPTION = (
+    "A daemon where humans (IRC) and AI agents (WebSocket, MCP) work together inside "
+    "capability envelopes, with an append-only evidence landscape. Start with "
+    "futon init, then futon serve."
+)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +30,7 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         "--config",
         default=os.environ.get("FUTON_CONFIG", DEFAULT_CONFIG),
         metavar="PATH",
-        help=f"the daemon config file (default: {DEFAULT_CONFIG})",
+        help=f"The daemon's futon.yaml, as futon init writes it (default: {DEFAULT_CONFIG}).",
     )
 
 
@@ -40,22 +45,41 @@ def add_group(subparsers: Any, name: str, *, help: str, description: str) -> Any
 
 def build_parser() -> argparse.ArgumentParser:
     from futon.cli import (
+        admin_token_cmd,
         agent_cmd,
+        alfworld_cmd,
         config_cmd,
         evidence_cmd,
+        init_cmd,
         mcp_cmd,
         schema_cmd,
         serve_cmd,
         status_cmd,
     )
 
-    parser = argparse.ArgumentParser(prog="futon", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"futon {__version__}")
+    parser = argparse.ArgumentParser(prog="futon", description=DESCRIPTION)
+    parser.add_argument(
+        "--version", action="version", version=f"futon {__version__}", help="Print the version and exit."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (serve_cmd, config_cmd, agent_cmd, mcp_cmd, evidence_cmd, schema_cmd, status_cmd):
+    for module in (
+        init_cmd, serve_cmd, config_cmd, agent_cmd, admin_token_cmd, mcp_cmd, evidence_cmd,
+        schema_cmd, status_cmd, alfworld_cmd,
+    ):  # fmt: skip
         module.register(sub)
+    _plain_help(parser)
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """argparse's own -h text, as a sentence, in every parser of the tree."""
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            action.help = "Show this help and exit."
+        elif isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _plain_help(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

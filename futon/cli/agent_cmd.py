@@ -18,8 +18,9 @@ import sys
 from typing import Any
 
 from futon.cli import add_config_option, add_group
-from futon.config.edit import add_agent
-from futon.protocol.errors import FutonError, ProtocolError
+from futon.cli.reload_hint import admin_token, tell_daemon
+from futon.config.edit import add_agent, rotate_agent_token
+from futon.protocol.errors import ConfigError, FutonError, ProtocolError
 
 DEFAULT_URL = "ws://127.0.0.1:7070/agency/ws"
 
@@ -30,8 +31,8 @@ def add_agent_group(subparsers: Any) -> Any:
     return add_group(
         subparsers,
         "agent",
-        help="add and run agents",
-        description="Add agents to agents.yaml, or run an agent process.",
+        help="Add agents, rotate their tokens and run them.",
+        description="Add agents to agents.yaml, give them new tokens, or run an agent process.",
     )
 
 
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> Any:
     """Add ``agent`` and its subcommands; return the group's subparsers."""
     agent_sub = add_agent_group(subparsers)
     register_add(agent_sub)
+    register_token(agent_sub)
     register_run(agent_sub)
     return agent_sub
 
@@ -46,36 +48,49 @@ def register(subparsers: Any) -> Any:
 def register_add(agent_sub: Any) -> argparse.ArgumentParser:
     parser = agent_sub.add_parser(
         "add",
-        help="add an agent to agents.yaml and print its fresh token once",
+        help="Add an agent to agents.yaml and print its new token once.",
         description=(
-            "Append an agent to agents.yaml (keeping its comments). A fresh token is "
-            "printed once on stdout; only its sha256 is stored."
+            "Append an agent to agents.yaml, keeping the file's comments. A new token is "
+            "printed once on stdout; only its sha256 is stored. A running daemon is asked "
+            "to reload, or told that it needs one."
         ),
     )
-    parser.add_argument("agent_id", metavar="ID", help="the agent id (also its IRC nick)")
+    parser.add_argument("agent_id", metavar="ID", help="The agent id, also its IRC nick.")
     parser.add_argument(
         "--type",
         dest="agent_type",
         required=True,
         metavar="TYPE",
-        help="claude, codex, tickle, mock, peripheral or a type of your own",
+        help="The agent type: claude, codex, tickle, mock, peripheral or one of your own.",
     )
     parser.add_argument(
         "--channels",
         nargs="+",
         metavar="CHANNEL",
         default=None,
-        help='IRC channels to sit in (default: "#futon"); commas also separate',
+        help='The IRC channels to sit in, separated by spaces or commas (default: "#futon").',
     )
     parser.add_argument(
         "--relay",
         choices=["mentions", "all"],
         default="mentions",
-        help="which channel lines the agent receives (default: mentions)",
+        help="Which channel lines the agent receives (default: mentions).",
     )
+    _add_admin_token_option(parser)
     add_config_option(parser)
     parser.set_defaults(func=cmd_add)
     return parser
+
+
+def _add_admin_token_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=(
+            "The admin token of a running daemon, used to make it reload "
+            "(default: $FUTON_ADMIN_TOKEN)."
+        ),
+    )
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -93,6 +108,56 @@ def cmd_add(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(added.token)
+    print(tell_daemon(args.config, admin_token(args.token), f"agent {added.agent_id!r}"),
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def register_token(agent_sub: Any) -> argparse.ArgumentParser:
+    parser = agent_sub.add_parser(
+        "token",
+        help="Show whether an agent has a token, or give it a new one with --rotate.",
+        description=(
+            "Without --rotate, say whether the agent has a token (only its sha256 is "
+            "stored, so a token cannot be shown again). With --rotate, make a new "
+            "token, print it once on stdout and store its sha256 in agents.yaml, "
+            "keeping the file's comments; a running daemon is asked to reload, after "
+            "which the old token stops working."
+        ),
+    )
+    parser.add_argument("agent_id", metavar="ID", help="The agent id.")
+    parser.add_argument(
+        "--rotate", action="store_true", help="Make a new token and store its sha256."
+    )
+    _add_admin_token_option(parser)
+    add_config_option(parser)
+    parser.set_defaults(func=cmd_token)
+    return parser
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    if not args.rotate:
+        from futon.config.edit import get_value
+
+        try:
+            agent = get_value(args.config, f"agents.{args.agent_id}")
+        except ConfigError as exc:
+            if not exc.message.startswith("unknown key"):
+                raise
+            raise ConfigError(f"no agent {args.agent_id!r}", problems=exc.problems) from None
+        digest = agent.get("token_sha256") if isinstance(agent, dict) else None
+        state = "has a token" if digest else "has no token (it may connect from loopback only)"
+        print(f"agent {args.agent_id} {state}; --rotate makes a new one")
+        return 0
+    made = rotate_agent_token(args.config, args.agent_id)
+    print(
+        f"new token for agent {args.agent_id} in {made.display}; it follows "
+        "(shown once, only its sha256 is stored):",
+        file=sys.stderr,
+    )
+    print(made.token)
+    print(tell_daemon(args.config, admin_token(args.token), f"the new token of {args.agent_id!r}"),
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -100,28 +165,30 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 RUN_DESCRIPTION = """\
 Run an agent process: connect to the daemon over WebSocket as ID, and answer
-every irc_message, chat_message and coordination message pushed to it with a
-model turn inside a peripheral session (agents.md).
+every IRC, chat and coordination message pushed to it with a model turn
+inside a peripheral session.
 
-drivers:
-  openai     an OpenAI-compatible Chat Completions endpoint with tool calling
-             (--model, --base-url, key from OPENAI_API_KEY or --api-key-env;
-             OpenAI, vLLM, llama.cpp server, Ollama, LM Studio, gateways)
-  anthropic  the Anthropic Messages API with tool use (--model; key from
-             ANTHROPIC_API_KEY or --api-key-env; --base-url optional)
-  command    a local CLI per turn: prompt on stdin, answer on stdout
-             (--cmd 'claude -p'); no futon tools, no peripheral session —
-             unless --mcp: then each turn writes an MCP config pointing the
-             CLI at `futon mcp` for this agent, and {mcp_config} in --cmd
-             is its path: --cmd 'claude -p --mcp-config {mcp_config}'
-             ({mcp_command_toml} and {mcp_args_toml} serve Codex's -c)
-  script     canned model turns from a YAML/JSON file (--script), for demos
-             and tests
+Drivers:
+  openai     An OpenAI-compatible Chat Completions endpoint with tool calling
+             (OpenAI, vLLM, llama.cpp server, Ollama, LM Studio, gateways).
+             It takes --model and --base-url, and the key from OPENAI_API_KEY
+             or the variable --api-key-env names.
+  anthropic  The Anthropic Messages API with tool use. It takes --model, the
+             key from ANTHROPIC_API_KEY or --api-key-env, and an optional
+             --base-url.
+  command    A local program run for each turn, prompt on stdin and answer
+             on stdout, such as --cmd 'claude -p'. It gets no futon tools and
+             no peripheral session unless --mcp is given: then each turn
+             writes an MCP configuration that points the program at futon mcp
+             for this agent, and {mcp_config} in --cmd is replaced by its
+             path, as in --cmd 'claude -p --mcp-config {mcp_config}'.
+             {mcp_command_toml} and {mcp_args_toml} serve Codex's -c option.
+  script     Canned model turns from a YAML or JSON file (--script), for
+             demos and tests.
 
-The model sees exactly the active peripheral's tools. futon tools take a JSON
-array of arguments, so each is offered as a function with one parameter,
-"args" (that array), plus "hop" (to, exit_condition, reason) and "reply"
-(text).
+The model sees exactly the active peripheral's tools. Each takes its JSON
+array of arguments as one parameter, "args"; the model also gets "hop" (to,
+exit_condition, reason) and "reply" (text).
 """
 
 
@@ -130,64 +197,66 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
 
     parser = agent_sub.add_parser(
         "run",
-        help="run an agent: connect over WS and answer with a model",
+        help="Run an agent: connect over WebSocket and answer with a model.",
         description=RUN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "agent_id", metavar="ID", help="the agent id to connect as (must be registered)"
+        "agent_id", metavar="ID", help="The registered agent id to connect as."
     )
     parser.add_argument(
-        "--driver", required=True, choices=DRIVERS, help="what answers: " + ", ".join(DRIVERS)
+        "--driver", required=True, choices=DRIVERS, help="What answers: " + ", ".join(DRIVERS) + "."
     )
     parser.add_argument(
         "--url",
-        help="the daemon: ws://HOST:PORT/agency/ws or http://HOST:PORT "
-        "(default: from the config's http.host/port, or its data_dir/ports.json)",
+        help="The daemon, as ws://HOST:PORT/agency/ws or http://HOST:PORT (default: the "
+        "config's http.host and http.port, or the port in its data_dir/ports.json).",
     )
-    parser.add_argument("--token", help="the agent's token (default: $FUTON_AGENT_TOKEN)")
-    parser.add_argument("--model", help="the model name (openai, anthropic)")
+    parser.add_argument("--token", help="The agent's token (default: $FUTON_AGENT_TOKEN).")
+    parser.add_argument("--model", help="The model name, for the openai and anthropic drivers.")
     parser.add_argument(
-        "--base-url", metavar="URL", help="the API base URL (openai: …/v1; anthropic: without /v1)"
+        "--base-url",
+        metavar="URL",
+        help="The API base URL, ending in /v1 for openai and without it for anthropic.",
     )
     parser.add_argument(
-        "--api-key-env", metavar="VAR", help="read the API key from this environment variable"
+        "--api-key-env", metavar="VAR", help="Read the API key from this environment variable."
     )
     parser.add_argument(
-        "--cmd", metavar="COMMAND", help="the command of the command driver, e.g. 'claude -p'"
+        "--cmd", metavar="COMMAND", help="The program of the command driver, such as 'claude -p'."
     )
-    parser.add_argument("--script", metavar="FILE", help="the YAML/JSON file of the script driver")
+    parser.add_argument("--script", metavar="FILE", help="The YAML or JSON file of the script driver.")
     parser.add_argument(
         "--mcp",
         action="store_true",
-        help="command driver: give the command futon's envelope as MCP tools for each turn "
-        "(see {mcp_config} above)",
+        help="With the command driver, give the program futon's envelope as MCP tools in "
+        "each turn (see {mcp_config} above).",
     )
     parser.add_argument(
         "--max-steps",
         type=_positive_int,
         default=20,
         metavar="N",
-        help="model calls per turn (default: 20)",
+        help="The most model calls in one turn (default: 20).",
     )
     parser.add_argument(
         "--max-seconds",
         type=_positive_float,
         default=300,
         metavar="S",
-        help="time per turn (default: 300)",
+        help="The most seconds one turn may take (default: 300).",
     )
     parser.add_argument(
         "--max-context",
         type=_positive_int,
         default=32_000,
         metavar="TOKENS",
-        help="compact the conversation past this many tokens, estimated as characters/4 (default: 32000)",
+        help="Compact the conversation past this many tokens, estimated as characters/4 (default: 32000).",
     )
     parser.add_argument(
         "--keep-session",
         action="store_true",
-        help="keep the peripheral session and the conversation open between turns",
+        help="Keep the peripheral session and the conversation open between turns.",
     )
     add_config_option(parser)
     parser.set_defaults(func=cmd_run)

@@ -16,7 +16,7 @@ from typing import Any
 
 from futon.cli import add_config_option, add_group
 from futon.config.edit import get_value, render_value, set_value
-from futon.config.loader import load_config
+from futon.config.loader import library_problems, load_config
 from futon.protocol.errors import ConfigError
 
 
@@ -25,38 +25,44 @@ def register(subparsers: Any) -> Any:
     sub = add_group(
         subparsers,
         "config",
-        help="validate, read and edit the configuration files",
+        help="Validate, read and edit the configuration files.",
         description="Validate, read and edit futon.yaml, peripherals.yaml and agents.yaml.",
     )
 
     validate = sub.add_parser(
         "validate",
-        help="check all config files",
-        description="Check all three config files; problems name file:line:column and the key.",
+        help="Check the configuration files and the folders they name.",
+        description=(
+            "Check all three configuration files and the pattern library they name; "
+            "each problem names file:line:column and the key."
+        ),
     )
     add_config_option(validate)
     validate.set_defaults(func=cmd_validate)
 
     get = sub.add_parser(
         "get",
-        help="print a value",
-        description="Print the value at KEY (e.g. http.port, agents.claude-1.relay, peripherals.edit.scope).",
+        help="Print a value.",
+        description=(
+            "Print the value at KEY, such as http.port, agents.claude-1.relay or "
+            "peripherals.edit.scope."
+        ),
     )
-    get.add_argument("key", metavar="KEY", help="dotted key path")
+    get.add_argument("key", metavar="KEY", help="The dotted key path.")
     add_config_option(get)
     get.set_defaults(func=cmd_get)
 
     set_ = sub.add_parser(
         "set",
-        help="change a value, keeping comments and layout",
+        help="Change a value, keeping the file's comments and layout.",
         description=(
             "Set KEY to VALUE (read as YAML: 7071, true, null, [a, b], 'text'). "
             "The whole configuration is validated first; an invalid result is refused "
             "and nothing is written."
         ),
     )
-    set_.add_argument("key", metavar="KEY", help="dotted key path")
-    set_.add_argument("value", metavar="VALUE", help="the new value, as YAML")
+    set_.add_argument("key", metavar="KEY", help="The dotted key path.")
+    set_.add_argument("value", metavar="VALUE", help="The new value, read as YAML.")
     add_config_option(set_)
     set_.set_defaults(func=cmd_set)
     return sub
@@ -71,6 +77,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return exc.exit_code
+    missing = library_problems(args.config, config)
+    if missing:
+        print(f"futon: invalid configuration: {len(missing)} problem(s)", file=sys.stderr)
+        for problem in missing:
+            print(problem, file=sys.stderr)
+        return ConfigError.exit_code
     shown = ", ".join(_shown(path) for path in config.files)
     counts = (
         f"{len(config.peripherals.peripherals)} peripherals, {len(config.agents.agents)} agents"

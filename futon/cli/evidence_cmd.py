@@ -22,72 +22,111 @@ from rich.table import Table
 from rich.text import Text
 
 from futon.cli import add_config_option, add_group
+from futon.cli.evidence_lines import LinePrinter
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
 
 _FILTERS = (
-    ("subject-type", "ref/type of the subject"),
-    ("subject-id", "ref/id of the subject"),
-    ("type", "evidence type"),
-    ("claim-type", "claim type"),
-    ("author", "author"),
-    ("session-id", "session id"),
-    ("pattern-id", "pattern id"),
-    ("tag", "comma list of tags (all must match)"),
-    ("since", "ISO-8601, inclusive"),
-    ("until", "ISO-8601, exclusive"),
+    ("subject-type", "Only entries whose subject has this type (session, thread, agent, ...)."),
+    ("subject-id", "Only entries whose subject has this id."),
+    ("type", "Only entries of this evidence type."),
+    ("claim-type", "Only entries of this claim type."),
+    ("author", "Only entries by this author."),
+    ("session-id", "Only entries of this session."),
+    ("pattern-id", "Only entries about this pattern."),
+    ("tag", "Only entries carrying every tag of this comma-separated list."),
+    ("since", "Only entries at or after this ISO-8601 time."),
+    ("until", "Only entries before this ISO-8601 time."),
 )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    actions = add_group(sub, "evidence", help="read the evidence landscape", description=__doc__.splitlines()[0])
+    actions = add_group(
+        sub,
+        "evidence",
+        help="Read the evidence landscape.",
+        description=(
+            "Read the evidence landscape from the shards of the config's data_dir, "
+            "with or without a running daemon."
+        ),
+    )
 
-    query = actions.add_parser("query", help="entries matching filters, newest first")
+    query = actions.add_parser(
+        "query",
+        help="Print the entries matching the filters, newest first.",
+        description=(
+            "Print the entries matching the filters, newest first, one line each "
+            "(--wide: a table with every column; --json: one JSON entry per line)."
+        ),
+    )
     _add_filters(query)
-    query.add_argument("--limit", type=int, default=50, help="page size (max 1000)")
-    query.add_argument("--cursor", help="continue from a previous page's cursor")
+    query.add_argument("--limit", type=int, default=50, help="The page size, at most 1000 (default: 50).")
+    query.add_argument("--cursor", help="Continue from the cursor a previous page printed.")
     query.set_defaults(func=cmd_query)
 
-    tail = actions.add_parser("tail", help="the newest entries; -f to follow")
+    tail = actions.add_parser(
+        "tail",
+        help="Print the newest entries, and with -f the new ones as they come.",
+        description=(
+            "Print the newest entries in time order, one line each; with -f keep "
+            "printing new entries in the same columns."
+        ),
+    )
     _add_filters(tail)
-    tail.add_argument("-n", "--lines", type=int, default=20, help="how many to show first")
-    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new entries")
+    tail.add_argument("-n", "--lines", type=int, default=20, help="How many entries to show first (default: 20).")
+    tail.add_argument("-f", "--follow", action="store_true", help="Keep printing new entries.")
     tail.add_argument("--interval", type=float, default=0.5, help=argparse.SUPPRESS)
     tail.set_defaults(func=cmd_tail)
 
-    chain = actions.add_parser("chain", help="an entry's in-reply-to ancestors, root first")
+    chain = actions.add_parser(
+        "chain",
+        help="Print an entry's in-reply-to ancestors, root first.",
+        description="Print the entry ID and the entries it replies to, the root first.",
+    )
     add_config_option(chain)
-    chain.add_argument("id")
-    chain.add_argument("--json", action="store_true", help="one JSON entry per line")
+    chain.add_argument("id", metavar="ID", help="The evidence id of the entry.")
+    _add_output_options(chain)
     chain.set_defaults(func=cmd_chain)
 
-    verify = actions.add_parser("verify", help="re-read every shard: JSON, ids, seq order, hash chain")
+    verify = actions.add_parser(
+        "verify",
+        help="Re-read every shard and check its JSON, ids, seq order and hash chain.",
+        description="Re-read every shard and check its JSON, ids, seq order and hash chain.",
+    )
     add_config_option(verify)
-    verify.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    verify.add_argument("--no-progress", action="store_true", help="Never draw a progress bar.")
     verify.add_argument(
         "--anchor",
         metavar="SEQ:HASH",
-        help="an anchor printed earlier by 'futon evidence anchor'; entries it covers must all be there, unchanged",
+        help="An anchor printed earlier by futon evidence anchor; the entries it covers must all be there, unchanged.",
     )
     verify.set_defaults(func=cmd_verify)
 
     anchor = actions.add_parser(
         "anchor",
-        help="print the newest entry's seq and hash as SEQ:HASH, to keep outside futon and check later with verify --anchor",
+        help="Print the newest entry's seq and hash, to keep outside futon for verify --anchor.",
+        description=(
+            "Print the newest entry's seq and hash as SEQ:HASH, to keep outside futon and "
+            "check later with futon evidence verify --anchor."
+        ),
     )
     add_config_option(anchor)
-    anchor.add_argument("--json", action="store_true", help="print {seq, hash, at} as JSON")
+    anchor.add_argument("--json", action="store_true", help="Print the seq, hash and time as JSON.")
     anchor.set_defaults(func=cmd_anchor)
 
     compact = actions.add_parser(
         "compact",
-        help="drop ephemeral entries older than --before from the shards; a compaction entry keeps the chain verifiable",
+        help="Drop ephemeral entries older than --before from the shards.",
+        description=(
+            "Drop ephemeral entries older than --before from the shards; a compaction "
+            "entry keeps the hash chain verifiable."
+        ),
     )
     add_config_option(compact)
-    compact.add_argument("--before", required=True, metavar="TIME", help="ISO-8601 time; a time without a zone is UTC")
-    compact.add_argument("--url", help="a running daemon's base URL, when it holds the store (default: from the config)")
-    compact.add_argument("--token", help="the daemon's admin token (default: $FUTON_ADMIN_TOKEN)")
-    compact.add_argument("--json", action="store_true", help="print the result as JSON")
+    compact.add_argument("--before", required=True, metavar="TIME", help="An ISO-8601 time; a time without a zone is UTC.")
+    compact.add_argument("--url", help="The base URL of a running daemon that holds the store (default: from the config).")
+    compact.add_argument("--token", help="The daemon's admin token (default: $FUTON_ADMIN_TOKEN).")
+    compact.add_argument("--json", action="store_true", help="Print the result as JSON.")
     compact.set_defaults(func=cmd_compact)
 
 
@@ -95,8 +134,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     for name, help_text in _FILTERS:
         parser.add_argument(f"--{name}", dest=name.replace("-", "_"), help=help_text)
-    parser.add_argument("--include-ephemeral", action="store_true", help="show ephemeral entries too")
-    parser.add_argument("--json", action="store_true", help="one JSON entry per line")
+    parser.add_argument("--include-ephemeral", action="store_true", help="Show ephemeral entries too.")
+    _add_output_options(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="Print one JSON entry per line.")
+    form.add_argument(
+        "--wide", action="store_true", help="Print a table with every column, the entry ids among them."
+    )
 
 
 def _query_from(args: argparse.Namespace, limit: int) -> EvidenceQuery:
@@ -135,7 +182,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 0
     with store:
         page = store.query(query)
-    _emit(page.entries, args.json, title=f"{len(page.entries)} entries")
+    _emit(page.entries, args.json, title=f"{len(page.entries)} entries", wide=args.wide)
     if page.next_cursor:
         print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
     return 0
@@ -147,17 +194,18 @@ def cmd_tail(args: argparse.Namespace) -> int:
     if store is None and not args.follow:
         return 0
     last_seq = 0
+    lines = LinePrinter()  # one for the whole command: a follow keeps its columns
     if store is not None:
         with store:
             entries = list(reversed(store.query(query).entries))
             last_seq = store.last_seq
-        _emit(entries, args.json, title="newest entries")
+        _emit(entries, args.json, title="newest entries", wide=args.wide, lines=lines)
     if not args.follow:
         return 0
     try:
         for entry in _follow(_evidence_dir(args), last_seq, args.interval):
             if query.matches(entry):
-                _emit([entry], args.json, title=None)
+                _emit([entry], args.json, title=None, wide=args.wide, lines=lines)
     except KeyboardInterrupt:
         return 0
     return 0
@@ -206,7 +254,7 @@ def cmd_chain(args: argparse.Namespace) -> int:
         raise NotFound(f"no evidence entry {args.id!r}", code="evidence-not-found")
     with store:
         entries = store.chain(args.id)
-    _emit(entries, args.json, title=f"chain of {args.id} (root first)")
+    _emit(entries, args.json, title=f"chain of {args.id} (root first)", wide=args.wide)
     return 0
 
 
@@ -303,10 +351,25 @@ def cmd_compact(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ output
 
 
-def _emit(entries: list[EntryDict], as_json: bool, title: str | None) -> None:
+def _emit(
+    entries: list[EntryDict],
+    as_json: bool,
+    title: str | None,
+    *,
+    wide: bool = False,
+    lines: LinePrinter | None = None,
+) -> None:
+    """Entries as JSON lines, as the --wide table, or one line each
+    (:mod:`futon.cli.evidence_lines`; ``lines`` carries a follow's state)."""
     if as_json:
         for entry in entries:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
+    if not wide:
+        printer = lines or LinePrinter()
+        if entries:
+            printer.header()
+        printer.print(entries)
         return
     # Piped output is read by tools and people with wide windows: don't fold.
     console = Console(width=None if sys.stdout.isatty() else 240)
@@ -333,5 +396,6 @@ def _emit(entries: list[EntryDict], as_json: bool, title: str | None) -> None:
 def _summary(body: Any, width: int = 60) -> str:
     if body is None:
         return ""
-    text = body.get("text") if isinstance(body, dict) and isinstance(body.get("text"), str) else json.dumps(body, ensure_ascii=False)
+    given = body.get("text") if isinstance(body, dict) else None
+    text = given if isinstance(given, str) else json.dumps(body, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 1] + "…"

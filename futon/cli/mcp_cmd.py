@@ -14,53 +14,54 @@ from futon.cli import add_config_option
 from futon.protocol.errors import ProtocolError
 
 DESCRIPTION = """\
-Serve MCP (Model Context Protocol) on stdin/stdout as agent ID: the tools of
-the active peripheral (each takes one parameter, "args": the JSON array of
-its positional arguments) plus futon_start, futon_hop, futon_stop,
-futon_reply, futon_inbox and futon_evidence. Every call is a frame on the
-agent's WebSocket connection, so it lands in evidence like any WS agent's
-action; refusals come back as MCP tool errors "<code>: <message>".
+Serve MCP (Model Context Protocol) on stdin and stdout as agent ID. The tools
+are those of the active peripheral, each taking one parameter, "args", the
+JSON array of its positional arguments, plus futon_start, futon_hop,
+futon_stop, futon_reply, futon_inbox and futon_evidence. Every call is a
+frame on the agent's WebSocket connection, so it lands in evidence like any
+agent's action; a refusal comes back as an MCP tool error "CODE: MESSAGE".
 
-Point an MCP client at it, e.g. a Claude Code --mcp-config file:
+A Claude Code --mcp-config file that points at it:
   {"mcpServers": {"futon": {"command": "futon",
                             "args": ["mcp", "--agent", "claude-1", "--start"]}}}
+Other MCP clients are set up the same way.
 """
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "mcp",
-        help="serve MCP over stdio as an agent (for Claude Code, Codex CLI, …)",
+        help="Serve MCP over stdio as an agent, for Claude Code, Codex CLI and other MCP clients.",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--agent", required=True, metavar="ID", help="the agent id to act as")
+    parser.add_argument("--agent", required=True, metavar="ID", help="The agent id to act as.")
     parser.add_argument(
         "--url",
-        help="the daemon: ws://HOST:PORT/agency/ws or http://HOST:PORT "
-        "(default: from the config's http.host/port, or its data_dir/ports.json)",
+        help="The daemon, as ws://HOST:PORT/agency/ws or http://HOST:PORT (default: the "
+        "config's http.host and http.port, or the port in its data_dir/ports.json).",
     )
-    parser.add_argument("--token", help="the agent's token (default: $FUTON_AGENT_TOKEN)")
+    parser.add_argument("--token", help="The agent's token (default: $FUTON_AGENT_TOKEN).")
     parser.add_argument(
         "--start",
         nargs="?",
         const="",
         default=None,
         metavar="PERIPHERAL",
-        help="start a peripheral session at once (without a value: the agent's routed default)",
+        help="Start a peripheral session at once; without a value, the agent's routed default.",
     )
     parser.add_argument(
         "--relay",
         metavar="SOCKET",
-        help="reach the daemon through the unix socket of a running `futon agent run --mcp` "
-        "(set by the MCP config it writes; not for direct use)",
+        help="Reach the daemon through the unix socket of a running futon agent run --mcp; "
+        "the MCP configuration it writes sets this, it is not for direct use.",
     )
     parser.add_argument(
         "--reconnect-wait",
         type=float,
         default=10,
         metavar="S",
-        help="how long a call waits for a dropped connection to come back (default: 10)",
+        help="How many seconds a call waits for a dropped connection to come back (default: 10).",
     )
     add_config_option(parser)
     parser.set_defaults(func=cmd_mcp)

@@ -13,9 +13,16 @@ from futon.cli import add_config_option
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("schema", help="write JSON Schemas (WS frames) and the OpenAPI document", description=__doc__.splitlines()[0])
+    parser = sub.add_parser(
+        "schema",
+        help="Write the JSON Schemas of the WebSocket frames and the OpenAPI document.",
+        description=(
+            "Write the JSON Schema of every WebSocket frame and the OpenAPI document of the "
+            "HTTP API, generated from the models the daemon itself uses."
+        ),
+    )
     add_config_option(parser)
-    parser.add_argument("--out", default="schema", metavar="DIR", help="where to write (default: ./schema)")
+    parser.add_argument("--out", default="schema", metavar="DIR", help="Where to write (default: ./schema).")
     parser.set_defaults(func=run)
 
 

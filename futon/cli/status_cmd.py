@@ -25,24 +25,35 @@ from futon.protocol.errors import FutonError
 TIMEOUT_S = 5.0
 
 
+class DaemonUnreachable(FutonError):
+    """No daemon answers at the address the config gives (not running)."""
+
+
+class DaemonRefused(FutonError):
+    """The daemon answered 401/403: the admin token is missing or wrong."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "status",
-        help="agents, sessions and transports of a running daemon",
-        description=__doc__.splitlines()[0],
+        help="Show the agents, sessions and transports of a running daemon.",
+        description=(
+            "Show the agents, sessions, transports and counts of a running daemon, read "
+            "over its HTTP API."
+        ),
     )
     add_config_option(parser)
-    parser.add_argument("--url", help="the daemon's base URL (default: from the config)")
-    parser.add_argument("--token", help="admin token (default: $FUTON_ADMIN_TOKEN)")
+    parser.add_argument("--url", help="The daemon's base URL (default: from the config).")
+    parser.add_argument("--token", help="The admin token (default: $FUTON_ADMIN_TOKEN).")
     parser.add_argument(
         "--sessions",
         type=int,
         default=20,
         metavar="N",
-        help="show the N newest sessions (default 20)",
+        help="Show the N newest sessions (default: 20).",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print what was read as one JSON object"
+        "--json", action="store_true", help="Print what was read as one JSON object."
     )
     parser.set_defaults(func=run)
 
@@ -58,7 +69,7 @@ def daemon_url(config_path: str) -> str:
         try:
             port = int(json.loads(ports_file.read_text())["http"])
         except (OSError, ValueError, KeyError, TypeError):
-            raise FutonError(
+            raise DaemonUnreachable(
                 f"the daemon is not running (it listens on a free port and {ports_file} is missing)"
             ) from None
     if host in ("0.0.0.0", ""):
@@ -93,7 +104,7 @@ def _call(request: urllib.request.Request, url: str, path: str, token: str | Non
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             hint = "pass --token or set FUTON_ADMIN_TOKEN" if not token else "the token was refused"
-            raise FutonError(
+            raise DaemonRefused(
                 f"the daemon at {url} needs its admin token for {path}: {hint}"
             ) from None
         try:
@@ -103,7 +114,7 @@ def _call(request: urllib.request.Request, url: str, path: str, token: str | Non
         raise FutonError(f"the daemon at {url} answered {exc.code} for {path}" + (f": {message}" if message else "")) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FutonError(
+        raise DaemonUnreachable(
             f"the daemon is not running at {url} ({getattr(reason, 'strerror', None) or reason})"
         ) from None
     except ValueError:
@@ -134,45 +145,42 @@ def render(
     sessions: list[dict[str, Any]],
     total_sessions: int,
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """Plain tables that fit the terminal (``COLUMNS``, else its width, else
+    80; :mod:`futon.cli.columns`). Agent and session ids, which a user
+    copies into other commands, are never cut. Times are UTC: the time of
+    day for today, the day for older ones."""
+    from futon.cli.columns import paragraph, table
+    from futon.cli.evidence_lines import terminal_width
 
-    console = Console()
+    width = terminal_width()
     connections = health.get("connections", {})
     online = sum(1 for a in agents if a.get("connected"))
-    console.print(
-        f"[bold]futon {health.get('version', '?')}[/] at {url}: "
+    lines = paragraph(
+        f"futon {health.get('version', '?')} at {url}: "
         f"{len(agents)} agents ({online} connected), {health.get('sessions', 0)} active sessions, "
         f"connections ws {connections.get('ws', 0)} irc {connections.get('irc', 0)}, "
         f"evidence {health.get('evidence', {}).get('entries', 0)} entries",
-        highlight=False,
+        width,
     )
-
-    table = Table(title="Agents", title_justify="left")
-    for column in ("id", "type", "connected", "transport", "peripheral", "last active"):
-        table.add_column(column)
-    for agent in agents:
-        table.add_row(
-            agent["agent_id"], agent.get("type") or "",
-            "[green]yes[/]" if agent.get("connected") else "no",
-            agent.get("transport") or "-", agent.get("peripheral_id") or "-", agent.get("last_active") or "never",
-        )  # fmt: skip
-    console.print(table)
-
-    table = Table(
-        title=f"Sessions ({len(sessions)} of {total_sessions}, newest first)", title_justify="left"
-    )
-    for column in ("session", "agent", "peripheral", "state", "at"):
-        table.add_column(column)
-    for session in sessions:
-        state = session.get("state") or ""
-        table.add_row(session["session_id"], session.get("agent_id") or "", session.get("peripheral_id") or "",
-                      f"[green]{state}[/]" if state == "active" else state, session.get("at") or "")  # fmt: skip
-    console.print(table)
-
-    table = Table(title="Transports", title_justify="left")
-    for column in ("transport", "listening", "where", "connections"):
-        table.add_column(column)
+    agent_rows = [
+        [a["agent_id"], a.get("type") or "", "yes" if a.get("connected") else "no",
+         a.get("transport") or "-", a.get("peripheral_id") or "-", _when(a.get("last_active")) or "never"]
+        for a in agents
+    ]  # fmt: skip
+    lines += ["", *table(
+        "Agents", ["id", "type", "connected", "transport", "peripheral", "last active"], agent_rows,
+        width, whole=frozenset({0}),
+    )]  # fmt: skip
+    session_rows = [
+        [s["session_id"], s.get("agent_id") or "", s.get("peripheral_id") or "", s.get("state") or "",
+         _when(s.get("at")) or ""]
+        for s in sessions
+    ]  # fmt: skip
+    lines += ["", *table(
+        f"Sessions ({len(sessions)} of {total_sessions}, newest first)",
+        ["session", "agent", "peripheral", "state", "at"], session_rows, width, whole=frozenset({0, 1}),
+    )]  # fmt: skip
+    transport_rows = []
     for name, info in (health.get("transports") or {}).items():
         where = []
         if info.get("port") is not None:
@@ -182,10 +190,19 @@ def render(
         for network, up in (info.get("networks") or {}).items():
             where.append(f"{network}: {'connected' if up else 'down'}")
         count = connections.get(name)
-        table.add_row(
-            name,
-            "[green]yes[/]" if info.get("listening") else "no",
-            ", ".join(where) or "-",
-            "-" if count is None else str(count),
-        )
-    console.print(table)
+        transport_rows.append(
+            [name, "yes" if info.get("listening") else "no", ", ".join(where) or "-",
+             "-" if count is None else str(count)]
+        )  # fmt: skip
+    lines += ["", *table("Transports", ["transport", "listening", "where", "connections"], transport_rows, width)]
+    print("\n".join(lines))
+
+
+def _when(at: str | None) -> str | None:
+    """An ISO-8601 UTC time as ``HH:MM`` when it is today, else its day."""
+    if not at:
+        return None
+    from datetime import UTC, datetime
+
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    return at[11:16] if at[:10] == today and len(at) >= 16 else at[:10]

@@ -53,11 +53,14 @@ from futon.protocol.errors import ConfigError
 
 __all__ = [
     "AddedAgent",
+    "NewToken",
     "SetResult",
     "add_agent",
     "file_for_key",
     "get_value",
+    "new_admin_token",
     "render_value",
+    "rotate_agent_token",
     "set_value",
 ]
 
@@ -336,8 +339,7 @@ def add_agent(
                 ],
             )
 
-    token = secrets.token_urlsafe(32)
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    token, digest = make_token()
     entry = CommentedMap()
     entry["id"] = agent_id
     entry["type"] = agent_type
@@ -356,6 +358,84 @@ def add_agent(
     _validate_edit(config_path, yaml_file, new_text, f"add agent {agent_id!r}")
     atomic_write(yaml_file.path, new_text)
     return AddedAgent(agent_id, token, digest, yaml_file.path, yaml_file.display)
+
+
+# ------------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just made: ``token`` exists only here, the file at ``key``
+    holds ``token_sha256``; ``replaced`` says a token was there before."""
+
+    token: str
+    token_sha256: str
+    path: Path
+    display: str
+    key: str
+    replaced: bool
+
+
+def make_token() -> tuple[str, str]:
+    """A fresh token (``secrets.token_urlsafe(32)``) and its sha256 hex."""
+    token = secrets.token_urlsafe(32)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def rotate_agent_token(config_path: str | os.PathLike[str], agent_id: str) -> NewToken:
+    """Give agent ``agent_id`` a fresh token: its sha256 replaces the
+    agent's ``token_sha256`` in agents.yaml (comments kept; the old token
+    stops working at the daemon's next reload). ConfigError, nothing
+    written, when there is no such agent."""
+    try:
+        return _store_digest(
+            config_path, f"agents.{agent_id}.token_sha256", f"rotate the token of {agent_id!r}"
+        )
+    except ConfigError as exc:
+        if not exc.message.startswith("unknown key"):
+            raise
+        display = config_files(config_path).agents_display
+        raise ConfigError(f"no agent {agent_id!r} in {display}", problems=exc.problems) from None
+
+
+def new_admin_token(config_path: str | os.PathLike[str], *, rotate: bool = False) -> NewToken:
+    """Make the admin token and store its sha256 in futon.yaml's
+    ``http.admin_token_sha256``. When one is set already, ConfigError
+    (nothing written) unless ``rotate``."""
+    key = "http.admin_token_sha256"
+    if not rotate:
+        try:
+            current = get_value(config_path, key)
+        except ConfigError:
+            current = None  # the key is absent: there is no admin token yet
+        if current is not None:
+            files = config_files(config_path)
+            raise ConfigError(
+                f"{files.daemon_display} already has an admin token ({key} is set); "
+                "--rotate replaces it (the old token then stops working)"
+            )
+    return _store_digest(config_path, key, "store the admin token")
+
+
+def _store_digest(config_path: str | os.PathLike[str], key: str, what: str) -> NewToken:
+    parts = parse_key(key)
+    _, yaml_file = _open(config_path, key)
+    try:
+        parent = _walk(yaml_file.data, parts[:-1])
+    except _Missing as missing:
+        raise _unknown_key(yaml_file, key, parts, missing) from None
+    if not is_mapping(parent):
+        raise _unknown_key(yaml_file, key, parts, _Missing(len(parts) - 1, parent))
+    found, slot = _child(parent, parts[-1])
+    replaced = found and parent[slot] is not None
+    token, digest = make_token()
+    # A str, never YAML text: 64 hex digits may look like a number to YAML;
+    # ruamel quotes such a string when it dumps it.
+    _replace_value(parent, slot if found else parts[-1], digest, existed=found)
+    new_text = dump_yaml(round_trip_yaml(yaml_file.text), yaml_file.data)
+    _validate_edit(config_path, yaml_file, new_text, what)
+    atomic_write(yaml_file.path, new_text)
+    return NewToken(token, digest, yaml_file.path, yaml_file.display, key, replaced)
 
 
 # ------------------------------------------------------------------ comments

@@ -49,6 +49,7 @@ __all__ = [
     "LoadedConfig",
     "config_files",
     "error_message",
+    "library_problems",
     "load_config",
     "validate_file",
 ]
@@ -185,7 +186,8 @@ def load_config(
     daemon_file = files.daemon_file
     if not daemon_file.exists:
         raise ConfigError(
-            f"config file not found: {files.daemon_display}",
+            f"config file not found: {files.daemon_display} "
+            f"(`futon init {os.path.dirname(files.daemon_display) or '.'}` writes the shipped one)",
             problems=[str(p) for p in daemon_file.problems],
         )
     daemon = validate_file(daemon_file, DaemonConfig, problems)
@@ -199,11 +201,12 @@ def load_config(
     ):
         yaml_file = read_yaml_file(file_path, display, overrides.get(file_path))
         if not yaml_file.exists:
-            line_col = _files_key_position(daemon_file.data, name)
+            line, col = _files_key_position(daemon_file.data, name) or (None, None)
             problems.append(
                 Problem(
                     files.daemon_display,
-                    *(line_col or (None, None)),
+                    line,
+                    col,
                     f"files.{name}",
                     f"expected an existing {name} file (got {display!r}, which does not exist)",
                 )
@@ -508,7 +511,7 @@ def error_message(error: Any, model: type[BaseModel]) -> str:
     return f"{text} (got {got})"
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[Problem]:
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The field names of the model that ``loc`` leads to inside ``model``
     (empty when it does not lead to a model)."""
     tp: Any = model
@@ -642,10 +645,12 @@ def _cross_file_checks(peripherals_file: YamlFile, agents_file: YamlFile) -> lis
         if isinstance(name, str) and name not in known_set:
             hint = difflib.get_close_matches(name, known, n=1)
             did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+            line, col = position or (1, 1)
             problems.append(
                 Problem(
                     agents_file.display,
-                    *(position or (1, 1)),
+                    line,
+                    col,
                     where,
                     f"expected a peripheral defined in {peripherals_file.display} (got {name!r}{did_you_mean})",
                 )
@@ -668,3 +673,93 @@ def _cross_file_checks(peripherals_file: YamlFile, agents_file: YamlFile) -> lis
                 for j, name in enumerate(allowed):
                     check(name, f"agents[{index}].peripherals[{j}]", item_position(allowed, j))
     return problems
+
+
+# ------------------------------------------- folders the files name (validate)
+
+# The scope of the discipline tools: a peripheral with it reads the pattern
+# library (futon/peripherals/domain/discipline.py).
+_LIBRARY_SCOPE = "discipline-records"
+
+
+def library_problems(path: str | os.PathLike[str], config: LoadedConfig) -> list[str]:
+    """Problem lines for a pattern library that is not there, for
+    ``futon config validate``: when a peripheral has the discipline scope,
+    the folder it reads (its own ``config.patterns_dir`` against the
+    workspace, else ``discipline.patterns_dir`` beside futon.yaml, as the
+    daemon resolves them) must hold at least one pattern file (``<id>.md``
+    other than README.md). ``path`` is futon.yaml as the user gave it, for
+    the file names shown. Separate from :func:`load_config` because it reads
+    the disk beyond the three files: a folder may appear between a
+    validation and a start."""
+    users = [
+        (pid, spec)
+        for pid, spec in config.peripherals.peripherals.items()
+        if spec.scope == _LIBRARY_SCOPE
+    ]
+    if not users:
+        return []
+    files = config_files(path)
+    problems: list[Problem] = []
+    daemon_checked = False
+    for pid, spec in users:
+        own = spec.config.get("patterns_dir")
+        if isinstance(own, str) and own:
+            folder = Path(config.workspace) / Path(own).expanduser()
+            where = f"peripherals.{pid}.config.patterns_dir"
+            pdata = read_yaml_file(files.peripherals_path, files.peripherals_display).data
+            position = _nested_position(pdata, ["peripherals", pid, "config", "patterns_dir"])
+            display = files.peripherals_display
+            value = own
+        elif daemon_checked:
+            continue
+        else:
+            daemon_checked = True
+            value = config.daemon.discipline.patterns_dir
+            folder = config.base_dir / value
+            where = "discipline.patterns_dir"
+            position = _nested_position(files.daemon_file.data, ["discipline", "patterns_dir"])
+            display = files.daemon_display
+        reason = _library_gap(folder)
+        if reason:
+            problems.append(
+                Problem(
+                    display,
+                    *(position or (1, 1)),
+                    where,
+                    f"expected a folder of pattern files for the {pid} peripheral (got {value!r}: "
+                    f"{folder} {reason}); `futon init` writes the shipped library",
+                )
+            )
+    return [str(p) for p in problems]
+
+
+def _library_gap(folder: Path) -> str | None:
+    """Why ``folder`` is no pattern library, or None when it is one."""
+    if not folder.is_dir():
+        return "does not exist" if not folder.exists() else "is not a folder"
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not any(
+        n.endswith(".md") and n.lower() != "readme.md" and not n.startswith((".", "_"))
+        for n in names
+    ):
+        return "holds no pattern file (<id>.md)"
+    return None
+
+
+def _nested_position(data: Any, keys: list[str]) -> Position | None:
+    """The position of the deepest of ``keys`` found in ``data``."""
+    position: Position | None = None
+    node = data
+    for key in keys:
+        if not is_mapping(node):
+            break
+        found, slot = find_key(node, key)
+        if not found:
+            break
+        position = key_position(node, slot) or position
+        node = node[slot]
+    return position

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from futon.peripherals.catalog import KNOWN_TOOLS, NAMED_SCOPES
-from futon.peripherals.git_options import GRAMMARS as GIT_GRAMMARS
-from futon.peripherals.scope import parse_test_pattern
+from futon.config.catalog import KNOWN_TOOLS, NAMED_SCOPES
+from futon.config.command_patterns import parse_test_pattern
+from futon.config.git_grammars import GRAMMARS as GIT_GRAMMARS
 
 
 class Strict(BaseModel):
@@ -69,6 +69,9 @@ class IrcServerSection(Strict):
     network: str = "futon"
     password: str | None = None
     motd: str | None = "Welcome to futon: humans and agents, one room."
+    # The topic the daemon's channels (irc.channels) start with on the embedded server;
+    # "{nick}" becomes the daemon's nick (irc.nick). null or "" = no topic.
+    topic: str | None = "futon — humans and agents; say '{nick}: help'"
     ping_interval_s: PositiveFloat = 60
     ping_timeout_s: PositiveFloat = 180
     registration_timeout_s: PositiveFloat = 30  # NICK+USER (and PASS) must be done this long after connecting
@@ -297,6 +300,13 @@ class PeripheralSpec(Strict):
                 f"unknown scope {value!r}; expected one of {', '.join(sorted(NAMED_SCOPES))} or {{paths: [...]}}"
             )
         return value
+
+    @model_validator(mode="after")
+    def _read_only_cannot_write(self) -> PeripheralSpec:
+        writers = sorted({"edit", "write"} & set(self.tools))
+        if self.read_only and writers:
+            raise ValueError(f"read_only is true, so {' and '.join(writers)} could never run here: remove it")
+        return self
 
     @field_validator("entry", "exit", "context")
     @classmethod

@@ -18,7 +18,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
@@ -229,7 +229,8 @@ def dump_yaml(yaml: YAML, data: Any) -> str:
 def atomic_write(path: Path, text: str) -> None:
     """Replace the file at ``path`` with ``text`` so that a reader sees the
     old or the new content, never half of it. Follows a symlink (the link
-    stays a link) and keeps the file's permission bits."""
+    stays a link) and keeps the file's permission bits, less group and
+    world write."""
     target = Path(os.path.realpath(path))
     try:
         mode: int | None = target.stat().st_mode & 0o7777
@@ -241,7 +242,9 @@ def atomic_write(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o644)
+        # Never group- or world-writable: these files hold the token hashes
+        # that say who may connect, so nobody else may put in their own.
+        os.chmod(tmp, (mode if mode is not None else 0o644) & ~0o022)
         os.replace(tmp, target)
     except BaseException:
         # Leave no temp file behind whatever went wrong.
@@ -362,9 +365,9 @@ def find_key(mapping: CommentedMap, name: Any) -> tuple[bool, Any]:
     return False, None
 
 
-def is_mapping(node: Any) -> bool:
+def is_mapping(node: Any) -> TypeGuard[CommentedMap]:
     return isinstance(node, CommentedMap)
 
 
-def is_sequence(node: Any) -> bool:
+def is_sequence(node: Any) -> TypeGuard[CommentedSeq]:
     return isinstance(node, CommentedSeq)

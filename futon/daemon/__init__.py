@@ -1,1 +1,1 @@
-"""futon.daemon — see ../shared/spec; filled in by later issues."""
+"""futon.daemon — assembly, lifecycle, reload and metrics (docs/operations.md)."""

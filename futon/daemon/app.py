@@ -38,20 +38,24 @@ from futon.daemon.exposure import check_exposure
 from futon.daemon.metrics import DaemonMetrics, LiveSource, TimedPipeline
 from futon.daemon.notify import Notifier
 from futon.daemon.reload import ReloadPlan, plan_reload
+from futon.daemon.tasks import BackgroundTasks
+from futon.daemon.where import connect_lines
 from futon.evidence.jsonl import JsonlStore, open_store
-from futon.peripherals.domain import install as install_domain
+from futon.peripherals.domain.installer import install as install_domain
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
-from futon.protocol.errors import ConfigError, FutonError, NotFound
+from futon.protocol.errors import ConfigError, FutonError
+from futon.protocol.irc_lines import irc_lower
+from futon.social.chat import Chat
 from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
-from futon.social.registry import AgentRecord, AgentRegistry
+from futon.social.registry import AgentRegistry
 from futon.social.relay import IrcRelay
 from futon.social.tickle import Tickle
 from futon.transports.http import HttpRunner, Services, build_app
-from futon.transports.irc_embedded import EmbeddedSide
-from futon.transports.irc_server import IrcServer
+from futon.transports.irc import IrcHome, IrcServer
+from futon.transports.irc.embedded import EmbeddedSide
 from futon.transports.ws import CLOSE_UNKNOWN_AGENT, WsHub
 
 log = logging.getLogger("futon.daemon")
@@ -74,9 +78,13 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.ws: WsHub | None = None
         self.tickle: Tickle | None = None
+        self.chat: Chat | None = None  # the one chat path: WS, HTTP, IRC, messenger, Tickle
         self.relay: IrcRelay | None = None
         self.irc_server: IrcServer | None = None
         self.bots: list[Any] = []  # IrcBot, one per configured network
+        # Every loop the daemon runs in the background (tasks.py): Tickle's
+        # watch here, the watchdog and the SIGHUP loop in serve().
+        self.tasks = BackgroundTasks()
         self.ports: dict[str, int] = {}
         self._ports_file = Path(config.data_dir) / "ports.json"
         self._web: web.AppRunner | None = None
@@ -137,15 +145,17 @@ class Daemon:
         pipeline = TimedPipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
         pipeline.metrics = self.metrics
         self.pipeline = pipeline
-        self.relay = IrcRelay(self.registry, self.pipeline, self.store, self.runner, daemon_nick=settings.irc.nick)
-        self.runner.messenger = DaemonMessenger(self.registry, self.pipeline, self.store, irc=self.relay)
-        self.tickle = Tickle(self.registry, self.store, self.runner, self.pipeline, settings.tickle, speaker=self.relay)
-        if settings.tickle.enabled:
-            self.relay.tickle = self.tickle
-        if settings.tickle.enabled:
-            self.tickle.start()
-            log.info("tickle watching every %gs (stale after %gs)", settings.tickle.interval_s, settings.tickle.stale_after_s)
-        self.ws = WsHub(self.registry, self.runner, self.pipeline, self.store, settings.ws, chat_relay=self.relay)
+        self.chat = Chat(self.registry, self.pipeline, self.store, daemon_nick=settings.irc.nick)
+        self.relay = IrcRelay(
+            self.registry, self.pipeline, self.store, self.runner, daemon_nick=settings.irc.nick, chat=self.chat
+        )
+        self.runner.messenger = DaemonMessenger(self.chat, self.pipeline)
+        self.tickle = Tickle(self.registry, self.store, self.runner, self.chat, settings.tickle)
+        self.relay.tickle = self.tickle  # standup asks it for a review while it is enabled
+        self._watch_tickle(settings.tickle)
+        self.ws = WsHub(
+            self.registry, self.runner, self.pipeline, self.store, settings.ws, chat=self.chat
+        )
         self.services = Services(
             health=self,
             registry=self.registry,
@@ -153,7 +163,7 @@ class Daemon:
             store=self.store,
             pipeline=self.pipeline,
             ws_handler=self.ws.handle,
-            chat=self,
+            chat=self.chat,
             admin_token_sha256=settings.http.admin_token_sha256,
             max_body_bytes=settings.http.max_body_bytes,
             body_timeout_s=settings.http.body_timeout_s,
@@ -176,17 +186,23 @@ class Daemon:
                 f"cannot listen on {settings.http.host}:{settings.http.port}: {exc.strerror or exc}"
             ) from None
         server = site._server  # aiohttp exposes the bound sockets only here
-        port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.http.port
+        # Typed AbstractServer, which has no `sockets`; it is an asyncio.Server.
+        sockets = server.sockets if isinstance(server, asyncio.Server) else ()
+        port = sockets[0].getsockname()[1] if sockets else settings.http.port
         self.ports["http"] = port
         await self._start_irc()
-        log.info("http listening on http://%s:%d (agents: ws://%s:%d/agency/ws)", settings.http.host, port, settings.http.host, port)
+        log.info("http listening on http://%s:%d", settings.http.host, port)
+        for line in connect_lines(self.config, self.ports):  # where each kind of client goes
+            log.info("%s", line)
         self._write_ports()
 
     async def _start_irc(self) -> None:
         settings = self.config.daemon.irc
+        assert self.relay is not None  # start() builds it before the transports
         if settings.server.enabled:
             side = EmbeddedSide(self.relay)
-            self.irc_server = IrcServer(settings.server, side)
+            home = IrcHome(settings.nick, tuple(settings.channels))  # MOTD hints, channel topics
+            self.irc_server = IrcServer(settings.server, side, home=home)
             side.bind(self.irc_server)
             try:
                 await self.irc_server.start()
@@ -204,8 +220,8 @@ class Daemon:
             self.relay.attach(bot)
             await bot.start()
         await self.relay.show_agents()
-        for side in self.relay.sides:
-            await side.ensure_agent(settings.nick, list(settings.channels))
+        for irc_side in self.relay.sides:
+            await irc_side.ensure_agent(settings.nick, list(settings.channels))
 
     def _beside_config(self, value: str) -> Path:
         """Relative paths in futon.yaml are relative to its folder."""
@@ -231,26 +247,6 @@ class Daemon:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.ports) + "\n")
         os.replace(tmp, path)
-
-    async def chat(self, sender: str, to: str, text: str) -> None:
-        """POST /api/alpha/chat: to an agent over WS, and into evidence (IRC
-        joins when the IRC transport is running)."""
-        if self.pipeline is None or self.store is None:
-            raise FutonError("the daemon is not running", code="internal-error")
-        target: AgentRecord | None = self.registry.find(to)
-        if target is None and not to.startswith("#"):
-            raise NotFound(f"no agent, channel or nick {to!r}", code="agent-not-found")
-        if target is not None:
-            await self.pipeline.push(target, {"type": "chat_message", "to": to, "from": sender, "text": text, "transport": "http"})
-        await self.store.append(
-            {
-                "subject": {"ref/type": "thread", "ref/id": f"irc/{to}" if to.startswith("#") else f"irc/{'+'.join(sorted([sender, to]))}"},
-                "type": "forum-post",
-                "claim-type": "observation",
-                "author": sender,
-                "body": {"text": text, "channel": to if to.startswith("#") else None, "transport": "http", "network": None},
-            }
-        )
 
     # ------------------------------------------------------------- reload
 
@@ -293,7 +289,8 @@ class Daemon:
                 self.notifier.ready(f"{self.status_line()}; {status}")
 
     async def _apply(self, plan: ReloadPlan) -> None:
-        """Apply a valid config in place. Connections stay; a running
+        """Apply a valid config in place: each part takes its new settings
+        through its one ``apply_settings``. Connections stay; a running
         session keeps the peripheral object it started with (its envelope
         does not move under it); the next handshake, dispatch or
         peripheral_start sees the new config."""
@@ -303,14 +300,12 @@ class Daemon:
         peripherals = load_peripherals(new.peripherals)  # build first: a failure changes nothing
         before = {r.id: r.spec for r in self.registry.all()}
         gone = [record for agent_id in plan.agents.removed if (record := self.registry.find(agent_id)) is not None]
-        self.registry.replay_window = settings.ws.replay_window
-        self.registry.load(new.agents)  # agents, routing, irc_access; records keep their links
-        self.runner.peripherals = peripherals
-        self.services.admin_token_sha256 = settings.http.admin_token_sha256
-        self.runner.dispatcher.settings = settings.tools
-        self.pipeline.reply_timeout_s = settings.dispatch.reply_timeout_s
+        self.registry.apply_settings(new.agents, settings.ws.replay_window)  # records keep their links
+        self.runner.apply_settings(settings.tools, peripherals)
+        self.services.apply_settings(settings.http)
+        self.pipeline.apply_settings(settings.dispatch)
         if self.ws is not None:
-            self.ws.settings = settings.ws
+            self.ws.apply_settings(settings.ws)
         if "logging.level" in plan.settings:
             logging.getLogger().setLevel(settings.logging.level.upper())
         await self._apply_tickle(settings.tickle)
@@ -319,17 +314,20 @@ class Daemon:
                 await record.link.close(CLOSE_UNKNOWN_AGENT, "removed from agents.yaml")
         await self._sync_irc(before)
 
+    def _watch_tickle(self, settings: TickleSection) -> None:
+        """Tickle's watch runs as a background task while it is enabled."""
+        if self.tickle is not None and settings.enabled and "tickle" not in self.tasks:
+            self.tasks.start("tickle", self.tickle.run)
+            log.info("tickle watching every %gs (stale after %gs)", settings.interval_s, settings.stale_after_s)
+
     async def _apply_tickle(self, settings: TickleSection) -> None:
-        if self.tickle is None or self.relay is None:
+        if self.tickle is None:
             return
-        was = self.tickle.settings.enabled
-        self.tickle.settings = settings  # the loop reads interval and staleness each round
-        if settings.enabled and not was:
-            self.relay.tickle = self.tickle
-            self.tickle.start()
-        elif was and not settings.enabled:
-            self.relay.tickle = None
-            await self.tickle.stop()
+        self.tickle.apply_settings(settings)
+        if settings.enabled:
+            self._watch_tickle(settings)
+        else:
+            await self.tasks.cancel("tickle")
 
     async def _sync_irc(self, before: dict[str, AgentSpec]) -> None:
         """Agents' IRC presence after a reload: a removed or renamed agent's
@@ -346,9 +344,9 @@ class Daemon:
                     if record is None or record.nick != old_nick:
                         await server.remove_virtual(old_nick, "removed by a config reload" if record is None else "renamed")
                         continue
-                    kept = {c.lower() for c in record.spec.channels}
+                    kept = {irc_lower(c) for c in record.spec.channels}
                     for channel in spec.channels:
-                        if channel.lower() not in kept:
+                        if irc_lower(channel) not in kept:
                             await server.virtual_part(old_nick, channel, "left by a config reload")
         await self.relay.show_agents()
 
@@ -404,8 +402,7 @@ class Daemon:
         if self.irc_server is not None:
             await step("stopping the IRC server", self.irc_server.stop(), 2)
             self.irc_server = None
-        if self.tickle is not None:  # 2. background work
-            await step("stopping tickle", self.tickle.stop(), 1)
+        await step("stopping background tasks", self.tasks.stop(1), 1.5)  # 2. background work
         for bot in self.bots:
             await step(f"disconnecting from {bot.network}", bot.stop(), 2)
         self.bots = []
@@ -470,21 +467,20 @@ async def serve(config: LoadedConfig) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, hup.set)  # before start: a HUP while starting is kept, not fatal
-    background: list[asyncio.Future[Any]] = []
     try:
         await daemon.start()
         notifier.ready(daemon.status_line())
-        background = [asyncio.ensure_future(notifier.run_watchdog()), asyncio.ensure_future(_reload_on_hup(daemon, hup))]
+        daemon.tasks.start("watchdog", notifier.run_watchdog)
+        daemon.tasks.start("reload-on-hup", lambda: _reload_on_hup(daemon, hup))
         await stop.wait()
         log.info("signal received; shutting down")
     finally:
         loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP ignored: shutting down"))
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        for task in background:  # first: an interrupted reload must not say READY after STOPPING
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Every background loop ends first, in one place: an interrupted
+        # reload must not say READY after STOPPING.
+        await daemon.tasks.stop()
         notifier.stopping()
         await daemon.stop()
         notifier.close()

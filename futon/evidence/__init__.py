@@ -1,7 +1,7 @@
 """The evidence landscape: typed, append-only, queryable entries.
 
 Public surface: the store interface and its two backends, the query value,
-threads, and the entry helpers. See ../shared/spec/evidence.md.
+threads, and the entry helpers. See docs/evidence.md.
 """
 
 from futon.evidence.jsonl import JsonlStore, RecoveryReport, open_store

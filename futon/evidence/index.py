@@ -12,6 +12,7 @@ Both stores use it — the JSONL store with a file, the memory store with
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -45,6 +46,11 @@ CREATE TABLE IF NOT EXISTS entries(
     len        INTEGER
 );
 CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(tag, seq)) WITHOUT ROWID;
+-- Maintained counts per single filter (kind: tag, session, author, type,
+-- claim, all; ``~e`` suffix: ephemeral entries), so that counting one
+-- filter reads one row instead of every matching entry.
+CREATE TABLE IF NOT EXISTS counts(kind TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL,
+                                  PRIMARY KEY(kind, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shards(
     no            INTEGER PRIMARY KEY,
     name          TEXT NOT NULL UNIQUE,
@@ -68,6 +74,11 @@ CREATE INDEX IF NOT EXISTS by_fork    ON entries(fork_of);
 CREATE INDEX IF NOT EXISTS by_at      ON entries(at);
 """
 
+_BUMP = "INSERT INTO counts(kind, key, n) VALUES(?,?,?) ON CONFLICT(kind, key) DO UPDATE SET n = n + excluded.n"
+# Query fields a maintained count answers alone (EvidenceQuery attribute → kind).
+_COUNTED = {"session_id": "session", "author": "author", "type": "type", "claim_type": "claim"}
+_UNCOUNTED = ("subject_type", "subject_id", "pattern_id", "since", "until", "before_seq", "after_seq")
+
 _INSERT = (
     "INSERT INTO entries(seq,id,at,type,claim,author,session,subj_type,subj_id,pattern,"
     "reply_to,reply_seq,fork_of,ephemeral,conjecture,hash,shard,off,len) "
@@ -90,12 +101,14 @@ class _BulkLoad:
 
 @dataclass(frozen=True)
 class Location:
-    """Where an entry's line lies: shard number, byte offset, length."""
+    """Where an entry's line lies: shard number, byte offset, length; and,
+    from searches, the entry's hash (so a raw line can be checked cheaply)."""
 
     seq: int
     shard: int | None
     offset: int | None
     length: int | None
+    hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,7 @@ class Index:
         """Drop everything; the caller re-indexes from the shards."""
         self._db.executescript(
             "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS tags; DROP TABLE IF EXISTS shards;"
+            "DROP TABLE IF EXISTS counts;"
             "DELETE FROM meta WHERE key != 'schema';"
         )
         self._db.executescript(_SCHEMA + _SECONDARY)
@@ -199,7 +213,8 @@ class Index:
         db.execute("SAVEPOINT batch")
         try:
             entry_rows = []
-            tag_rows = []
+            tag_rows: list[tuple[str, int]] = []
+            bumps: Counter[tuple[str, str]] = Counter()
             for entry, loc in rows:
                 subject = entry["evidence/subject"]
                 seq = entry["evidence/seq"]
@@ -215,10 +230,21 @@ class Index:
                         loc.shard, loc.offset, loc.length,
                     )
                 )  # fmt: skip
-                tag_rows.extend((tag, seq) for tag in set(entry.get("evidence/tags") or ()))
+                tags = set(entry.get("evidence/tags") or ())
+                tag_rows.extend((tag, seq) for tag in tags)
+                mark = "~e" if entry.get("evidence/ephemeral?") else ""
+                bumps["all" + mark, ""] += 1
+                bumps["author" + mark, entry["evidence/author"]] += 1
+                bumps["type" + mark, entry["evidence/type"]] += 1
+                bumps["claim" + mark, entry["evidence/claim-type"]] += 1
+                if entry.get("evidence/session-id"):
+                    bumps["session" + mark, entry["evidence/session-id"]] += 1
+                for tag in tags:
+                    bumps["tag" + mark, tag] += 1
             db.executemany(_INSERT, entry_rows)
             if tag_rows:
                 db.executemany("INSERT OR IGNORE INTO tags VALUES(?,?)", tag_rows)
+            db.executemany(_BUMP, [(kind, key, n) for (kind, key), n in bumps.items()])
             for shard in shard_progress:
                 self._save_shard(shard)
             db.execute("RELEASE batch")
@@ -269,10 +295,14 @@ class Index:
 
     def last(self) -> tuple[int, str, str] | None:
         """(seq, hash, at) of the newest entry, or None when empty."""
-        return self._db.execute("SELECT seq, hash, at FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        row: tuple[int, str, str] | None = self._db.execute(
+            "SELECT seq, hash, at FROM entries ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return row
 
     def count_all(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        total: int = self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        return total
 
     def hash_at(self, seq: int) -> str | None:
         row = self._db.execute("SELECT hash FROM entries WHERE seq=?", (seq,)).fetchone()
@@ -296,7 +326,7 @@ class Index:
         return Location(*row) if row else None
 
     def search(self, query: EvidenceQuery, *, limit: int | None = None) -> list[Location]:
-        sql, params = self._select(query, "e.seq, e.shard, e.off, e.len")
+        sql, params = self._select(query, "e.seq, e.shard, e.off, e.len, e.hash")
         ascending = query.after_seq is not None
         # With a tag filter the scan is driven by the tags table, whose key
         # is (tag, seq): ordering by its seq lets SQLite walk it backwards.
@@ -306,8 +336,28 @@ class Index:
         return [Location(*row) for row in self._db.execute(sql, params)]
 
     def count(self, query: EvidenceQuery) -> int:
+        counted = self._counted(query)
+        if counted is not None:
+            return counted
         sql, params = self._select(query, "COUNT(*)")
-        return self._db.execute(sql, params).fetchone()[0]
+        total: int = self._db.execute(sql, params).fetchone()[0]
+        return total
+
+    def _counted(self, query: EvidenceQuery) -> int | None:
+        """The maintained count for a query with at most one filter among
+        one tag, session, author, type and claim; None for anything else."""
+        if any(getattr(query, name) is not None for name in _UNCOUNTED) or len(query.tags) > 1:
+            return None
+        chosen = [(kind, getattr(query, name)) for name, kind in _COUNTED.items() if getattr(query, name) is not None]
+        if query.tags:
+            chosen.append(("tag", query.tags[0]))
+        if len(chosen) > 1:
+            return None
+        kind, key = chosen[0] if chosen else ("all", "")
+        kinds = (kind, kind + "~e") if query.include_ephemeral else (kind,)
+        marks = ",".join("?" * len(kinds))
+        row = self._db.execute(f"SELECT SUM(n) FROM counts WHERE key = ? AND kind IN ({marks})", (key, *kinds)).fetchone()
+        return int(row[0] or 0)
 
     def ancestors(self, entry_id: str) -> list[Location]:
         """The entry and its in-reply-to ancestors, root first.
@@ -390,7 +440,24 @@ class Index:
         self._db.execute("BEGIN")
         self._db.execute("DELETE FROM tags WHERE seq >= ?", (seq,))
         self._db.execute("DELETE FROM entries WHERE seq >= ?", (seq,))
+        self._recount()
         self._db.execute("COMMIT")
+
+    def _recount(self) -> None:
+        """Rebuild the maintained counts from the tables (rare: after
+        entries were forgotten)."""
+        db = self._db
+        db.execute("DELETE FROM counts")
+        for kind, column in (("all", "''"), ("author", "author"), ("type", "type"), ("claim", "claim"), ("session", "session")):
+            db.execute(
+                f"INSERT INTO counts SELECT CASE WHEN ephemeral THEN ? ELSE ? END, {column}, COUNT(*) FROM entries "
+                f"WHERE {column} IS NOT NULL GROUP BY ephemeral, {column}",
+                (kind + "~e", kind),
+            )
+        db.execute(
+            "INSERT INTO counts SELECT CASE WHEN e.ephemeral THEN 'tag~e' ELSE 'tag' END, t.tag, COUNT(*) "
+            "FROM tags t JOIN entries e ON e.seq = t.seq GROUP BY e.ephemeral, t.tag"
+        )
 
     # ------------------------------------------------------------- helpers
 

@@ -586,26 +586,44 @@ class JsonlStore(EvidenceStore):
 
     # ------------------------------------------------------------- reading
 
+    def _read_lines(self, locations: list[Location]) -> list[bytes]:
+        out = []
+        for loc in locations:
+            raw = self._pread(loc)
+            assert loc.shard is not None  # _pread has checked it
+            # The line must end with the hash the index holds for this seq:
+            # one comparison instead of a parse (shards are canonical JSON
+            # with the hash as the last key).
+            if loc.hash is None or not raw.endswith(f'"evidence/hash":"{loc.hash}"}}\n'.encode()):
+                entry = _parse_line(raw)
+                if entry is None or entry["evidence/seq"] != loc.seq:
+                    raise StoreError(f"shard {self._paths[loc.shard].name} changed under the index at byte {loc.offset}")
+            out.append(raw[:-1] if raw.endswith(b"\n") else raw)
+        return out
+
+    def _pread(self, loc: Location) -> bytes:
+        assert loc.shard is not None and loc.offset is not None and loc.length is not None
+        fd = self._readers.get(loc.shard)
+        if fd is None:
+            path = self._paths.get(loc.shard)
+            if path is None:  # a reader beside a writer that rolled over
+                self._paths.update({s.no: s.path for s in list_shards(self.directory)})
+                path = self._paths.get(loc.shard)
+            if path is None:
+                raise StoreError(f"shard {loc.shard} is not known to this store")
+            try:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                raise StoreError(f"cannot read shard {path.name}: {exc.strerror}") from None
+            self._readers[loc.shard] = fd
+        return os.pread(fd, loc.length, loc.offset)
+
     def _read(self, locations: list[Location]) -> list[EntryDict]:
         out = []
         for loc in locations:
-            assert loc.shard is not None and loc.offset is not None and loc.length is not None
-            fd = self._readers.get(loc.shard)
-            if fd is None:
-                path = self._paths.get(loc.shard)
-                if path is None:  # a reader beside a writer that rolled over
-                    self._paths.update({s.no: s.path for s in list_shards(self.directory)})
-                    path = self._paths.get(loc.shard)
-                if path is None:
-                    raise StoreError(f"shard {loc.shard} is not known to this store")
-                try:
-                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                except OSError as exc:
-                    raise StoreError(f"cannot read shard {path.name}: {exc.strerror}") from None
-                self._readers[loc.shard] = fd
-            raw = os.pread(fd, loc.length, loc.offset)
-            entry = _parse_line(raw)
+            entry = _parse_line(self._pread(loc))
             if entry is None or entry["evidence/seq"] != loc.seq:
+                assert loc.shard is not None
                 raise StoreError(f"shard {self._paths[loc.shard].name} changed under the index at byte {loc.offset}")
             out.append(entry)
         return out

@@ -1,4 +1,4 @@
-"""Evidence queries: the filters of http-api.md as one typed value.
+"""Evidence queries: the filters of docs/evidence.md as one typed value.
 
 ``EvidenceQuery.from_params`` is the single parser of the query keys used by
 HTTP, the WS ``evidence_query``/``subscribe`` frames and the CLI, so the three

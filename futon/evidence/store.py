@@ -400,6 +400,22 @@ class EvidenceStore(ABC):
         cursor = encode_cursor(locations[-1].seq) if more and query.after_seq is None else None
         return Page(entries, cursor)
 
+    def query_lines(self, query: EvidenceQuery) -> tuple[list[bytes], str | None]:
+        """:meth:`query` as the stored JSON lines (without their newline) and
+        the next cursor: for answers that only pass entries on, no parse
+        and no re-serialisation. Each line is checked against its hash."""
+        locations = self._view.search(query, limit=query.limit + 1)
+        more = len(locations) > query.limit
+        locations = locations[: query.limit]
+        cursor = encode_cursor(locations[-1].seq) if more and query.after_seq is None else None
+        return self._read_lines(locations), cursor
+
+    def _read_lines(self, locations: list[Location]) -> list[bytes]:
+        """Backends that keep lines override this; the default serialises."""
+        return [
+            json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() for entry in self._read(locations)
+        ]
+
     def count(self, query: EvidenceQuery) -> int:
         return self._view.count(query)
 

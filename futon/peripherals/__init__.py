@@ -1,7 +1,8 @@
 """Peripherals: capability envelopes and the engine that enforces them.
 
-- ``catalog`` — every tool and scope name a spec may use;
-- ``spec`` — peripherals at run time; ``args`` — typed tool arguments;
+- ``spec`` — peripherals at run time (the names a spec may use are in
+  ``futon.config.catalog``); ``args`` — every tool's typed arguments
+  (``argtypes`` their building blocks, ``domain/*_args`` the domain tools');
 - ``dispatch`` — the one place that admits or refuses an action;
 - ``scope`` — path and command scope checks; ``hop`` — the hop protocol;
 - ``session`` / ``runner`` — sessions (start → step* → stop), chains;

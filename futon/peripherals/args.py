@@ -1,6 +1,6 @@
 """Tool arguments: one definition per tool, used three ways.
 
-Tool arguments travel as JSON arrays (peripherals.md): ``["src/a.py",
+Tool arguments travel as JSON arrays (docs/tools.md): ``["src/a.py",
 {"offset": 10}]``. Each tool has a pydantic model whose fields, in order, are
 the positional arguments; a trailing ``options`` field takes the optional
 object. From that one model come
@@ -15,73 +15,40 @@ object. From that one model come
 
 Bad input raises ``ProtocolError(code="invalid-input")`` naming the
 argument — never a backend exception.
+
+:data:`ARGS` is complete at import: the core tools' models are below, each
+domain peripheral's are in its ``futon.peripherals.domain.*_args`` module
+(pure models: no backend, no tool code), so parsing a call or showing a
+schema never needs a backend to have been built. The building blocks
+(:class:`ToolArgs`, :class:`Options`, :class:`PathArg`, the bounded strings)
+are in :mod:`futon.peripherals.argtypes`.
 """
 
 from __future__ import annotations
 
-import functools
-import typing
-from typing import Annotated, Any, ClassVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from futon.peripherals.argtypes import (
+    MAX_COMMAND,
+    MAX_PATH,
+    MAX_PATTERN,
+    MAX_TEXT,
+    Command,
+    Options,
+    Path_,
+    PathArg,
+    Text,
+    ToolArgs,
+)
+from futon.peripherals.domain import (
+    alfworld_args,
+    cycle_args,
+    discipline_args,
+    mission_control_args,
+)
 from futon.protocol.errors import ProtocolError
-
-MAX_PATH = 4096
-MAX_TEXT = 8 * 1024 * 1024  # write/edit content
-MAX_COMMAND = 64 * 1024
-MAX_PATTERN = 4096
-
-
-class PathArg:
-    """Marks a field as a workspace path the scope check must resolve."""
-
-
-class Options(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class ToolArgs(BaseModel):
-    """Base of every tool's arguments. Subclasses list positional fields in
-    order; ``options`` (when declared) is the optional trailing object."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    tool: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
-
-    @classmethod
-    def positional(cls) -> list[str]:
-        return [name for name in cls.model_fields if name != "options"]
-
-    @classmethod
-    def required_count(cls) -> int:
-        return sum(1 for name in cls.positional() if cls.model_fields[name].is_required())
-
-    @classmethod
-    def path_fields(cls) -> tuple[str, ...]:
-        """Fields annotated with :class:`PathArg` (looking inside ``X | None``)."""
-        return _path_fields(cls)
-
-    def paths(self) -> list[str]:
-        """Values of the path fields that are present."""
-        return [value for name in self.path_fields() if (value := getattr(self, name)) is not None]
-
-
-@functools.cache
-def _path_fields(model: type[ToolArgs]) -> tuple[str, ...]:
-    names = []
-    for name, info in model.model_fields.items():
-        marks = list(info.metadata)
-        for arg in typing.get_args(info.annotation):
-            marks += list(getattr(arg, "__metadata__", ()))
-        if any(m is PathArg or isinstance(m, PathArg) for m in marks):
-            names.append(name)
-    return tuple(names)
-
-
-Path_ = Annotated[str, Field(min_length=1, max_length=MAX_PATH), PathArg]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
-Command = Annotated[str, Field(min_length=1, max_length=MAX_COMMAND)]
 
 
 class ReadOptions(Options):
@@ -185,17 +152,28 @@ class MusnLogArgs(ToolArgs):
     session_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 
+CORE_ARG_MODELS: tuple[type[ToolArgs], ...] = (
+    ReadArgs, GlobArgs, GrepArgs, EditArgs, WriteArgs, BashArgs, BashTestArgs,
+    BashGitArgs, BashDeployArgs, BashReadonlyArgs, WebFetchArgs, MusnLogArgs,
+)  # fmt: skip
+
+# tool name → its argument model: every tool of the catalog
+# (futon.config.catalog.KNOWN_TOOLS; tests/test_layers.py holds them equal).
 ARGS: dict[str, type[ToolArgs]] = {
     model.tool: model
     for model in (
-        ReadArgs, GlobArgs, GrepArgs, EditArgs, WriteArgs, BashArgs, BashTestArgs,
-        BashGitArgs, BashDeployArgs, BashReadonlyArgs, WebFetchArgs, MusnLogArgs,
+        *CORE_ARG_MODELS,
+        *cycle_args.ARG_MODELS,
+        *discipline_args.ARG_MODELS,
+        *mission_control_args.ARG_MODELS,
+        *alfworld_args.ARG_MODELS,
     )
-}  # fmt: skip
+}
 
 
 def register_args(model: type[ToolArgs]) -> type[ToolArgs]:
-    """Add a tool's argument model (domain peripherals register theirs)."""
+    """Add the argument model of a tool futon does not ship (a test's, a
+    plugin's); futon's own tools are all in :data:`ARGS` at import."""
     if not model.tool:
         raise ValueError(f"{model.__name__} has no tool name")
     ARGS[model.tool] = model
@@ -212,7 +190,9 @@ class RawArgs(ToolArgs):
 def parse_args(tool: str, args: Any) -> ToolArgs:
     """Validate a JSON array of arguments for ``tool``."""
     if not isinstance(args, list):
-        raise ProtocolError(f"{tool}: args must be a JSON array, got {type(args).__name__}", code="invalid-input")
+        raise ProtocolError(
+            f"{tool}: args must be a JSON array, got {type(args).__name__}", code="invalid-input"
+        )
     model = ARGS.get(tool)
     if model is None:
         return RawArgs(values=args)
@@ -220,7 +200,9 @@ def parse_args(tool: str, args: Any) -> ToolArgs:
     has_options = "options" in model.model_fields
     most = len(names) + (1 if has_options else 0)
     if len(args) > most:
-        raise ProtocolError(f"{tool}: takes at most {most} arguments, got {len(args)}", code="invalid-input")
+        raise ProtocolError(
+            f"{tool}: takes at most {most} arguments, got {len(args)}", code="invalid-input"
+        )
     if len(args) < model.required_count():
         missing = names[len(args)]
         raise ProtocolError(f"{tool}: missing argument {missing!r}", code="invalid-input")
@@ -232,13 +214,17 @@ def parse_args(tool: str, args: Any) -> ToolArgs:
             values["options"] = value
     for name, value in values.items():
         if isinstance(value, str) and "\x00" in value:
-            raise ProtocolError(f"{tool}: argument {name!r} contains a NUL byte", code="invalid-input")
+            raise ProtocolError(
+                f"{tool}: argument {name!r} contains a NUL byte", code="invalid-input"
+            )
     try:
         return model.model_validate(values)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in error["loc"])
-        raise ProtocolError(f"{tool}: argument {where!r}: {error['msg']}", code="invalid-input") from None
+        raise ProtocolError(
+            f"{tool}: argument {where!r}: {error['msg']}", code="invalid-input"
+        ) from None
 
 
 def args_schema(tool: str) -> dict[str, Any]:
@@ -268,3 +254,39 @@ def args_schema(tool: str) -> dict[str, Any]:
     if defs:  # nested models referenced from the items
         out["$defs"] = defs
     return out
+
+
+__all__ = [
+    "ARGS",
+    "CORE_ARG_MODELS",
+    "MAX_COMMAND",
+    "MAX_PATH",
+    "MAX_PATTERN",
+    "MAX_TEXT",
+    "BashArgs",
+    "BashDeployArgs",
+    "BashGitArgs",
+    "BashReadonlyArgs",
+    "BashTestArgs",
+    "Command",
+    "EditArgs",
+    "GlobArgs",
+    "GrepArgs",
+    "GrepOptions",
+    "MusnLogArgs",
+    "Options",
+    "PathArg",
+    "Path_",
+    "RawArgs",
+    "ReadArgs",
+    "ReadOptions",
+    "ShellArgs",
+    "ShellOptions",
+    "Text",
+    "ToolArgs",
+    "WebFetchArgs",
+    "WriteArgs",
+    "args_schema",
+    "parse_args",
+    "register_args",
+]

@@ -1,6 +1,6 @@
 """The dispatcher: the one place that decides whether an action may run.
 
-Checks run in the spec's order, all before any backend code:
+Checks run in the order of docs/peripherals.md, all before any backend code:
 
 1. the tool set              → ``tool-not-allowed``
 2. a cycle peripheral's phase → ``phase-tool-not-allowed`` (a pluggable gate)
@@ -30,7 +30,7 @@ from futon.peripherals.scope import (
     out_of_scope,
     resolve_in_scope,
 )
-from futon.peripherals.spec import FILE_TOOLS, Peripheral
+from futon.peripherals.spec import FILE_TOOLS, WRITE_TOOLS, Peripheral
 from futon.protocol.errors import PermissionDenied
 
 
@@ -93,6 +93,8 @@ class Dispatcher:
     def _scope(self, envelope: Envelope, tool: str, args: ToolArgs) -> Admitted:
         peripheral = envelope.peripheral
         workspace = envelope.workspace
+        if tool in WRITE_TOOLS and peripheral.read_only:
+            raise out_of_scope(f"{peripheral.id} is read-only: {tool} may not write here", path=_first_path(args))
         if tool in FILE_TOOLS:
             if isinstance(args, GlobArgs):
                 _check_glob_pattern(args.pattern)
@@ -153,3 +155,8 @@ def _check_not_hidden(path: Path, raw: str, workspace: Path, hidden: tuple[Path,
 def _check_glob_pattern(pattern: str) -> None:
     if pattern.startswith("/") or ".." in pattern.replace("\\", "/").split("/"):
         raise out_of_scope(f"glob pattern {pattern!r} must be relative and may not climb with '..'")
+
+
+def _first_path(args: ToolArgs) -> str | None:
+    paths = args.paths()
+    return paths[0] if paths else None

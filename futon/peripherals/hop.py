@@ -1,4 +1,4 @@
-"""The hop protocol (peripherals.md): may a live session move from one
+"""The hop protocol (docs/peripherals.md, hops): may a live session move from one
 peripheral to another, and what context crosses with it."""
 
 from __future__ import annotations

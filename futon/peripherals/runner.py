@@ -1,11 +1,36 @@
-"""The peripheral runner: starts sessions, keeps them findable, and runs
-scripted chains of peripherals (``run_chain``)."""
+"""The session service: the one entry point through which every driver —
+a WebSocket connection (and the MCP bridge and ``futon agent run``, which
+ride one), ``/dispatch``, Tickle — starts, steps, hops and stops peripheral
+sessions.
+
+Contract of :class:`PeripheralRunner`:
+
+- ``start`` → a live :class:`Session` (goal written); ``step`` / ``hop`` /
+  ``say`` / ``stop`` take the session's id; ``run_chain`` runs a scripted
+  chain in one session and always stops it. Transports translate frames to
+  these calls and hold nothing but ids; no other module calls a
+  :class:`Session`'s own methods.
+- A driver that holds one session at a time (a WS connection) takes a
+  :class:`SessionSlot` (``runner.slot(agent_id)``): the slot refuses a second
+  start (``peripheral-already-active``), answers ``no-active-peripheral``
+  when empty, and ``close`` stops what it holds exactly once.
+- Refusals are typed errors (``unknown-peripheral``, ``peripheral-not-permitted``,
+  ``session-not-found``, ``session-stopped``, the dispatcher's codes).
+- ``info`` / ``infos`` describe sessions for the HTTP routes: live ones from
+  memory, all others from the evidence (history.py), so they survive a
+  restart; a session the daemon stopped under is ``interrupted``.
+- ``apply_settings`` takes a reload's new tools section and peripherals: the
+  next start and action see them; a running session keeps the envelope it
+  started (or hopped) with.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,11 +38,19 @@ from typing import Any
 from futon.config.models import ToolsSection
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.dispatch import Dispatcher, Envelope, PhaseGate
+from futon.peripherals.history import (
+    SessionInfo,
+    info_from_goal,
+    recorded_session,
+    recorded_sessions,
+)
 from futon.peripherals.hop import check_hop
-from futon.peripherals.session import FruitFn, Session, StepResult
+from futon.peripherals.session import FruitFn, HopResult, Session, StepResult
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import Messenger, ToolBackend
 from futon.protocol.errors import FutonError, NotFound, PermissionDenied, ProtocolError
+
+log = logging.getLogger("futon.peripherals")
 
 KEEP_STOPPED = 10_000  # stopped sessions kept for GET /session/{id}
 
@@ -30,6 +63,16 @@ class ChainStep:
     peripheral: str
     actions: list[dict[str, Any]] = field(default_factory=list)
     exit_condition: str | None = None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What a stop returns: where the session ended, why, and its fruit."""
+
+    session_id: str
+    peripheral_id: str
+    reason: str
+    fruit: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -85,15 +128,47 @@ class PeripheralRunner:
             )
 
     def get(self, session_id: str) -> Session:
+        """A session this process holds (live, or stopped not long ago)."""
         session = self._sessions.get(session_id)
         if session is None:
             raise NotFound(f"no session {session_id!r}", code="session-not-found")
         return session
 
     def sessions(self, agent_id: str | None = None) -> list[Session]:
-        """Newest first."""
+        """The sessions this process holds, newest first."""
         found = [s for s in reversed(self._sessions.values()) if agent_id is None or s.agent_id == agent_id]
         return found
+
+    def info(self, session_id: str) -> SessionInfo:
+        """One session, live or recorded (a session of an earlier run of the
+        daemon included). Raises ``session-not-found``."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session.info()
+        recorded = recorded_session(self.store, session_id)
+        if recorded is None:
+            raise NotFound(f"no session {session_id!r}", code="session-not-found")
+        return recorded
+
+    def infos(self, agent_id: str | None = None, limit: int = 100) -> list[SessionInfo]:
+        """The newest ``limit`` sessions (of ``agent_id``), newest first, as
+        the evidence lists them; a live one is described from memory."""
+        out: list[SessionInfo] = []
+        for goal in recorded_sessions(self.store, agent_id, limit):
+            live = self._sessions.get(str(goal.get("evidence/session-id")))
+            out.append(live.info() if live is not None else info_from_goal(self.store, goal))
+        return out
+
+    # ------------------------------------------------------------- settings
+
+    def apply_settings(self, tools: ToolsSection, peripherals: dict[str, Peripheral]) -> None:
+        """A reload: the next start, hop and action see these (module doc)."""
+        self.peripherals = peripherals
+        self.dispatcher.settings = tools
+
+    def slot(self, agent_id: str, on_change: Callable[[Session | None], None] | None = None) -> SessionSlot:
+        """A driver's hold on one session at a time (see :class:`SessionSlot`)."""
+        return SessionSlot(self, agent_id, on_change)
 
     # ------------------------------------------------------------- sessions
 
@@ -113,8 +188,47 @@ class PeripheralRunner:
         )
         self._sessions[session.id] = session
         self._forget_old()
-        await session.begin()
+        try:
+            await session.begin()
+        except BaseException:  # no goal, no session (a goal written before a cancel: "interrupted")
+            self._sessions.pop(session.id, None)
+            raise
         return session
+
+    def _live(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise NotFound(f"no live session {session_id!r}", code="session-not-found")
+        return session
+
+    async def step(self, session_id: str, tool: str, args: Any = None) -> StepResult:
+        """One tool action inside the session's current envelope."""
+        return await self._live(session_id).step(tool, args)
+
+    async def hop(
+        self,
+        session_id: str,
+        to: str,
+        exit_condition: str,
+        reason: str = "",
+        context: dict[str, Any] | None = None,
+    ) -> HopResult:
+        """Move the session to another peripheral (its exit and the
+        target's entry allow it)."""
+        return await self._live(session_id).hop(to, exit_condition, reason, context)
+
+    async def say(self, session_id: str, to: str, text: str) -> None:
+        """A chat message the agent sent while in this session."""
+        await self._live(session_id).say(to, text)
+
+    async def stop(self, session_id: str, reason: str = "client-requested") -> Stopped:
+        """Stop once; every caller gets the same fruit (and the first reason)."""
+        return await self._stop(self._live(session_id), reason)
+
+    @staticmethod
+    async def _stop(session: Session, reason: str) -> Stopped:
+        fruit = await session.stop(reason)
+        return Stopped(session.id, session.peripheral.id, session.stop_reason or reason, fruit)
 
     def _forget_old(self) -> None:
         stopped = [sid for sid, s in self._sessions.items() if s.status == "stopped"]
@@ -163,12 +277,12 @@ class PeripheralRunner:
             for index, step in enumerate(steps):
                 if index:
                     previous = steps[index - 1]
-                    await session.hop(step.peripheral, previous.exit_condition or "user-request", reason="chain")
+                    await self.hop(session.id, step.peripheral, previous.exit_condition or "user-request", "chain")
                 for action in step.actions:
-                    results.append(await session.step(action["tool"], action.get("args", [])))
+                    results.append(await self.step(session.id, action["tool"], action.get("args", [])))
         finally:
-            fruit = await session.stop(reason)
-        return ChainResult(session.id, session.peripheral.id, fruit, results)
+            stopped = await self._stop(session, reason)
+        return ChainResult(session.id, stopped.peripheral_id, stopped.fruit, results)
 
     def _precheck(
         self, agent_id: str, steps: list[ChainStep], permitted: list[str] | None, workspace: Path | None
@@ -189,3 +303,97 @@ class PeripheralRunner:
                     envelope = Envelope(peripheral, real, f"precheck-{agent_id}", hidden=self.hidden)
                     self.dispatcher.admit(envelope, normalise_id(action["tool"]), action.get("args", []), check_phase=False)
             previous = peripheral
+
+
+class SessionSlot:
+    """One driver's hold on at most one session at a time — a WebSocket
+    connection's. Calls from one driver must not overlap (the WS transport
+    runs its peripheral frames one at a time); ``on_change`` hears the
+    session the slot holds after every start, hop and stop (None: empty), so
+    the driver can show it (the registry's presence)."""
+
+    def __init__(
+        self, runner: PeripheralRunner, agent_id: str, on_change: Callable[[Session | None], None] | None = None
+    ) -> None:
+        self.runner = runner
+        self.agent_id = agent_id
+        self._on_change = on_change
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session | None:
+        """The active session held, if any."""
+        session = self._session
+        return session if session is not None and session.active else None
+
+    async def start(
+        self,
+        peripheral_id: str,
+        *,
+        permitted: list[str] | None = None,
+        workspace: Path | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Session:
+        held = self.session
+        if held is not None:
+            raise FutonError(
+                f"session {held.id} ({held.peripheral.id}) is still active; stop it first",
+                code="peripheral-already-active",
+            )
+        session = await self.runner.start(
+            self.agent_id, peripheral_id, permitted=permitted, workspace=workspace, context=context
+        )
+        self._set(session)
+        return session
+
+    async def step(self, tool: str, args: Any = None) -> StepResult:
+        return await self.runner.step(self._held().id, tool, args)
+
+    async def hop(
+        self, to: str, exit_condition: str, reason: str = "", context: dict[str, Any] | None = None
+    ) -> HopResult:
+        session = self._held()
+        hopped = await self.runner.hop(session.id, to, exit_condition, reason, context)
+        self._changed(session)
+        return hopped
+
+    async def stop(self, reason: str = "client-requested") -> Stopped:
+        session = self._held()
+        try:
+            return await self.runner.stop(session.id, reason)
+        finally:
+            self._set(None)
+
+    async def say(self, to: str, text: str) -> None:
+        """Recorded as a step when the held session is in ``chat``;
+        otherwise nothing (chat outside a chat session is not a step)."""
+        session = self.session
+        if session is not None and session.peripheral.id == "chat":
+            await self.runner.say(session.id, to, text)
+
+    async def close(self, reason: str = "connection-closed") -> None:
+        """The driver is gone: stop what the slot holds (once; a second call,
+        or an empty slot, does nothing). A failure is logged, not raised."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            await self.runner._stop(session, reason)
+        except FutonError as exc:
+            log.warning("stopping %s on close: %s", session.id, exc)
+        finally:
+            self._changed(None)
+
+    def _held(self) -> Session:
+        session = self.session
+        if session is None:
+            raise FutonError("no active peripheral; send peripheral_start first", code="no-active-peripheral")
+        return session
+
+    def _set(self, session: Session | None) -> None:
+        self._session = session
+        self._changed(session)
+
+    def _changed(self, session: Session | None) -> None:
+        if self._on_change is not None:
+            self._on_change(session)

@@ -27,6 +27,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from futon.config.command_patterns import PATH_SLOT, PATHS_SLOT, parse_test_pattern
 from futon.peripherals.git_options import check_git_argv
 from futon.protocol.errors import PermissionDenied
 
@@ -103,40 +104,12 @@ def split_command(command: str) -> list[str]:
     return argv
 
 
-# Placeholders of a test-command pattern (tools.test_commands).
-PATH_SLOT = "{path}"  # exactly one in-workspace relative path
-PATHS_SLOT = "{paths}"  # zero or more of them; only as the last token
 # A path argument: word characters and . / : [ ] , + - (pytest node ids such
 # as tests/test_a.py::test_x[1] included), starting with a word character or
 # '.'. This leaves out what a test runner would read as something else: a
 # leading '-' (an option), '@' (pytest reads more arguments from that file),
 # '+', and '=' (make reads VAR=value as a variable, which can run programs).
 _PATH_ARG = re.compile(r"[\w.][\w./:\[\],+-]*")
-
-
-def parse_test_pattern(entry: str) -> list[str]:
-    """Tokens of one ``tools.test_commands`` entry; ValueError when it is not
-    a valid pattern (used by the config model, so a bad entry fails at load)."""
-    try:
-        tokens = shlex.split(entry)
-    except ValueError as exc:
-        raise ValueError(f"test command {entry!r} does not split into arguments: {exc}") from None
-    if not tokens:
-        raise ValueError("a test command may not be empty")
-    for at, token in enumerate(tokens):
-        if token in (PATH_SLOT, PATHS_SLOT):
-            if at == 0:
-                raise ValueError(f"test command {entry!r} must start with a program, not {token}")
-            if token == PATHS_SLOT and at != len(tokens) - 1:
-                raise ValueError(
-                    f"in test command {entry!r}, {PATHS_SLOT} may only be the last token"
-                )
-        elif "{" in token or "}" in token:
-            raise ValueError(
-                f"test command {entry!r}: {token!r} is not a placeholder; use {PATH_SLOT} or"
-                f" {PATHS_SLOT} as a whole token"
-            )
-    return tokens
 
 
 def check_test_command(

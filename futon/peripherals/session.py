@@ -29,20 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
 from futon.peripherals.fruit import fruit_of_tests, parse_test_output, workspace_fingerprint
+from futon.peripherals.history import SessionInfo, state_of
 from futon.peripherals.hop import carry, check_hop
 from futon.peripherals.spec import Peripheral, normalise_id
-from futon.peripherals.tools import ToolBackend, ToolContext
+from futon.peripherals.tools import Messenger, ToolBackend, ToolContext
 from futon.protocol.errors import FutonError, PermissionDenied, ToolError
-
-if TYPE_CHECKING:
-    from futon.peripherals.runner import PeripheralRunner
 
 log = logging.getLogger("futon.peripherals")
 
@@ -79,6 +77,30 @@ class FruitInput:
 FruitFn = Callable[[FruitInput], dict[str, Any]]
 
 
+class SessionHost(Protocol):
+    """What a session needs of the runner that started it
+    (:class:`futon.peripherals.runner.PeripheralRunner` is the one host).
+
+    A protocol rather than an import: the runner imports this module to
+    create sessions, so the reference runs one way only."""
+
+    dispatcher: Dispatcher
+    backend: ToolBackend
+    store: EvidenceStore
+    hidden: tuple[Path, ...]  # real paths no tool may touch or show
+    data_dir: Path | None
+    messenger: Messenger | None
+    fruits: dict[str, FruitFn]  # peripheral id → its fruit (domain peripherals)
+
+    def peripheral(self, peripheral_id: str) -> Peripheral:
+        """The peripheral ``peripheral_id``; ``NotFound`` when there is none."""
+        ...
+
+    def check_permitted(self, peripheral_id: str, permitted: list[str] | None) -> None:
+        """Raise ``PermissionDenied`` unless ``permitted`` allows ``peripheral_id``."""
+        ...
+
+
 @dataclass
 class SessionState:
     """What the session has done so far, as the fruit and hops need it."""
@@ -109,7 +131,7 @@ def _add(items: list[str], value: str) -> None:
 class Session:
     def __init__(
         self,
-        runner: PeripheralRunner,
+        runner: SessionHost,
         peripheral: Peripheral,
         agent_id: str,
         workspace: Path,
@@ -160,6 +182,21 @@ class Session:
     def active(self) -> bool:
         return self.status == "active" and not self._stopping
 
+    def info(self) -> SessionInfo:
+        """This session as ``GET /session/{id}`` shows it (history.py)."""
+        stopped = self.status == "stopped"
+        return SessionInfo(
+            session_id=self.id,
+            agent_id=self.agent_id,
+            peripheral_id=self.peripheral.id,
+            state=state_of(stopped, self.stop_reason),
+            started_at=self.started_at,
+            at=self.updated_at,
+            steps=self.state.steps,
+            reason=self.stop_reason if stopped else None,
+            fruit=self.fruit,
+        )
+
     def describe(self) -> dict[str, Any]:
         return {
             "session_id": self.id,
@@ -201,7 +238,7 @@ class Session:
     async def hop(
         self, to: str, exit_condition: str, reason: str = "", context: dict[str, Any] | None = None
     ) -> HopResult:
-        """Move the session to another peripheral (peripherals.md, hop)."""
+        """Move the session to another peripheral (docs/peripherals.md, hops)."""
         async with self._lock:
             self._ensure_active()
             target = self._runner.peripheral(normalise_id(to))

@@ -11,8 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 class Addressee(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    value: str = Field(min_length=1, max_length=256)
-    type: str = "agent"
+    value: str = Field(
+        min_length=1, max_length=256, description="An agent id (or a channel or nick)."
+    )
+    type: str = Field(
+        default="agent", description="What value is: agent (default), human, system, ..."
+    )
 
 
 class Body(BaseModel):
@@ -34,10 +38,23 @@ def _split(value: str | Addressee | None, default_type: str) -> tuple[str, str]:
 
 class DispatchRequest(Body):
     error_code: ClassVar[str] = "invalid-message"
-    msg_id: str = Field(min_length=1, max_length=256)
-    from_: str | Addressee | None = Field(default=None, alias="from")
-    to: str | Addressee
-    payload: Any = None
+    msg_id: str = Field(min_length=1, max_length=256, description="The message's id.")
+    from_: str | Addressee | None = Field(
+        default=None,
+        alias="from",
+        description=(
+            "The sender: an id or {value, type}; an agent token's agent wins, and a registered "
+            "agent's id without its token is recorded as http."
+        ),
+    )
+    to: str | Addressee = Field(description="The addressed agent: an id or {value, type}.")
+    payload: Any = Field(
+        default=None,
+        description=(
+            "Coordination (an object with coordination: true or a coordination type) or an action"
+            " ({actions: [{tool, args}], peripheral?}); docs/http-api.md."
+        ),
+    )
 
     def sender(self) -> tuple[str, str]:
         return _split(self.from_, "agent")
@@ -47,20 +64,37 @@ class DispatchRequest(Body):
 
 
 class PresenceRequest(Body):
-    agent_id: str = Field(min_length=1, max_length=256)
-    transport: str = Field(default="http", pattern="^(websocket|irc|http|peripheral)$")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    agent_id: str = Field(min_length=1, max_length=256, description="The agent.")
+    transport: str = Field(
+        default="http",
+        pattern="^(websocket|irc|http|peripheral)$",
+        description="How it is present.",
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Must hold ready: true.")
 
 
 class RegisterAgentRequest(Body):
-    agent_id: str = Field(min_length=1, max_length=30)
-    type: str = Field(min_length=1, max_length=64)
-    token: str | None = Field(default=None, min_length=8, max_length=4096)
-    channels: list[str] | None = None
+    agent_id: str = Field(
+        min_length=1, max_length=30, description="The new agent's id, usable as an IRC nick."
+    )
+    type: str = Field(
+        min_length=1, max_length=64, description="Its type (chooses its routed default peripheral)."
+    )
+    token: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=4096,
+        description="Its token (only the sha256 is kept); absent: none.",
+    )
+    channels: list[str] | None = Field(
+        default=None, description="IRC channels it sits in (default #futon)."
+    )
 
 
 class CompactRequest(Body):
-    before: datetime  # ISO-8601; without a zone it is UTC
+    before: datetime = Field(  # ISO-8601; without a zone it is UTC
+        description="ISO-8601; ephemeral entries older than this are dropped. Without a zone it is UTC.",
+    )
 
     @field_validator("before")
     @classmethod
@@ -69,6 +103,14 @@ class CompactRequest(Body):
 
 
 class ChatRequest(Body):
-    to: str = Field(min_length=1, max_length=256)
-    text: str = Field(min_length=1, max_length=64 * 1024)
-    from_: str | None = Field(default=None, alias="from", max_length=256)
+    to: str = Field(min_length=1, max_length=256, description="A #channel, a nick or an agent id.")
+    text: str = Field(min_length=1, max_length=64 * 1024, description="What to say.")
+    from_: str | None = Field(
+        default=None,
+        alias="from",
+        max_length=256,
+        description=(
+            "Who says it (an agent token's agent wins; a registered agent's id without its token "
+            "is recorded as http)."
+        ),
+    )

@@ -1,7 +1,7 @@
 """One error tree for the whole daemon.
 
-Every error carries a wire ``code`` taken verbatim from the spec's tables
-(http-api.md, ws-protocol.md, evidence.md), so a transport renders any error
+Every error carries a wire ``code`` taken verbatim from the tables of
+docs/http-api.md and docs/ws-protocol.md, so a transport renders any error
 without a lookup table of its own: HTTP takes ``status``, WebSocket sends
 ``{"type": "error", "code", "message", "context"}``, the CLI prints the message
 and exits with ``exit_code``.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# Wire code → HTTP status. One table, from http-api.md and evidence.md.
+# Wire code → HTTP status. One table (docs/http-api.md, errors).
 STATUS_BY_CODE: dict[str, int] = {
     # 400
     "invalid-message": 400,
@@ -54,9 +54,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "session-not-found": 404,
     "not-found": 404,
     "evidence-not-found": 404,
+    "no-such-channel": 404,  # a chat line to a channel no IRC side carries and no agent sits in
+    "unknown-target": 404,  # a chat line to a name that is no agent and no IRC user
     # 409
     "duplicate-registration": 409,
     "duplicate-id": 409,
+    "duplicate-msg-id": 409,  # a msg_id reused for another target or payload (pipeline.py)
     "reply-not-found": 409,
     "fork-not-found": 409,
     # 408 / 413

@@ -1,4 +1,4 @@
-"""The agent WebSocket protocol's frames (ws-protocol.md): one definition
+"""The agent WebSocket protocol's frames (docs/ws-protocol.md): one definition
 each, and nothing about sockets.
 
 Every frame is a pydantic model with a literal ``type``. From these models
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -42,15 +42,30 @@ class Frame(BaseModel):
 
 
 class ClientFrame(Frame):
-    req_id: ReqId | None = None
+    if TYPE_CHECKING:
+        # For the type checker only: each concrete frame declares `type` as a
+        # one-value Literal (the discriminator); no pydantic field here.
+        type: str
+
+    req_id: ReqId | None = Field(
+        default=None,
+        description=(
+            "Any string or integer; the server's answer to this frame (reply or error) carries "
+            "the same req_id."
+        ),
+    )
 
 
 class Addressee(BaseModel):
     """``{value, type}``: an agent id (or channel/nick) and its kind."""
 
     model_config = ConfigDict(extra="ignore")
-    value: str = Field(min_length=1, max_length=256)
-    type: str = "agent"
+    value: str = Field(
+        min_length=1, max_length=256, description="An agent id (or a channel or nick)."
+    )
+    type: str = Field(
+        default="agent", description="What value is: agent (default), human, system, ..."
+    )
 
 
 # ------------------------------------------------------------ client → server
@@ -58,38 +73,103 @@ class Addressee(BaseModel):
 
 class ClientInfo(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str = Field(max_length=128)
-    version: str | None = Field(default=None, max_length=64)
+    name: str = Field(max_length=128, description="The client program's name.")
+    version: str | None = Field(
+        default=None, max_length=64, description="The client program's version."
+    )
 
 
 class Ready(ClientFrame):
-    type: Literal["ready"]
-    agent_id: str = Field(min_length=1, max_length=256)
-    session_id: str | None = Field(default=None, max_length=256)
-    token: str | None = Field(default=None, max_length=4096)
-    protocol_version: int | None = None
-    capabilities: list[str] = Field(default_factory=list, max_length=64)
-    client: ClientInfo | None = None
+    type: Literal["ready"] = Field(description="The handshake; the first frame of a connection.")
+    agent_id: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The agent this socket speaks for (agents.yaml, or registered over HTTP).",
+    )
+    session_id: str | None = Field(
+        default=None,
+        max_length=256,
+        description=(
+            "The client's name for this logical connection; echoed by ready_ack (made up when "
+            "absent)."
+        ),
+    )
+    token: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="The agent's token; required when the agent has a token_sha256.",
+    )
+    protocol_version: int | None = Field(
+        default=None,
+        description=(
+            "The protocol version the client speaks; one above the server's is unsupported-"
+            "protocol."
+        ),
+    )
+    capabilities: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Optional features the client supports (informational).",
+    )
+    client: ClientInfo | None = Field(
+        default=None, description="The client program, {name, version} (informational)."
+    )
 
 
 class Message(ClientFrame):
-    type: Literal["message"]
-    msg_id: str = Field(min_length=1, max_length=256)
-    to: str | Addressee
-    payload: Any = None
+    type: Literal["message"] = Field(
+        description="A message into the dispatch path; answered by a receipt."
+    )
+    msg_id: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The message's id, unique per sender; a reply is matched by it.",
+    )
+    to: str | Addressee = Field(description="The addressed agent: an id, or {value, type}.")
+    payload: Any = Field(
+        default=None,
+        description=(
+            "Any JSON. An object with coordination: true or a coordination type (standup, "
+            "handoff, coordination, bell, whistle, page) is delivered to the agent; anything else"
+            " is an action (its actions run in the routed peripheral)."
+        ),
+    )
 
 
 class PeripheralStart(ClientFrame):
-    type: Literal["peripheral_start"]
-    peripheral_id: str | None = Field(default=None, max_length=128)
+    type: Literal["peripheral_start"] = Field(
+        description="Open a peripheral session; answered by peripheral_started."
+    )
+    peripheral_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description=(
+            "The peripheral to start (a leading ':' is dropped); absent: the agent type's routed "
+            "default."
+        ),
+    )
 
     _colon = field_validator("peripheral_id", mode="before")(_drop_colon)
 
 
 class ToolAction(ClientFrame):
-    type: Literal["tool_action"]
-    tool: str = Field(min_length=1, max_length=128)
-    args: list[Any] = Field(default_factory=list)
+    type: Literal["tool_action"] = Field(
+        description="Run one tool in the active peripheral session; answered by tool_result."
+    )
+    tool: str = Field(
+        min_length=1,
+        max_length=128,
+        description=(
+            "The tool's name (a leading ':' is dropped); it must be in the active peripheral's "
+            "tools."
+        ),
+    )
+    args: list[Any] = Field(
+        default_factory=list,
+        description=(
+            "The tool's positional arguments, with an optional options object last (docs/tools.md)."
+        ),
+    )
 
     @field_validator("tool", mode="before")
     @classmethod
@@ -101,58 +181,138 @@ class ToolAction(ClientFrame):
 
 
 class Hop(ClientFrame):
-    type: Literal["hop"]
-    to: str = Field(min_length=1, max_length=128)
-    exit_condition: str = Field(min_length=1, max_length=128)
-    reason: str = Field(default="", max_length=4096)
-    context: dict[str, Any] = Field(default_factory=dict)
+    type: Literal["hop"] = Field(
+        description="Move the active session to another peripheral; answered by hopped."
+    )
+    to: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The target peripheral's id (a leading ':' is dropped).",
+    )
+    exit_condition: str = Field(
+        min_length=1,
+        max_length=128,
+        description=(
+            "The condition the session leaves with; one of the current peripheral's exits "
+            "(docs/peripherals.md, hops)."
+        ),
+    )
+    reason: str = Field(
+        default="",
+        max_length=4096,
+        description="Why, in words (recorded in the mode-transition entry).",
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Context keys to carry into the target, over what the session derived.",
+    )
 
     _colon = field_validator("to", mode="before")(_drop_colon)
 
 
 class PeripheralStop(ClientFrame):
-    type: Literal["peripheral_stop"]
-    reason: str = Field(default="client-requested", max_length=4096)
+    type: Literal["peripheral_stop"] = Field(
+        description="End the active peripheral session; answered by peripheral_stopped."
+    )
+    reason: str = Field(
+        default="client-requested",
+        max_length=4096,
+        description="Why the session ends (recorded in its conclusion).",
+    )
 
 
 class IrcResponse(ClientFrame):
-    type: Literal["irc_response"]
-    channel: str | None = Field(default=None, max_length=256)
-    nick: str | None = Field(default=None, max_length=256)
-    text: str = Field(max_length=64 * 1024)
+    type: Literal["irc_response"] = Field(
+        description="Say text as the agent in IRC (no answer on success)."
+    )
+    channel: str | None = Field(
+        default=None, max_length=256, description="The channel to say it in; give this or nick."
+    )
+    nick: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The nick to say it to privately; give this or channel.",
+    )
+    text: str = Field(
+        max_length=64 * 1024, description="The text; newlines and long lines are split for IRC."
+    )
 
 
 class Chat(ClientFrame):
-    type: Literal["chat"]
-    to: str = Field(min_length=1, max_length=256)
-    text: str = Field(max_length=64 * 1024)
+    type: Literal["chat"] = Field(
+        description="Say text as the agent to a channel, nick or agent (no answer on success)."
+    )
+    to: str = Field(
+        min_length=1,
+        max_length=256,
+        description="A #channel, a nick, or an agent id (which gets a chat_message push).",
+    )
+    text: str = Field(max_length=64 * 1024, description="The text.")
 
 
 class EvidenceQueryFrame(ClientFrame):
-    type: Literal["evidence_query"]
-    filters: dict[str, Any] = Field(default_factory=dict)
-    limit: int | None = Field(default=None, ge=1)
+    type: Literal["evidence_query"] = Field(
+        description="Query the evidence landscape; answered by evidence_result."
+    )
+    filters: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "The query keys of docs/evidence.md (subject-type, subject-id, type, claim-type, "
+            "author, session-id, pattern-id, tag, since, until, include-ephemeral, cursor)."
+        ),
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="At most this many entries (default 100, clamped to 1000)."
+    )
 
 
 class Subscribe(ClientFrame):
-    type: Literal["subscribe"]
-    filters: dict[str, Any] = Field(default_factory=dict)
-    since_seq: int | None = Field(default=None, ge=0, le=MAX_SEQ)
+    type: Literal["subscribe"] = Field(
+        description=(
+            "Have new evidence entries matching filters pushed as evidence frames; answered by "
+            "subscribed. A new subscription replaces the old."
+        ),
+    )
+    filters: dict[str, Any] = Field(
+        default_factory=dict, description="The query keys of docs/evidence.md."
+    )
+    since_seq: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SEQ,
+        description=(
+            "Also push the matching entries after this evidence seq (at most 1000), before the "
+            "live ones."
+        ),
+    )
 
 
 class Resume(ClientFrame):
-    type: Literal["resume"]
-    since_seq: int = Field(ge=0, le=MAX_SEQ)
+    type: Literal["resume"] = Field(
+        description=(
+            "After a reconnect: re-send the pushes after since_seq still in the replay window (no"
+            " answer on success; replay-gap when some fell out)."
+        ),
+    )
+    since_seq: int = Field(
+        ge=0, le=MAX_SEQ, description="The seq of the last push the client handled."
+    )
 
 
 class Reply(ClientFrame):
-    type: Literal["reply"]
-    msg_id: str = Field(min_length=1, max_length=256)
-    payload: Any = None
+    type: Literal["reply"] = Field(
+        description="Answer a pushed coordination message (no answer on success)."
+    )
+    msg_id: str = Field(
+        min_length=1, max_length=256, description="The msg_id of the pushed message being answered."
+    )
+    payload: Any = Field(
+        default=None, description="The answer; it becomes the reply of the sender's receipt."
+    )
 
 
 class Ping(ClientFrame):
-    type: Literal["ping"]
+    type: Literal["ping"] = Field(description="Answered by pong.")
 
 
 CLIENT_FRAMES: tuple[type[ClientFrame], ...] = (
@@ -172,122 +332,185 @@ CLIENT_TYPES = frozenset(frame.model_fields["type"].annotation.__args__[0] for f
 
 
 class ServerFrame(Frame):
-    req_id: ReqId | None = None
+    if TYPE_CHECKING:
+        type: str  # as on ClientFrame: declared by each concrete frame
+
+    req_id: ReqId | None = Field(
+        default=None, description="The req_id of the client frame this answers; absent on pushes."
+    )
 
 
 class ServerInfo(BaseModel):
-    name: str
-    version: str
+    name: str = Field(description="The server program (futon).")
+    version: str = Field(description="Its version.")
 
 
 class ReadyAck(ServerFrame):
-    type: Literal["ready_ack"] = "ready_ack"
-    agent_id: str
-    session_id: str
-    protocol_version: int = PROTOCOL_VERSION
-    server: ServerInfo
-    features: list[str] = Field(default_factory=lambda: list(FEATURES))
-    peripherals: list[str]
-    default_peripheral: str
+    type: Literal["ready_ack"] = Field(
+        default="ready_ack", description="The answer to a successful ready."
+    )
+    agent_id: str = Field(description="The agent this socket now speaks for.")
+    session_id: str = Field(description="The client's session_id, or one made up (ws-<uuid>).")
+    protocol_version: int = Field(
+        default=PROTOCOL_VERSION, description="The server's protocol version."
+    )
+    server: ServerInfo = Field(description="The server program, {name, version}.")
+    features: list[str] = Field(
+        default_factory=lambda: list(FEATURES),
+        description="The optional frames this server implements.",
+    )
+    peripherals: list[str] = Field(description="The peripheral ids this agent may start.")
+    default_peripheral: str = Field(
+        description="What peripheral_start without an id starts (routing by agent type)."
+    )
 
 
 class Receipt(ServerFrame):
-    type: Literal["receipt"] = "receipt"
-    msg_id: str
-    delivered: bool
-    at: str
-    route: str | None = None
-    session_id: str | None = None
-    peripheral_id: str | None = None
-    fruit: Any = None
-    reply: Any = None
+    type: Literal["receipt"] = Field(default="receipt", description="The answer to a message.")
+    msg_id: str = Field(description="The message's id.")
+    delivered: bool = Field(description="Whether it was delivered.")
+    at: str = Field(description="When (ISO-8601 UTC).")
+    route: str | None = Field(
+        default=None,
+        description="registry/invoke (coordination) or peripheral/run-chain (actions).",
+    )
+    session_id: str | None = Field(default=None, description="The session the actions ran in.")
+    peripheral_id: str | None = Field(
+        default=None, description="The peripheral the actions ran in."
+    )
+    fruit: Any = Field(default=None, description="That session's fruit.")
+    reply: Any = Field(
+        default=None,
+        description="The addressed agent's reply to a coordination message, when it came in time.",
+    )
 
 
 class PeripheralStarted(ServerFrame):
-    type: Literal["peripheral_started"] = "peripheral_started"
-    peripheral_id: str
-    session_id: str
-    tools: list[str]
-    scope: Any
+    type: Literal["peripheral_started"] = Field(
+        default="peripheral_started", description="The answer to peripheral_start."
+    )
+    peripheral_id: str = Field(description="The peripheral started.")
+    session_id: str = Field(description="The new session's id (sess-<uuid>).")
+    tools: list[str] = Field(description="The tools this session may use.")
+    scope: Any = Field(description="Its scope: a name, or {paths: [...]}.")
 
 
 class ToolResult(ServerFrame):
-    type: Literal["tool_result"] = "tool_result"
-    tool: str
-    ok: bool
-    result: Any = None
+    type: Literal["tool_result"] = Field(
+        default="tool_result", description="The answer to tool_action: the tool ran."
+    )
+    tool: str = Field(description="The tool.")
+    ok: bool = Field(
+        description="false when the tool ran and failed (result is then {error, code})."
+    )
+    result: Any = Field(
+        default=None, description="The tool's result (docs/tools.md); absent when null."
+    )
 
 
 class Hopped(ServerFrame):
-    type: Literal["hopped"] = "hopped"
-    from_: str = Field(alias="from")
-    to: str
-    session_id: str
-    context: dict[str, Any]
-    tools: list[str]
+    type: Literal["hopped"] = Field(default="hopped", description="The answer to hop.")
+    from_: str = Field(alias="from", description="The peripheral the session left.")
+    to: str = Field(description="The peripheral it is in now.")
+    session_id: str = Field(description="The session's id (unchanged by a hop).")
+    context: dict[str, Any] = Field(description="What was carried across.")
+    tools: list[str] = Field(description="The tools the session may use now.")
 
 
 class PeripheralStopped(ServerFrame):
-    type: Literal["peripheral_stopped"] = "peripheral_stopped"
-    peripheral_id: str
-    reason: str
-    fruit: Any = None
+    type: Literal["peripheral_stopped"] = Field(
+        default="peripheral_stopped", description="The answer to peripheral_stop."
+    )
+    peripheral_id: str = Field(description="The peripheral the session ended in.")
+    reason: str = Field(description="Why it ended.")
+    fruit: Any = Field(
+        default=None,
+        description="What the session produced (docs/peripherals.md, fruit); absent when null.",
+    )
 
 
 class IrcMessage(ServerFrame):
-    type: Literal["irc_message"] = "irc_message"
-    channel: str | None
-    from_: str = Field(alias="from")
-    text: str
-    transport: str = "irc"
-    private: bool | None = None
-    seq: int
+    type: Literal["irc_message"] = Field(
+        default="irc_message", description="Push: a human's IRC line for this agent."
+    )
+    channel: str | None = Field(description="The channel; null for a private message.")
+    from_: str = Field(alias="from", description="The speaker's nick.")
+    text: str = Field(description="What was said.")
+    transport: str = Field(default="irc", description="Always irc.")
+    private: bool | None = Field(
+        default=None, description="true for a private message to the agent's nick."
+    )
+    seq: int = Field(description="The agent's push seq (for resume).")
 
 
 class ChatMessage(ServerFrame):
-    type: Literal["chat_message"] = "chat_message"
-    to: str
-    from_: str = Field(alias="from")
-    text: str
-    transport: str
-    seq: int
+    type: Literal["chat_message"] = Field(
+        default="chat_message",
+        description=(
+            "Push: chat addressed to this agent (POST /api/alpha/chat, another agent's chat)."
+        ),
+    )
+    to: str = Field(description="Whom it was said to.")
+    from_: str = Field(alias="from", description="Who said it.")
+    text: str = Field(description="What was said.")
+    transport: str = Field(description="How it came: http or websocket.")
+    seq: int = Field(description="The agent's push seq (for resume).")
 
 
 class PushedMessage(ServerFrame):
-    type: Literal["message"] = "message"
-    msg_id: str
-    from_: Addressee = Field(alias="from")
-    payload: Any = None
-    mode: Literal["coordination"] = "coordination"
-    seq: int
+    type: Literal["message"] = Field(
+        default="message",
+        description="Push: a coordination message for this agent; answer it with reply.",
+    )
+    msg_id: str = Field(description="The message's id; the reply names it.")
+    from_: Addressee = Field(alias="from", description="The sender, {value, type}.")
+    payload: Any = Field(default=None, description="The message.")
+    mode: Literal["coordination"] = Field(
+        default="coordination", description="Always coordination."
+    )
+    seq: int = Field(description="The agent's push seq (for resume).")
 
 
 class Subscribed(ServerFrame):
-    type: Literal["subscribed"] = "subscribed"
-    filters: dict[str, Any]
+    type: Literal["subscribed"] = Field(
+        default="subscribed",
+        description="The answer to subscribe; every entry appended after it is pushed.",
+    )
+    filters: dict[str, Any] = Field(description="The subscription's filters.")
 
 
 class EvidenceResult(ServerFrame):
-    type: Literal["evidence_result"] = "evidence_result"
-    entries: list[dict[str, Any]]
-    count: int
+    type: Literal["evidence_result"] = Field(
+        default="evidence_result", description="The answer to evidence_query."
+    )
+    entries: list[dict[str, Any]] = Field(description="Matching entries, newest first.")
+    count: int = Field(description="How many entries are in this answer.")
 
 
 class EvidencePush(ServerFrame):
-    type: Literal["evidence"] = "evidence"
-    entry: dict[str, Any]
-    seq: int
+    type: Literal["evidence"] = Field(
+        default="evidence", description="Push: an evidence entry matching the subscription."
+    )
+    entry: dict[str, Any] = Field(description="The entry (its own seq is evidence/seq).")
+    seq: int = Field(description="The agent's push seq (for resume).")
 
 
 class Pong(ServerFrame):
-    type: Literal["pong"] = "pong"
+    type: Literal["pong"] = Field(default="pong", description="The answer to ping.")
 
 
 class ErrorFrame(ServerFrame):
-    type: Literal["error"] = "error"
-    code: str
-    message: str
-    context: dict[str, Any] | None = None
+    type: Literal["error"] = Field(
+        default="error",
+        description=(
+            "A refused frame; the socket stays usable unless it is then closed (4001, 4004)."
+        ),
+    )
+    code: str = Field(description="The wire code (docs/ws-protocol.md, errors).")
+    message: str = Field(description="What went wrong, in words.")
+    context: dict[str, Any] | None = Field(
+        default=None, description="Details a client may act on (a field name, oldest_seq, ...)."
+    )
 
 
 SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
@@ -303,7 +526,7 @@ AnyServerFrame = Annotated[
 _SERVER = TypeAdapter(AnyServerFrame)
 SERVER_TYPES = frozenset(frame.model_fields["type"].default for frame in SERVER_FRAMES)
 
-# Fields that are present even when null (the spec's shapes say so).
+# Fields that are present even when null (docs/ws-protocol.md says so).
 _KEEP_NULL = {"irc_message": {"channel"}}
 
 

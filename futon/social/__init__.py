@@ -1,1 +1,1 @@
-"""futon.social — see ../shared/spec; filled in by later issues."""
+"""futon.social — the social pipeline, relay, registry and Tickle (docs/)."""

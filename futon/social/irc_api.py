@@ -11,7 +11,10 @@ class IrcSide(Protocol):
     """One place channels live: the embedded server, or one network the bot
     is connected to."""
 
-    network: str  # "embedded", or the network's configured name
+    @property
+    def network(self) -> str:
+        """"embedded", or the network's configured name (read-only here, so
+        a property satisfies it as well as an attribute does)."""
 
     async def say(self, nick: str, target: str, text: str, *, notice: bool = False) -> None:
         """Send ``text`` to a channel or nick as ``nick`` (an agent or the

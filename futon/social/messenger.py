@@ -1,66 +1,44 @@
-"""The daemon's Messenger: how domain tools (mc-bulletin, bell, whistle)
-reach people and agents — through the same pipeline and pushes as
-everything else, and into evidence."""
+"""The daemon's Messenger: how domain tools reach people and agents.
+
+A bulletin (mc-bulletin) and a bell are chat lines and go through the one
+chat path (:class:`futon.social.chat.Chat`): IRC where the channel is
+carried, the agents it reaches, and the channel's evidence thread. A
+whistle is not a chat line but a question that waits for one agent's
+answer: it is a coordination message through the pipeline, which delivers
+it, waits for the reply and records the dispatch.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
-from futon.evidence.store import EvidenceStore
-from futon.protocol.errors import FutonError
+from futon.protocol.errors import FutonError, ProtocolError
+from futon.social.chat import Chat, is_channel
 from futon.social.pipeline import Inbound, Pipeline
-from futon.social.registry import AgentRegistry
-
-
-class ChannelPoster(Protocol):
-    """The IRC side (embedded server and/or bot mode)."""
-
-    async def post(self, channel: str, text: str, *, author: str) -> None: ...
 
 
 class DaemonMessenger:
-    def __init__(
-        self,
-        registry: AgentRegistry,
-        pipeline: Pipeline,
-        store: EvidenceStore,
-        irc: ChannelPoster | None = None,
-    ) -> None:
-        self.registry = registry
+    def __init__(self, chat: Chat, pipeline: Pipeline) -> None:
+        self.chat = chat
         self.pipeline = pipeline
-        self.store = store
-        self.irc = irc
 
     async def post(self, channel: str, text: str, *, author: str) -> None:
-        """A bulletin in a channel: to IRC when it runs, to the agents
-        sitting in the channel, and into the channel's thread."""
-        if not channel.startswith("#"):
-            raise FutonError(f"{channel!r} is not a channel", code="invalid-target")
-        if self.irc is not None:
-            await self.irc.post(channel, text, author=author)
-        else:
-            await self.store.append(
-                {
-                    "subject": {"ref/type": "thread", "ref/id": f"irc/{channel}"},
-                    "type": "forum-post",
-                    "claim-type": "observation",
-                    "author": author,
-                    "body": {"text": text, "channel": channel, "transport": "ws-relay", "network": None},
-                }
-            )
+        """A bulletin in a channel: to IRC when it runs, to the agents it
+        mentions, and into the channel's thread. ``invalid-target`` for a
+        name that is not a channel, ``no-such-channel`` for one nobody
+        carries."""
+        if not is_channel(channel):
+            raise ProtocolError(f"{channel!r} is not a channel", code="invalid-target")
+        await self.chat.say(author, channel, text, transport="bulletin")
 
     async def ring(self, room: str, text: str, *, author: str) -> list[str]:
-        """Bell: every agent in ``room`` (a channel) gets a chat_message."""
-        rung = []
-        for record in self.registry.in_channel(room):
-            if record.id == author:
-                continue
-            await self.pipeline.push(
-                record, {"type": "chat_message", "to": room, "from": author, "text": text, "transport": "bell"}
-            )
-            rung.append(record.id)
-        return rung
+        """Bell: every agent in ``room`` (a channel; ``kitchen`` means
+        ``#kitchen``) but the ringer gets a ``chat_message``; the line also
+        goes to IRC and the room's thread. Returns the agent ids rung."""
+        channel = room if is_channel(room) else "#" + room
+        said = await self.chat.say(author, channel, text, transport="bell", reach="everyone")
+        return list(said.agents)
 
     async def ask(self, agent_id: str, text: str, *, author: str, timeout_s: float) -> Any:
         """Whistle: a coordination message to one agent; its reply, or
@@ -76,5 +54,7 @@ class DaemonMessenger:
             reply_timeout_s=timeout_s,
         )
         if receipt.reply is None:
-            raise FutonError(f"{agent_id} did not answer within {timeout_s:g} s", code="invoke-timeout")
+            raise FutonError(
+                f"{agent_id} did not answer within {timeout_s:g} s", code="invoke-timeout"
+            )
         return receipt.reply

@@ -5,11 +5,11 @@
 A transport turns what it received into an :class:`Inbound` (having
 authenticated the sender its own way: a WS handshake, an HTTP bearer token,
 an IRC nick) and calls :meth:`Pipeline.dispatch`. Each stage returns or
-raises a typed error whose code is the wire code (http-api.md's table), so
+raises a typed error whose code is the wire code (docs/http-api.md, errors), so
 every transport renders the same failure the same way. This module imports
 no transport.
 
-Modes (http-api.md, ``POST /dispatch``): a payload object with
+Modes (docs/http-api.md, ``POST /dispatch``): a payload object with
 ``"coordination": true`` or a ``type`` in :data:`COORDINATION_TYPES` is
 *coordination* — delivered to the agent, whose ``reply`` comes back within
 ``reply_timeout_s``; anything else is an *action* — the routed peripheral
@@ -22,28 +22,45 @@ admin (``Inbound.admin``: the HTTP admin token, or a loopback caller when no
 admin token is configured) may run actions as another agent. Coordination
 messages stay open between agents. The dispatch record's author is the real
 caller, and the session it opens carries ``dispatched-by`` in its context.
+
+Idempotency (issue 15): a message is identified by its sender and
+``msg_id``. A repeat of one that was answered returns the FIRST receipt and
+runs nothing (no second session, no second delivery, no second record); a
+repeat that arrives while the first is still running waits for it and gets
+the same receipt. Only receipts are kept: a first attempt that failed (a
+typed error, a cancel) leaves nothing behind, so a retry after a failure
+runs afresh. A repeat that carries a different target or payload is refused
+with ``duplicate-msg-id`` (409). The newest :data:`RECEIPTS_KEPT` receipts
+are kept (one LRU for all senders): bounded memory, and a retry within that
+window is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from futon.config.models import DispatchSection
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.peripherals.spec import normalise_id
-from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
+from futon.protocol.errors import Conflict, FutonError, PermissionDenied, ProtocolError
 from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.social")
 
 COORDINATION_TYPES = frozenset({"standup", "handoff", "coordination", "bell", "whistle", "page"})
 CONTEXT_KEYS = ("mission-id", "problem-id", "pattern-id", "channel", "commit-message")  # payload → session context
+
+RECEIPTS_KEPT = 1000  # receipts remembered for repeated msg_ids (module doc)
 
 Mode = Literal["coordination", "action"]
 
@@ -114,10 +131,58 @@ class Pipeline:
         self.store = store
         self.reply_timeout_s = reply_timeout_s
         self._waiting: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        # (sender, msg_id) → (what the message was, its receipt: None while it
+        # runs or once it failed). Bounded by RECEIPTS_KEPT answered entries.
+        self._receipts: OrderedDict[tuple[str, str], _Seen] = OrderedDict()
+
+    def apply_settings(self, dispatch: DispatchSection) -> None:
+        """A reload: the next dispatch uses the new reply timeout."""
+        self.reply_timeout_s = dispatch.reply_timeout_s
 
     # ------------------------------------------------------------- stages
 
     async def dispatch(self, inbound: Inbound, *, reply_timeout_s: float | None = None) -> Receipt:
+        """Run a message once per (sender, msg_id); a repeat gets the first
+        receipt (module doc, Idempotency)."""
+        if not inbound.msg_id:
+            raise ProtocolError("a message needs a msg_id", code="invalid-message")
+        key = (inbound.sender, inbound.msg_id)
+        fingerprint = _fingerprint(inbound)
+        while (seen := self._receipts.get(key)) is not None:
+            if seen.fingerprint != fingerprint:
+                raise Conflict(
+                    f"msg_id {inbound.msg_id!r} was already used by {inbound.sender!r} for another "
+                    "message; use a fresh msg_id for a new message",
+                    code="duplicate-msg-id",
+                    context={"msg_id": inbound.msg_id},
+                )
+            self._receipts.move_to_end(key)
+            receipt = await asyncio.shield(seen.receipt)
+            if receipt is not None:
+                return receipt
+            # The first attempt failed and left nothing: run this one afresh.
+        seen = _Seen(fingerprint, asyncio.get_running_loop().create_future())
+        self._receipts[key] = seen
+        receipt = None
+        try:
+            receipt = await self._dispatch_once(inbound, reply_timeout_s)
+            return receipt
+        finally:
+            seen.receipt.set_result(receipt)  # waiting repeats wake: the receipt, or None to run afresh
+            if receipt is None and self._receipts.get(key) is seen:
+                del self._receipts[key]
+            self._forget_old_receipts()
+
+    def _forget_old_receipts(self) -> None:
+        """Keep the newest RECEIPTS_KEPT answered receipts (running ones stay:
+        they are bounded by what each transport lets run at once)."""
+        excess = len(self._receipts) - RECEIPTS_KEPT
+        if excess <= 0:
+            return
+        for key in [k for k, seen in self._receipts.items() if seen.receipt.done()][:excess]:
+            del self._receipts[key]
+
+    async def _dispatch_once(self, inbound: Inbound, reply_timeout_s: float | None) -> Receipt:
         target = self._presence(inbound)
         mode = classify(inbound.payload)
         if mode == "coordination":
@@ -279,6 +344,18 @@ class Pipeline:
             log.info("push to %s failed (%s); kept for resume", record.id, exc)
             return False
         return True
+
+
+@dataclass(frozen=True)
+class _Seen:
+    fingerprint: str
+    receipt: asyncio.Future[Receipt | None]
+
+
+def _fingerprint(inbound: Inbound) -> str:
+    """What makes a repeat the same message: its target and payload."""
+    text = json.dumps([inbound.to, inbound.payload], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _now() -> str:

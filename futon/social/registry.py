@@ -100,6 +100,12 @@ class AgentRegistry:
 
     # ------------------------------------------------------------- config
 
+    def apply_settings(self, agents: AgentsFile, replay_window: int) -> None:
+        """A reload: agents.yaml again (:meth:`load`) and ``ws.replay_window``
+        for replay windows made from now on (existing ones keep their size)."""
+        self.replay_window = replay_window
+        self.load(agents)
+
     def load(self, agents: AgentsFile) -> None:
         """(Re)load agents.yaml: new agents appear, changed ones update in
         place (keeping their connection and replay window), agents removed
@@ -155,8 +161,10 @@ class AgentRegistry:
         return list(self._agents.values())
 
     def in_channel(self, channel: str) -> Iterable[AgentRecord]:
-        lowered = channel.lower()
-        return [r for r in self._agents.values() if lowered in (c.lower() for c in r.spec.channels)]
+        lowered = irc_lower(channel)
+        return [
+            r for r in self._agents.values() if lowered in (irc_lower(c) for c in r.spec.channels)
+        ]
 
     def default_peripheral(self, record: AgentRecord) -> str:
         return self.routing.get(record.type, self.routing.get("default", "explore"))

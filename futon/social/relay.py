@@ -1,12 +1,13 @@
-"""The relay between humans in IRC and agents (irc.md, "Relay to agents").
+"""The relay between humans in IRC and agents (docs/irc.md, "The relay").
 
 Both IRC transports (the embedded server, bot mode) report what humans say
 through :class:`RelayHooks`; the relay records it in the channel's thread,
 answers the daemon's own commands, applies the access rules and pushes
 ``irc_message`` frames to the agents that should hear it — through the same
-per-agent pushes (seq, replay window) as everything else. Agents' replies
-come back through :meth:`IrcRelay.agent_says` and go out on every IRC side
-that carries the channel.
+per-agent pushes (seq, replay window) as everything else. What agents (and
+the daemon) say goes out through the one chat path,
+:class:`futon.social.chat.Chat`, which the relay shares: the IRC sides, the
+thread rule and the push shape live there.
 
 Identity: an agent's id and nick (and the daemon's nick) are reserved on the
 embedded server (:meth:`IrcRelay.nick_reserved`); when an agent appears at
@@ -28,8 +29,10 @@ from futon import __version__
 from futon.config.models import IrcAccess
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import PeripheralRunner
+from futon.protocol import frames as f
 from futon.protocol.errors import FutonError
 from futon.protocol.irc_lines import irc_lower
+from futon.social.chat import Chat, mentions
 from futon.social.irc_api import IrcSide
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRecord, AgentRegistry
@@ -37,30 +40,14 @@ from futon.social.registry import AgentRecord, AgentRegistry
 log = logging.getLogger("futon.relay")
 
 COMMANDS = ("agents", "status", "standup", "help")
-
-
-def thread_of(sender: str, target: str, private: bool) -> str:
-    """The evidence thread of a line: the channel, or the two nicks sorted."""
-    if not private:
-        return f"irc/{target}"
-    return "irc/" + "+".join(sorted([sender.lower(), target.lower()]))
-
-
-def mentions(text: str, nick: str) -> bool:
-    """``nick:`` / ``nick,`` at the start, or ``nick:`` / ``@nick`` anywhere."""
-    escaped = re.escape(nick)
-    return bool(
-        re.match(rf"^\s*{escaped}\s*[:,]", text, re.IGNORECASE)
-        or re.search(rf"(^|\W){escaped}:", text, re.IGNORECASE)
-        or re.search(rf"@{escaped}\b", text, re.IGNORECASE)
-    )
+__all__ = ["COMMANDS", "IrcRelay", "allowed", "mentions"]
 
 
 def allowed(access: IrcAccess, sender: str, agent_id: str, account: str | None = None) -> bool:
     """First matching rule decides; else the default. ``*`` matches all."""
-    who = {sender.lower()} | ({account.lower()} if account else set())
+    who = {irc_lower(sender)} | ({irc_lower(account)} if account else set())
     for rule in access.rules:
-        nicks = {n.lower() for n in rule.nicks}
+        nicks = {irc_lower(n) for n in rule.nicks}
         if ("*" in nicks or who & nicks) and ("*" in rule.agents or agent_id in rule.agents):
             return rule.allow
     return access.default == "allow"
@@ -76,6 +63,7 @@ class IrcRelay:
         *,
         daemon_nick: str = "futon",
         standup_timeout_s: float = 10,
+        chat: Chat | None = None,
     ) -> None:
         self.registry = registry
         self.pipeline = pipeline
@@ -83,14 +71,20 @@ class IrcRelay:
         self.runner = runner
         self.daemon_nick = daemon_nick
         self.standup_timeout_s = standup_timeout_s
-        self.sides: list[IrcSide] = []
-        self.tickle: Any = None  # set by the daemon when Tickle runs: standup adds its review
+        # The daemon passes the Chat every caller shares; a relay built alone gets its own.
+        self.chat = chat or Chat(registry, pipeline, store, daemon_nick=daemon_nick)
+        self.tickle: Any = None  # set by the daemon: while Tickle is enabled, standup adds its review
         self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
         self._showing: set[asyncio.Task[None]] = set()  # one per agent added at run time
         registry.on_added(self._agent_added)
 
+    @property
+    def sides(self) -> list[IrcSide]:
+        """The IRC sides (they live in the chat service, which speaks on them)."""
+        return self.chat.sides
+
     def attach(self, side: IrcSide) -> None:
-        self.sides.append(side)
+        self.chat.attach(side)
 
     def nick_reserved(self, nick: str) -> bool:
         """``nick`` is an agent's id or nick, or the daemon's: no human may hold it."""
@@ -141,7 +135,10 @@ class IrcRelay:
         account: str | None = None,
     ) -> None:
         author = self._human_author(sender)  # a transport reports humans only
-        await self._record(author, target, text, private=private, transport="irc", network=side.network)
+        await self.chat.record(
+            author, target, text, transport="irc", network=side.network,
+            private_with=sender if private else None,
+        )  # fmt: skip
         if notice:
             return  # IRC convention: nobody answers a NOTICE automatically
         if private:
@@ -153,7 +150,7 @@ class IrcRelay:
             await self._command(side, sender, target, text)
             return
         for agent in self.registry.in_channel(target):
-            if agent.nick.lower() == sender.lower():
+            if irc_lower(agent.nick) == irc_lower(sender):
                 continue
             if agent.spec.relay == "mentions" and not mentions(text, agent.nick):
                 continue
@@ -176,43 +173,21 @@ class IrcRelay:
         self, side: IrcSide, sender: str, agent: AgentRecord, channel: str | None, text: str, account: str | None
     ) -> None:
         if not allowed(self.registry.access, sender, agent.id, account):
-            if (sender.lower(), agent.id) not in self._told:
-                self._told.add((sender.lower(), agent.id))
+            if (irc_lower(sender), agent.id) not in self._told:
+                self._told.add((irc_lower(sender), agent.id))
                 await side.say(self.daemon_nick, sender, f"{sender}: messages from you are not relayed to {agent.nick} (irc_access)", notice=True)
             return
-        frame: dict[str, Any] = {"type": "irc_message", "channel": channel, "from": sender, "text": text, "transport": "irc"}
-        if channel is None:
-            frame["private"] = True
-        await self.pipeline.push(agent, frame)
-
-    # ------------------------------------------------------------- from agents
-
-    async def agent_says(self, agent: AgentRecord, to: str, text: str) -> None:
-        """An agent's irc_response/chat: out on every side that carries the
-        channel (or to the nick), and into the thread."""
-        await self.say_as(agent.nick, agent.id, to, text)
-
-    async def post(self, channel: str, text: str, *, author: str) -> None:
-        """Messenger bulletins (mc-bulletin)."""
-        record = self.registry.find(author)
-        await self.say_as(record.nick if record else self.daemon_nick, author, channel, text)
-
-    async def say_as(self, nick: str, author: str, to: str, text: str) -> None:
-        private = not to.startswith("#")
-        networks = []
-        for side in self.sides:
-            if private or side.joined(to):
-                try:
-                    await side.say(nick, to, text)
-                    networks.append(side.network)
-                except (ConnectionError, FutonError) as exc:
-                    log.warning("could not say in %s on %s: %s", to, side.network, exc)
-        await self._record(author, to, text, private=private, transport="ws-relay", network=",".join(networks) or None)
+        private = True if channel is None else None  # the key is absent on channel lines
+        frame = f.IrcMessage.model_validate(
+            {"channel": channel, "from": sender, "text": text, "private": private, "seq": 0}
+        )
+        await self.chat.push(agent, frame)  # seq=0: the registry stamps the agent's next one
 
     # ------------------------------------------------------------- commands
 
     def _addressed_to_daemon(self, text: str) -> bool:
-        return bool(re.match(rf"^\s*{re.escape(self.daemon_nick)}\s*[:,]", text, re.IGNORECASE))
+        nick = re.escape(irc_lower(self.daemon_nick))  # rfc1459: FUTON[1] is futon{1}
+        return bool(re.match(rf"^\s*{nick}\s*[:,]", irc_lower(text)))
 
     async def _command(self, side: IrcSide, sender: str, channel: str, text: str) -> None:
         words = text.split(None, 2)
@@ -233,13 +208,27 @@ class IrcRelay:
             return
         else:
             answer = f"commands: {', '.join(COMMANDS)} — e.g. '{self.daemon_nick}: agents'"
-        await side.say(self.daemon_nick, channel, answer)
+        await self._answer(side, channel, answer)
+
+    async def _answer(self, side: IrcSide, channel: str, text: str) -> None:
+        """The daemon's own line, in its own nick, where the question was
+        asked (``side``), and into the channel's thread. Meant for the human
+        who asked: no agent is pushed it."""
+        try:
+            await self.chat.say(
+                self.daemon_nick, channel, text, transport="daemon", via=side, reach="nobody"
+            )
+        except FutonError as exc:
+            log.warning("could not answer in %s on %s: %s", channel, side.network, exc)
 
     async def _standup(self, side: IrcSide, sender: str, channel: str) -> None:
         """Ring the standup bell: every connected agent in the channel is
-        asked for a status line; answers are posted as they come."""
+        asked for a status line; answers are posted as they come, each in
+        its agent's nick. An agent that does not answer is reported by the
+        daemon in its own nick — the daemon never speaks as an agent."""
         agents = [a for a in self.registry.in_channel(channel) if a.connected]
-        await side.say(self.daemon_nick, channel, f"standup: asking {len(agents)} agent(s)" + (f": {', '.join(a.nick for a in agents)}" if agents else ""))
+        asking = f": {', '.join(a.nick for a in agents)}" if agents else ""
+        await self._answer(side, channel, f"standup: asking {len(agents)} agent(s){asking}")
 
         async def ask(agent: AgentRecord) -> None:
             try:
@@ -249,31 +238,29 @@ class IrcRelay:
                     reply_timeout_s=self.standup_timeout_s,
                 )  # fmt: skip
             except FutonError as exc:
-                await side.say(self.daemon_nick, channel, f"{agent.nick}: could not ask ({exc.code})")
+                await self._answer(side, channel, f"{agent.nick}: could not ask ({exc.code})")
                 return
             reply = receipt.reply
             line = reply if isinstance(reply, str) else (reply.get("text") if isinstance(reply, dict) else None)
-            await side.say(agent.nick, channel, line or "(no answer)")
+            if not isinstance(line, str) or not line.strip():
+                await self._answer(side, channel, f"(no answer from {agent.nick})")
+                return
+            try:  # the agent's own words: from its nick, recorded as its line
+                await self.chat.say(
+                    agent.id, channel, line, transport="standup", via=side, reach="nobody"
+                )
+            except FutonError as exc:
+                log.warning("could not post %s's standup in %s: %s", agent.id, channel, exc)
 
         await asyncio.gather(*(ask(agent) for agent in agents))
-        if self.tickle is not None:
+        if self.tickle is not None and self.tickle.enabled:
             try:
                 await self.tickle.standup(channel)
             except FutonError as exc:
-                await side.say(self.daemon_nick, channel, f"standup review failed ({exc.code}: {exc.message})")
+                failed = f"standup review failed ({exc.code}: {exc.message})"
+                await self._answer(side, channel, failed)
 
     # ------------------------------------------------------------- evidence
-
-    async def _record(self, sender: str, target: str, text: str, *, private: bool, transport: str, network: str | None) -> None:
-        await self._append(
-            {
-                "subject": {"ref/type": "thread", "ref/id": thread_of(sender, target, private)},
-                "type": "forum-post",
-                "claim-type": "observation",
-                "author": sender,
-                "body": {"text": text[:16_000], "channel": None if private else target, "transport": transport, "network": network},
-            }
-        )
 
     async def _append(self, entry: dict[str, Any]) -> None:
         try:

@@ -1,12 +1,14 @@
-"""Tickle, built into the daemon (agents.md): it watches, pages, escalates.
+"""Tickle, built into the daemon (docs/configuration.md, tickle): it watches, pages, escalates.
 
 Every ``tickle.interval_s`` a scan infers each agent's liveness from the
 evidence landscape (the newest entry it authored) and its connection —
 never by asking the agent. An agent with an open session that has been
-silent longer than ``stale_after_s`` is paged (a mention in its channel and
-a ``chat_message`` over WS); if it stays silent for another period, the
+silent longer than ``stale_after_s`` is paged (a mention in its channels
+and a ``chat_message`` over WS); if it stays silent for another period, the
 humans in ``escalate_to`` are told. Each scan, page and escalation is an
-evidence entry (type ``coordination``, tag ``tickle``).
+evidence entry (type ``coordination``, tag ``tickle``). Everything Tickle
+says goes through the one chat path (:class:`futon.social.chat.Chat`), as
+Tickle's agent (or, with no tickle agent configured, ``tickle``).
 """
 
 from __future__ import annotations
@@ -17,25 +19,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from futon.config.models import TickleSection
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.protocol.errors import FutonError
-from futon.social.pipeline import Pipeline
+from futon.social.chat import Chat, Reach
 from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.tickle")
 
 Clock = Callable[[], datetime]
-
-
-class Speaker(Protocol):
-    """How Tickle speaks in IRC (the relay)."""
-
-    async def say_as(self, nick: str, author: str, to: str, text: str) -> None: ...
 
 
 @dataclass
@@ -66,18 +62,16 @@ class Tickle:
         registry: AgentRegistry,
         store: EvidenceStore,
         runner: PeripheralRunner,
-        pipeline: Pipeline,
+        chat: Chat,
         settings: TickleSection,
         *,
-        speaker: Speaker | None = None,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.registry = registry
         self.store = store
         self.runner = runner
-        self.pipeline = pipeline
+        self.chat = chat
         self.settings = settings
-        self.speaker = speaker
         self.clock = clock
         self.watches: dict[str, Watch] = {}
         self._task: asyncio.Task[None] | None = None
@@ -93,8 +87,19 @@ class Tickle:
     # ------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        """Run the watch in a task of its own (tests); the daemon runs
+        :meth:`run` under its background tasks instead."""
         if self._task is None:
-            self._task = asyncio.ensure_future(self._loop())
+            self._task = asyncio.ensure_future(self.run())
+
+    def apply_settings(self, settings: TickleSection) -> None:
+        """A reload: the watch reads interval and staleness each round.
+        Starting or stopping the watch (``enabled``) is its owner's call."""
+        self.settings = settings
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -103,7 +108,8 @@ class Tickle:
                 await self._task
             self._task = None
 
-    async def _loop(self) -> None:
+    async def run(self) -> None:
+        """The watch: scan every ``interval_s`` until cancelled."""
         while True:
             await asyncio.sleep(self.settings.interval_s)
             try:
@@ -133,6 +139,7 @@ class Tickle:
             if not stale:
                 self.watches[record.id] = Watch()  # active again (or nothing open): forget the page
                 continue
+            assert session is not None  # stale implies an open session
             if watch.paged_at is None:
                 await self._page(record, session, silent)
                 watch.paged_at = now.timestamp()
@@ -174,21 +181,10 @@ class Tickle:
     async def _page(self, record: AgentRecord, session: str, silent: float | None) -> None:
         how_long = "no activity on record" if silent is None else f"silent for {silent:.0f} s"
         text = f"{record.nick}: tickle here — session {session} is open and you are {how_long}. Still there?"
+        # The humans see the page in the agent's channels; the agent gets it once, below.
         for channel in record.spec.channels:
-            await self._say(channel, text)
-        try:
-            await self.pipeline.push(
-                record,
-                {
-                    "type": "chat_message",
-                    "to": record.id,
-                    "from": self.identity,
-                    "text": text,
-                    "transport": "tickle",
-                },
-            )
-        except FutonError as exc:
-            log.warning("tickle could not push to %s: %s", record.id, exc)
+            await self._say(channel, text, reach="nobody")
+        await self._say(record.id, text)
         await self._record(
             "page",
             "question",
@@ -224,17 +220,13 @@ class Tickle:
         )
         return summary
 
-    async def _say(self, to: str, text: str) -> None:
-        if self.speaker is None:
-            return
+    async def _say(self, to: str, text: str, *, reach: Reach = "addressed") -> None:
+        """Say ``text`` to a channel, a human or an agent; a line that
+        reaches nobody (no IRC, nobody in the channel) is logged, not fatal."""
         try:
-            await self.speaker.say_as(self._nick(), self.identity, to, text)
+            await self.chat.say(self.identity, to, text, transport="tickle", reach=reach)
         except (FutonError, ConnectionError) as exc:
-            log.warning("tickle could not say in %s: %s", to, exc)
-
-    def _nick(self) -> str:
-        record = self.registry.find(self.identity)
-        return record.nick if record else "tickle"
+            log.warning("tickle could not say to %s: %s", to, exc)
 
     async def _record(self, kind: str, claim: str, body: dict[str, Any]) -> None:
         try:

@@ -1,1 +1,2 @@
-"""futon.transports — see ../shared/spec; filled in by later issues."""
+"""futon.transports — WebSocket, HTTP and IRC (docs/ws-protocol.md, docs/http-api.md,
+docs/irc.md)."""

@@ -2,8 +2,8 @@
 
 Handlers parse a request into the pipeline's or the store's terms, call
 them, and render the answer. Errors of the one error tree become the JSON
-bodies of http-api.md (the evidence routes use their own ``{ok: false, err}``
-shape); aiohttp's own 404/405/413 become the spec's JSON; a malformed
+bodies of docs/http-api.md (the evidence routes use their own ``{ok: false, err}``
+shape); aiohttp's own 404/405/413 become that JSON; a malformed
 percent-escape is a 400; nothing unexpected ever leaves as a traceback.
 
 Request bodies are pydantic models (:mod:`futon.protocol.bodies`): the
@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
 from pydantic import BaseModel, ValidationError
 
@@ -48,6 +49,7 @@ from futon.peripherals.runner import PeripheralRunner
 from futon.protocol import bodies
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 from futon.protocol.frames import MAX_SEQ, loads_bounded
+from futon.social.chat import Said
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRegistry, token_digest
 
@@ -69,9 +71,13 @@ class HealthSource(Protocol):
 
 
 class ChatSink(Protocol):
-    """Where POST /api/alpha/chat goes (the daemon: IRC and/or an agent)."""
+    """Where POST /api/alpha/chat goes: the daemon's one chat path
+    (:class:`futon.social.chat.Chat`) — agents, every IRC side that carries
+    the channel, and the thread. Raises ``no-such-channel`` /
+    ``unknown-target`` (404) or ``invalid-target`` (400) for a line that
+    would reach nobody."""
 
-    async def chat(self, sender: str, to: str, text: str) -> None: ...
+    async def say(self, sender: str, to: str, text: str, *, transport: str) -> Said: ...
 
 
 @dataclass
@@ -92,6 +98,12 @@ class Services:
     on_deregister: Callable[[str], Awaitable[None]] | None = None
     reload: Callable[[], Awaitable[dict[str, Any]]] | None = None  # POST /api/alpha/config/reload
     metrics: Callable[[], str] | None = None  # GET /metrics: the exposition text
+
+    def apply_settings(self, http: HttpSection) -> None:
+        """A reload: the admin token guards the very next request (the auth
+        middleware reads it per request). Ports, hosts and body limits wait
+        for a restart (reload.py)."""
+        self.admin_token_sha256 = http.admin_token_sha256
 
 
 SERVICES = web.AppKey("services", Services)
@@ -118,7 +130,7 @@ def error_response(error: FutonError, component: str = "http") -> web.Response:
 
 
 def evidence_error(error: FutonError) -> web.Response:
-    """The evidence routes' own error shape (http-api.md)."""
+    """The evidence routes' own error shape (docs/http-api.md)."""
     body: dict[str, Any] = {"ok": False, "err": error.code, "code": error.code, "message": error.message}
     body.update({k: v for k, v in error.context.items() if k == "evidence-id"})
     return web.json_response(body, status=error.status)
@@ -163,7 +175,7 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 def malformed_escape(raw_target: str) -> str | None:
     """Why a raw request target's percent-escapes are malformed, or None.
 
-    aiohttp keeps a bad escape literally; the spec wants a 400 instead, both
+    aiohttp keeps a bad escape literally; docs/http-api.md promises a 400 instead, both
     for a ``%`` not followed by two hex digits and for escapes that do not
     decode as UTF-8."""
     if "%" not in raw_target:
@@ -193,7 +205,7 @@ QUERY_TOKEN_ROUTES = {("GET", "/api/alpha/evidence/stream")}
 AGENT_ROUTES = {("POST", "/dispatch"), ("POST", "/api/alpha/evidence"), ("POST", "/api/alpha/chat")}
 
 
-def auth_middleware(services: Services) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def auth_middleware(services: Services) -> Middleware:
     """With an admin token configured every route but the open ones needs
     ``Authorization: Bearer``; an agent's own token works on agent routes.
 
@@ -508,8 +520,10 @@ class HttpApi:
     def _unproven_agent(self, name: str) -> bool:
         """``from`` names a registered agent, but the caller did not present
         that agent's token: evidence must not name the agent as the author,
-        so the caller is recorded as :data:`HTTP_CALLER` instead."""
-        return self.s.registry is not None and self.s.registry.find(name) is not None
+        so the caller is recorded as :data:`HTTP_CALLER` instead. IRC folds
+        case and an agent's nick is the agent's: ``CLAUDE-1`` or the agent's
+        nick names the agent as much as its id does."""
+        return self.s.registry is not None and self.s.registry.owner_of_nick(name) is not None
 
     async def presence(self, request: web.Request) -> web.Response:
         body: bodies.PresenceRequest = await read_body(request, bodies.PresenceRequest)
@@ -529,10 +543,10 @@ class HttpApi:
         )
 
     async def session(self, request: web.Request) -> web.Response:
+        """Live or recorded (it survives a restart): state ``active``,
+        ``stopped`` (with ``reason`` and ``fruit``) or ``interrupted``."""
         runner = _need(self.s.runner, "the peripheral runner")
-        session = runner.get(request.match_info["id"])
-        return ok({"session_id": session.id, "agent_id": session.agent_id, "state": session.status,
-                   "peripheral_id": session.peripheral.id, "at": session.updated_at})  # fmt: skip
+        return ok(runner.info(request.match_info["id"]).to_dict())
 
     # -------------------------------------------------------------- evidence
 
@@ -552,11 +566,12 @@ class HttpApi:
 
     async def evidence_query(self, request: web.Request) -> web.Response:
         query = EvidenceQuery.from_params(_query_params(request), strict_keys=True)
-        page = self._store().query(query)
-        data: dict[str, Any] = {"ok": True, "count": len(page.entries), "entries": page.entries}
-        if page.next_cursor:
-            data["next_cursor"] = page.next_cursor
-        return ok(data)
+        # The stored lines are already JSON: splice them into the answer
+        # rather than parse and serialise every entry again.
+        lines, cursor = self._store().query_lines(query)
+        head = b'{"ok":true,"count":%d,"entries":[' % len(lines)
+        tail = b"]" + (b',"next_cursor":' + json.dumps(cursor).encode() if cursor else b"") + b"}"
+        return web.Response(body=head + b",".join(lines) + tail, content_type="application/json")
 
     async def evidence_count(self, request: web.Request) -> web.Response:
         params = {k: v for k, v in _query_params(request).items() if k not in ("limit", "cursor")}
@@ -682,10 +697,8 @@ class HttpApi:
     async def sessions(self, request: web.Request) -> web.Response:
         runner = _need(self.s.runner, "the peripheral runner")
         agent_id = request.query.get("agent-id") or request.query.get("agent_id")
-        return ok({"ok": True, "sessions": [
-            {"session_id": s.id, "agent_id": s.agent_id, "peripheral_id": s.peripheral.id, "state": s.status, "at": s.updated_at}
-            for s in runner.sessions(agent_id)
-        ]})  # fmt: skip
+        limit = _sessions_limit(request.query.get("limit"))
+        return ok({"ok": True, "sessions": [info.to_dict() for info in runner.infos(agent_id, limit)]})
 
     async def chat(self, request: web.Request) -> web.Response:
         body: bodies.ChatRequest = await read_body(request, bodies.ChatRequest)
@@ -693,8 +706,8 @@ class HttpApi:
         if not request[AGENT] and self._unproven_agent(sender):
             sender = HTTP_CALLER  # an agent speaks here only with its own token
         sink = _need(self.s.chat, "chat")
-        await sink.chat(sender, body.to, body.text)
-        return ok({"ok": True, "to": body.to}, status=202)
+        said = await sink.say(sender, body.to, body.text, transport="http")
+        return ok({"ok": True, **said.to_dict()}, status=202)
 
     async def openapi(self, _: web.Request) -> web.Response:
         return ok(openapi_document(self))
@@ -775,6 +788,17 @@ _BODY_OF: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/alpha/chat"): bodies.ChatRequest,
     ("POST", "/api/alpha/evidence/compact"): bodies.CompactRequest,
 }
+SESSIONS_LIMIT = 100  # sessions listed when ``limit`` is not given (at most 1000)
+
+
+def _sessions_limit(raw: str | None) -> int:
+    if raw is None:
+        return SESSIONS_LIMIT
+    if not raw.isdigit() or len(raw) > 6 or not 1 <= int(raw) <= 1000:
+        raise ProtocolError("'limit' must be a whole number from 1 to 1000", code="invalid-query")
+    return int(raw)
+
+
 _QUERY_KEYS = ("subject-type", "subject-id", "type", "claim-type", "author", "session-id", "pattern-id",
                "tag", "since", "until", "include-ephemeral", "limit", "cursor")  # fmt: skip
 
@@ -792,6 +816,8 @@ def openapi_document(api: HttpApi | None = None) -> dict[str, Any]:
             params += [{"name": key, "in": "query", "required": False, "schema": {"type": "string"}} for key in _QUERY_KEYS]
         if path == "/api/alpha/sessions":
             params.append({"name": "agent-id", "in": "query", "required": False, "schema": {"type": "string"}})
+            params.append({"name": "limit", "in": "query", "required": False,
+                           "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": SESSIONS_LIMIT}})  # fmt: skip
         if params:
             operation["parameters"] = params
         model = _BODY_OF.get((method, path))
@@ -820,7 +846,7 @@ def openapi_document(api: HttpApi | None = None) -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "futon", "version": __version__, "description": "futon's HTTP API (see http-api.md)."},
+        "info": {"title": "futon", "version": __version__, "description": "futon's HTTP API (see docs/http-api.md)."},
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

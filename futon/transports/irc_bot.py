@@ -1,4 +1,4 @@
-"""Bot mode (irc.md, "Bot mode specifics"): futon connects out to an
+"""Bot mode (docs/irc.md, "Bot mode"): futon connects out to an
 existing IRC network as one nick and relays there.
 
 One :class:`IrcBot` per configured network; it is an
@@ -74,6 +74,7 @@ import math
 import os
 import random
 import ssl
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ from pydle.features.ircv3 import cap as pydle_cap
 
 from futon.config.models import IrcNetwork
 from futon.protocol.errors import ConfigError, ProtocolError
+from futon.protocol.irc_lines import irc_lower
 from futon.social.irc_api import RelayHooks, split_text
+from futon.transports.ratelimit import Clock, TokenBucket
 
 log = logging.getLogger("futon.irc.bot")
 
@@ -105,7 +108,7 @@ class _RedactSecrets(logging.Filter):
 wire_log = logging.getLogger("futon.irc.wire")  # pydle's line-by-line DEBUG log
 wire_log.addFilter(_RedactSecrets())
 
-LINE_BYTES = 400  # text per PRIVMSG, prefix included (irc.md)
+LINE_BYTES = 400  # text per PRIVMSG, prefix included (docs/irc.md)
 STABLE_AFTER_S = 60.0  # a connection up this long resets the backoff
 CONNECT_TIMEOUT_S = 10.0  # TCP connect + TLS handshake
 REGISTER_TIMEOUT_S = 30.0  # connected → end of MOTD
@@ -114,42 +117,8 @@ PING_PREFIX = "futon-"
 CHANNEL_PREFIXES = "#&+!"
 
 
-def irc_fold(name: str) -> str:
-    """rfc1459 case folding: ``[]\\~`` are the upper case of ``{}|^``."""
-    return name.lower().translate(str.maketrans("[]\\~", "{}|^"))
-
-
 def is_channel_name(name: str) -> bool:
     return name[:1] in CHANNEL_PREFIXES
-
-
-@dataclass
-class TokenBucket:
-    """``rate`` tokens per second, at most ``capacity`` saved up."""
-
-    rate: float
-    capacity: float
-    tokens: float = -1.0
-    stamp: float = 0.0
-
-    def _refill(self, now: float) -> None:
-        if self.tokens < 0:
-            self.tokens, self.stamp = self.capacity, now
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    def wait(self, now: float) -> float:
-        """Seconds until one token is available (0: now)."""
-        self._refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def full(self, now: float) -> bool:
-        self._refill(now)
-        return self.tokens >= self.capacity
-
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1
 
 
 @dataclass
@@ -174,7 +143,11 @@ class _Outcome:
     reason: str
 
 
-class _PydleClient(pydle.featurize(pydle.features.IRCv3Support, pydle.features.ISUPPORTSupport)):
+# Named first: mypy cannot check a class whose base is a call expression.
+_PydleBase: Any = pydle.featurize(pydle.features.IRCv3Support, pydle.features.ISUPPORTSupport)
+
+
+class _PydleClient(_PydleBase):
     """One connection. Speaks IRC through pydle and tells :class:`IrcBot`
     what happened; holds no state that must survive a reconnect."""
 
@@ -453,6 +426,7 @@ class IrcBot:
         max_queued: int = 1000,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         register_timeout_s: float = REGISTER_TIMEOUT_S,
+        clock: Clock = time.monotonic,
     ) -> None:
         if backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValueError("backoff needs 0 < backoff_initial_s <= backoff_max_s")
@@ -477,10 +451,11 @@ class IrcBot:
                     f"{network.sasl.password_env} is not set"
                 )
             self.sasl_account, self.sasl_password = network.sasl.account, password
-        self._channels = {irc_fold(c): c for c in network.channels}
+        self._channels = {irc_lower(c): c for c in network.channels}
         self._joined: set[str] = set()
         self._outboxes: dict[str, _Outbox] = {}
-        self._connection_bucket = TokenBucket(2 * lines_per_s, 2 * burst)
+        self._clock = clock  # paces say(): every bucket reads it
+        self._connection_bucket = TokenBucket(2 * lines_per_s, 2 * burst, clock)
         self._pending = 0  # queued + sent-but-unconfirmed lines
         self._inflight: list[tuple[int, str, _Line]] = []
         self._ping_outstanding: int | None = None
@@ -523,10 +498,10 @@ class IrcBot:
         """Whether the bot carries ``channel``: a configured channel, where
         lines are delivered now or queued until the bot is (back) in it.
         :meth:`in_channel` says whether it is in the channel right now."""
-        return irc_fold(channel) in self._channels
+        return irc_lower(channel) in self._channels
 
     def in_channel(self, channel: str) -> bool:
-        return self.connected and irc_fold(channel) in self._joined
+        return self.connected and irc_lower(channel) in self._joined
 
     async def ensure_agent(self, nick: str, channels: list[str]) -> None:
         """Nothing to do: the bot speaks for agents with a ``[nick]`` prefix."""
@@ -536,13 +511,13 @@ class IrcBot:
         return; delivery is paced and survives reconnects (module docstring)."""
         if not target or any(ch in target for ch in " ,\r\n\0") or target.startswith(":"):
             raise ProtocolError(f"{target!r} is not an IRC channel or nick", code="invalid-target")
-        key = irc_fold(target)
+        key = irc_lower(target)
         if is_channel_name(target) and key not in self._channels:
             raise ProtocolError(
                 f"network {self.network!r} does not carry {target} (configured: {', '.join(self.config.channels) or 'none'})",
                 code="invalid-target",
             )
-        own = irc_fold(nick) in (irc_fold(self.config.nick), irc_fold(self.nick))
+        own = irc_lower(nick) in (irc_lower(self.config.nick), irc_lower(self.nick))
         prefix = "" if own else f"[{nick}] "
         chunks = split_text(text.replace("\0", ""), LINE_BYTES - len(prefix.encode("utf-8")))
         if not chunks:
@@ -579,7 +554,7 @@ class IrcBot:
         self._stopping.set()
         client = self._client
         quitting = client is not None and client.connected
-        if quitting:
+        if client is not None and quitting:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.rawmsg("QUIT", QUIT_MESSAGE), timeout_s)
         if self._run_task is not None and not self._run_task.done():
@@ -655,10 +630,9 @@ class IrcBot:
                 await client.rawmsg("JOIN", channel)
             writer = self._spawn(self._write_loop(client))
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if writer.done() and not writer.cancelled() and writer.exception() is not None:
-                client.close_reason = (
-                    client.close_reason or f"send failed: {_describe(writer.exception())}"
-                )
+            failure = writer.exception() if writer.done() and not writer.cancelled() else None
+            if failure is not None:
+                client.close_reason = client.close_reason or f"send failed: {_describe(failure)}"
             reason = (
                 client.close_reason
                 or (reader.result() if reader.done() else None)
@@ -684,7 +658,7 @@ class IrcBot:
         where = f"{self.config.host}:{self.config.port}{' (tls)' if self.config.tls else ''}"
         log.info("%s: connected to %s as %s", self.network, where, client.nickname)
         self.report("connected", f"{where} as {client.nickname}")
-        if irc_fold(client.nickname) != irc_fold(self.config.nick):
+        if irc_lower(client.nickname) != irc_lower(self.config.nick):
             self.report("nick-in-use", f"{self.config.nick} is taken; using {client.nickname}")
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -716,29 +690,29 @@ class IrcBot:
     def _outbox(self, key: str, target: str) -> _Outbox:
         box = self._outboxes.get(key)
         if box is None:
-            box = self._outboxes[key] = _Outbox(target, TokenBucket(self.lines_per_s, self.burst))
+            box = self._outboxes[key] = _Outbox(
+                target, TokenBucket(self.lines_per_s, self.burst, self._clock)
+            )
         return box
 
     def _deliverable(self, key: str) -> bool:
         return not is_channel_name(key) or key in self._joined
 
     async def _write_loop(self, client: _PydleClient) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
-            now = loop.time()
             best: _Outbox | None = None
             best_key = ""
             best_wait = math.inf
             idle = [
-                key for key, box in self._outboxes.items() if not box.lines and box.bucket.full(now)
+                key for key, box in self._outboxes.items() if not box.lines and box.bucket.full()
             ]
             for key in idle:  # one per nick ever spoken to would add up
                 del self._outboxes[key]
             for key, box in self._outboxes.items():
                 if not box.lines or not self._deliverable(key):
                     continue
-                wait = max(box.bucket.wait(now), self._connection_bucket.wait(now))
+                wait = max(box.bucket.wait(), self._connection_bucket.wait())
                 if wait < best_wait or (
                     wait == best_wait and best is not None and box.lines[0].seq < best.lines[0].seq
                 ):
@@ -753,8 +727,8 @@ class IrcBot:
             if not client.connected:
                 return  # the reader saw the close; the session ends
             line = best.lines[0]
-            best.bucket.take(now)
-            self._connection_bucket.take(now)
+            best.bucket.take()
+            self._connection_bucket.take()
             try:
                 await client.rawmsg(line.command, line.target, line.text)
             except pydle.protocol.ProtocolViolation as exc:
@@ -779,7 +753,7 @@ class IrcBot:
     # --- what the connection tells us -----------------------------------------
 
     def channel_joined(self, channel: str) -> None:
-        self._joined.add(irc_fold(channel))
+        self._joined.add(irc_lower(channel))
         log.info("%s: joined %s", self.network, channel)
         self.report("joined", channel)
         self._wake.set()
@@ -787,22 +761,22 @@ class IrcBot:
     def channel_left(
         self, channel: str, kind: str, why: str, *, rejoin_after_s: float | None
     ) -> None:
-        self._joined.discard(irc_fold(channel))
+        self._joined.discard(irc_lower(channel))
         log.warning("%s: %s from %s: %s", self.network, kind, channel, why)
         self.report(kind, f"{channel}: {why}")
-        if rejoin_after_s is not None and irc_fold(channel) in self._channels:
+        if rejoin_after_s is not None and irc_lower(channel) in self._channels:
             self._spawn(self._rejoin_later(channel, rejoin_after_s))
 
     def join_refused(self, channel: str, why: str) -> None:
         log.warning("%s: cannot join %s: %s", self.network, channel, why)
         self.report("join-failed", f"{channel}: {why}")
-        if irc_fold(channel) in self._channels:
+        if irc_lower(channel) in self._channels:
             self._spawn(self._rejoin_later(channel, self.backoff_max_s))
 
     async def _rejoin_later(self, channel: str, delay: float) -> None:
         await asyncio.sleep(delay)
         live = self._live
-        if live is not None and irc_fold(channel) not in self._joined:
+        if live is not None and irc_lower(channel) not in self._joined:
             await live.rawmsg("JOIN", channel)
 
     def heard(
@@ -849,4 +823,4 @@ class IrcBot:
                 self._hook_calls.task_done()
 
 
-__all__ = ["IrcBot", "TokenBucket", "irc_fold"]
+__all__ = ["IrcBot"]

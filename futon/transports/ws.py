@@ -1,4 +1,4 @@
-"""The agent WebSocket transport (ws-protocol.md) on aiohttp.
+"""The agent WebSocket transport (docs/ws-protocol.md) on aiohttp.
 
 This module owns the connection state machine — connecting → connected →
 closed — and turns frames into calls on the registry, the runner and the
@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -46,27 +46,25 @@ from futon import __version__
 from futon.config.models import WsSection
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
-from futon.peripherals.runner import PeripheralRunner
+from futon.peripherals.runner import PeripheralRunner, SessionSlot
 from futon.peripherals.session import Session
 from futon.protocol import frames as f
 from futon.protocol.errors import FutonError, ProtocolError
+from futon.social.chat import Chat
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRecord, AgentRegistry
+from futon.transports.ratelimit import TokenBucket
 
 log = logging.getLogger("futon.ws")
 
+# Frames refused for rate back to back before the socket is closed (1008).
+RATE_IGNORED_AFTER = 200
 CLOSE_SUPERSEDED = 4000
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_UNKNOWN_AGENT = 4004
 OUTBOUND_LIMIT = 2000  # frames queued for a slow peer before it is dropped
 MAX_PENDING_ACTIONS = 100  # peripheral frames waiting for the ordered worker
 MAX_PENDING_MESSAGES = 100  # message frames in flight (each may wait reply_timeout_s)
-
-
-class ChatRelay(Protocol):
-    """Where agent chat goes beyond WebSocket (the IRC transport)."""
-
-    async def agent_says(self, agent: AgentRecord, to: str, text: str) -> None: ...
 
 
 class WsHub:
@@ -80,14 +78,16 @@ class WsHub:
         store: EvidenceStore,
         settings: WsSection,
         *,
-        chat_relay: ChatRelay | None = None,
+        chat: Chat | None = None,
     ) -> None:
         self.registry = registry
         self.runner = runner
         self.pipeline = pipeline
         self.store = store
         self.settings = settings
-        self.chat_relay = chat_relay
+        # Where ``chat``/``irc_response`` go (the daemon's one chat path);
+        # a hub built alone gets one without IRC sides.
+        self.chat = chat or Chat(registry, pipeline, store)
         self.connections: set[Connection] = set()
         # Closes of dropped peers: they outlive their connection's own tasks,
         # which end when the socket's reader does (see Connection._drop).
@@ -98,6 +98,12 @@ class WsHub:
     @property
     def count(self) -> int:
         return sum(1 for c in self.connections if c.agent is not None)
+
+    def apply_settings(self, settings: WsSection) -> None:
+        """A reload: rate limits and outbound bounds apply at once (each
+        connection reads them per frame); heartbeat and frame size apply to
+        connections made from now on."""
+        self.settings = settings
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s, max_msg_size=self.settings.max_frame_bytes)
@@ -125,7 +131,10 @@ class Connection:
         self.ws = ws
         self._socket = transport  # the TCP transport, to abort a peer that will not read
         self.agent: AgentRecord | None = None
-        self.session: Session | None = None
+        # The peripheral session this socket drives, through the session
+        # service (runner.py); made at the first ``ready``.
+        self.slot: SessionSlot | None = None
+        self._shown_session: str | None = None  # what this socket put in the registry's presence
         self.ws_session_id: str | None = None
         # Bounded by _enqueue (frames and bytes), not by maxsize: the closing
         # sentinel must always fit.
@@ -135,8 +144,8 @@ class Connection:
         self._messages = 0  # message frames in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
-        self._tokens = float(hub.settings.burst)
-        self._refill_at = time.monotonic()
+        self._bucket = TokenBucket(hub.settings.max_frames_per_s, hub.settings.burst)
+        self._refused_in_a_row = 0  # rate-limited frames since the last accepted one
         self._closing = False
 
     # ------------------------------------------------------------- AgentLink
@@ -275,12 +284,8 @@ class Connection:
         agent = self.agent
         if agent is not None and agent.link is self:
             agent.link = None
-        if self.session is not None:
-            try:
-                await self.session.stop("connection-closed")
-            except FutonError as exc:
-                log.warning("stopping %s on close: %s", self.session.id, exc)
-            self._clear_session()
+        if self.slot is not None:
+            await self.slot.close("connection-closed")
 
     # ------------------------------------------------------------- frames
 
@@ -297,9 +302,21 @@ class Connection:
 
     async def _on_text(self, text: str) -> None:
         self.hub.frames_in += 1
+        if self._closing:
+            return  # being dropped: reading more is wasted work
         if not self._take_token():
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row > RATE_IGNORED_AFTER:
+                # A peer that ignores a whole bucket of refusals is flooding:
+                # answering each frame would spend the daemon on it.
+                self._closing = True
+                log.warning("closing %s: ignored %d rate-limit refusals", self.agent.id if self.agent else "a socket",
+                            RATE_IGNORED_AFTER)  # fmt: skip
+                self._drop(WSCloseCode.POLICY_VIOLATION, "rate limit ignored")
+                return
             self._reply(f.req_id_of(text), self._error(FutonError("frame rate exceeded; slow down", code="rate-limited")))
             return
+        self._refused_in_a_row = 0
         try:
             raw = f.load_client_text(text)
         except f.JsonError as exc:  # not JSON, or nested too deep: req_id if it could be read
@@ -381,6 +398,8 @@ class Connection:
         record.link = self
         record.touch()
         self.agent = record
+        if self.slot is None:
+            self.slot = self.hub.runner.slot(record.id, self._show_session)
         self.ws_session_id = frame.session_id or self.ws_session_id or f"ws-{uuid.uuid4()}"
         permitted = record.spec.peripherals or list(self.hub.runner.peripherals)
         return f.ReadyAck(
@@ -400,47 +419,46 @@ class Connection:
     # ------------------------------------------------------------- peripherals
 
     async def _peripheral_frame(self, frame: f.ClientFrame) -> f.ServerFrame:
+        """Translate a peripheral frame into a call on the session service."""
         agent = self._agent()
         agent.touch()
+        slot = self.slot
+        assert slot is not None  # made by ``ready``, which _on_text requires first
         if isinstance(frame, f.PeripheralStart):
-            if self.session is not None and self.session.active:
-                raise FutonError(
-                    f"session {self.session.id} ({self.session.peripheral.id}) is still active; stop it first",
-                    code="peripheral-already-active",
-                )
-            peripheral_id = frame.peripheral_id or self.hub.registry.default_peripheral(agent)
-            session = await self.hub.runner.start(
-                agent.id, peripheral_id, permitted=agent.spec.peripherals, workspace=_workspace(agent)
+            session = await slot.start(
+                frame.peripheral_id or self.hub.registry.default_peripheral(agent),
+                permitted=agent.spec.peripherals,
+                workspace=_workspace(agent),
             )
-            self.session = session
-            agent.session_id, agent.peripheral_id = session.id, session.peripheral.id
             described = session.peripheral.describe()
             return f.PeripheralStarted(
                 peripheral_id=session.peripheral.id, session_id=session.id, tools=described["tools"], scope=described["scope"]
             )
-        session = self._active_session()
         if isinstance(frame, f.ToolAction):
-            result = await session.step(frame.tool, frame.args)
+            result = await slot.step(frame.tool, frame.args)
             return f.ToolResult(tool=result.tool, ok=result.ok, result=result.result)
         if isinstance(frame, f.Hop):
-            hop = await session.hop(frame.to, frame.exit_condition, frame.reason, frame.context)
-            agent.peripheral_id = hop.to_id
-            return f.Hopped(**{"from": hop.from_id}, to=hop.to_id, session_id=hop.session_id, context=hop.context, tools=hop.tools)
+            hop = await slot.hop(frame.to, frame.exit_condition, frame.reason, frame.context)
+            # By alias: "from" is a keyword; typed Any so mypy (no pydantic
+            # plugin) does not match it against the Literal `type` parameter.
+            origin: dict[str, Any] = {"from": hop.from_id}
+            return f.Hopped(**origin, to=hop.to_id, session_id=hop.session_id, context=hop.context, tools=hop.tools)
         assert isinstance(frame, f.PeripheralStop)
-        peripheral_id = session.peripheral.id
-        fruit = await session.stop(frame.reason)
-        self._clear_session()
-        return f.PeripheralStopped(peripheral_id=peripheral_id, reason=session.stop_reason or frame.reason, fruit=fruit)
+        stopped = await slot.stop(frame.reason)
+        return f.PeripheralStopped(peripheral_id=stopped.peripheral_id, reason=stopped.reason, fruit=stopped.fruit)
 
-    def _active_session(self) -> Session:
-        if self.session is None or not self.session.active:
-            raise FutonError("no active peripheral; send peripheral_start first", code="no-active-peripheral")
-        return self.session
-
-    def _clear_session(self) -> None:
-        self.session = None
-        if self.agent is not None:
-            self.agent.session_id = self.agent.peripheral_id = None
+    def _show_session(self, session: Session | None) -> None:
+        """The slot's session changed: show it in the registry's presence
+        (and clear only what this socket put there)."""
+        agent = self.agent
+        if agent is None:
+            return
+        if session is not None:
+            agent.session_id, agent.peripheral_id = session.id, session.peripheral.id
+            self._shown_session = session.id
+        elif self._shown_session is not None and agent.session_id == self._shown_session:
+            agent.session_id = agent.peripheral_id = None
+            self._shown_session = None
 
     # ------------------------------------------------------------- the rest
 
@@ -516,25 +534,11 @@ class Connection:
         to = frame.to if isinstance(frame, f.Chat) else (frame.channel or frame.nick)
         if not to:
             raise ProtocolError("irc_response needs 'channel' or 'nick'", code="invalid-frame")
-        if self.session is not None and self.session.active and self.session.peripheral.id == "chat":
-            await self.session.say(to, frame.text)
-        target = self.hub.registry.find(to)
-        if target is not None:
-            await self.hub.pipeline.push(
-                target, {"type": "chat_message", "to": to, "from": agent.id, "text": frame.text, "transport": "websocket"}
-            )
-        if self.hub.chat_relay is not None:
-            await self.hub.chat_relay.agent_says(agent, to, frame.text)
-        elif target is None:
-            await self.hub.store.append(
-                {
-                    "subject": {"ref/type": "thread", "ref/id": f"irc/{to}"},
-                    "type": "forum-post",
-                    "claim-type": "observation",
-                    "author": agent.id,
-                    "body": {"text": frame.text, "channel": to, "transport": "ws-relay", "network": None},
-                }
-            )
+        # A line that reaches nobody raises (no-such-channel, unknown-target):
+        # _guard answers it as an error frame with the frame's req_id.
+        await self.hub.chat.say(agent.id, to, frame.text, transport="websocket")
+        if self.slot is not None:
+            await self.slot.say(to, frame.text)  # a step when the session is in chat
         return None
 
     # ------------------------------------------------------------- helpers
@@ -545,14 +549,9 @@ class Connection:
         return self.agent
 
     def _take_token(self) -> bool:
-        now = time.monotonic()
-        rate = self.hub.settings.max_frames_per_s
-        self._tokens = min(float(self.hub.settings.burst), self._tokens + (now - self._refill_at) * rate)
-        self._refill_at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
+        settings = self.hub.settings  # a reload may have changed the limits
+        self._bucket.retune(settings.max_frames_per_s, settings.burst)
+        return self._bucket.try_take()
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -19,6 +19,7 @@ from futon.agents.runtime import AgentRuntime, DaemonHttp, TurnSettings
 from futon.daemon.app import Daemon
 from futon.evidence.query import EvidenceQuery
 from tests.agents.fakes import FakeAnthropic, FakeModelServer, FakeOpenAI, Step
+from tests.support import until
 from tests.transports.kit import base_url, connected
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_initial_s=0.05, backoff_max_s=0.1)
@@ -40,7 +41,7 @@ async def running_agent(
     task = asyncio.ensure_future(runtime.run())
     try:
         yield runtime
-        await wait_until(lambda: not runtime.busy)  # the turn's evidence is written last
+        await until(lambda: not runtime.busy)  # the turn's evidence is written last
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -78,14 +79,6 @@ async def entries(daemon: Daemon, timeout: float = 5, **params: Any) -> list[dic
         if found or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.05)
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from futon.agents import (
 from futon.daemon.app import Daemon
 from futon.protocol.errors import NotFound, PermissionDenied
 from tests.agents.conftest import ws_url
+from tests.support import until
 from tests.transports.kit import base_url, connected, running_daemon
 
 
@@ -91,7 +92,7 @@ async def test_the_daemon_restarting_mid_turn_fails_the_request_then_resumes(
     raises Disconnected, the client reconnects and resumes, and the push
     sent while it was away arrives exactly once (this daemon numbers its
     pushes afresh, which the client must notice)."""
-    async with running_daemon(tmp_path) as first, connected(http, first, "codex-1"):
+    async with running_daemon(tmp_path) as first, connected(http, first, "codex-1") as codex:
         port = first.ports["http"]
         client = AgentClient(ws_url(first), "claude-1", backoff_initial_s=1.0, backoff_max_s=2)
         await client.connect()
@@ -103,7 +104,13 @@ async def test_the_daemon_restarting_mid_turn_fails_the_request_then_resumes(
         asking = asyncio.ensure_future(
             client.message("codex-1", {"coordination": True, "text": "hold on"})
         )
-        await asyncio.sleep(0.3)
+        # both in flight when the daemon goes: codex-1 holds the message, the step runs
+        await codex.push_of("message")
+        await until(
+            lambda: first.runner is not None
+            and any(s._running is not None for s in first.runner.sessions("claude-1")),
+            what="the bash step running",
+        )
     # the first daemon is gone: it ended the running step, then closed our socket (1001)
     stopped = await acting
     assert (stopped.ok, stopped.result["code"]) == (False, "session-stopped")

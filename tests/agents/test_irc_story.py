@@ -15,8 +15,9 @@ from futon.agents.drivers.openai import OpenAIDriver
 from futon.config.models import SandboxSpec
 from futon.evidence import EvidenceQuery
 from futon.peripherals.spec import Peripheral
-from tests.agents.conftest import FAST_RETRY, running_agent, wait_until
+from tests.agents.conftest import FAST_RETRY, running_agent
 from tests.agents.fakes import Call, FakeOpenAI, Say
+from tests.support import until
 from tests.transports.irc.kit import RawClient
 from tests.transports.kit import running_daemon
 
@@ -67,7 +68,7 @@ async def test_an_agent_asked_in_irc_fixes_a_failing_test_and_reports_the_count(
             async with running_agent(daemon, driver, "claude-1"):
                 await joe.send("PRIVMSG #futon :claude-1: tests/test_calc.py fails, please fix it")
                 answer = await joe.expect("PRIVMSG", timeout=60)
-                await wait_until(lambda: bool(daemon.store.query(EvidenceQuery(claim_type="conclusion", author="claude-1")).entries))
+                await until(lambda: bool(daemon.store.query(EvidenceQuery(claim_type="conclusion", author="claude-1")).entries))
             await joe.close()
         finally:
             await model.close()

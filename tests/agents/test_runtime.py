@@ -24,8 +24,9 @@ from futon.cli.agent_cmd import DEFAULT_URL, default_url
 from futon.daemon.app import Daemon
 from futon.peripherals.args import args_schema
 from futon.protocol.errors import FutonError
-from tests.agents.conftest import ask_by_chat, entries, running_agent, wait_until, ws_url
-from tests.support import futon_env, make_config
+from tests.agents.conftest import ask_by_chat, entries, running_agent, ws_url
+from tests.support import futon_env, make_config, until
+from tests.transports.irc.kit import RawClient
 from tests.transports.kit import connected, running_daemon
 
 
@@ -45,13 +46,26 @@ async def test_script_driver_runs_a_turn_and_sees_each_result(
     assert {t.name for t in tools} >= {"read", "hop", "reply"}
 
 
-async def test_an_irc_channel_line_is_answered_in_the_channel_to_the_nick(daemon: Daemon) -> None:
+async def test_an_irc_channel_line_is_answered_in_the_channel_to_the_nick(tmp_path: Path) -> None:
     driver = ScriptDriver(
         [
             {"text": "hi alice"},
             {"tool_calls": [{"name": "reply", "arguments": {"text": "privately hi"}}]},
         ]
     )
+    # alice is a real IRC user: a private answer to a nick nobody holds is
+    # refused (unknown-target), not recorded.
+    async with running_daemon(tmp_path, irc__server__enabled=True, irc__server__port=0) as daemon:
+        alice = await RawClient.connect(daemon.ports["irc"])
+        alice.auto_pong = True
+        await alice.register("alice")
+        try:
+            await _answered_in_the_channel_to_the_nick(daemon, driver)
+        finally:
+            await alice.close()
+
+
+async def _answered_in_the_channel_to_the_nick(daemon: Daemon, driver: ScriptDriver) -> None:
     assert daemon.pipeline is not None
     record = daemon.registry.get("claude-1")
     async with running_agent(daemon, driver) as runtime:
@@ -76,7 +90,7 @@ async def test_an_irc_channel_line_is_answered_in_the_channel_to_the_nick(daemon
                 "private": True,
             },
         )
-        await wait_until(lambda: len(runtime.outcomes) == 2)
+        await until(lambda: len(runtime.outcomes) == 2)
         assert [o.ok for o in runtime.outcomes] == [True, True]
     said = await entries(daemon, type="forum-post", author="claude-1")
     by_text = {e["evidence/body"]["text"]: e for e in said}
@@ -168,6 +182,7 @@ async def test_command_driver_kills_a_process_past_the_time_budget(
     daemon: Daemon, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
+    # a model process that outlasts the 1 s budget: time is what is under test
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(30)"
     driver = CommandDriver([sys.executable, "-c", code], timeout_s=30)
     async with running_agent(daemon, driver, max_seconds=1):
@@ -192,10 +207,7 @@ async def test_futon_agent_run_as_a_process_with_the_script_driver(
     )  # fmt: skip
     try:
         record = daemon.registry.get("claude-1")
-        for _ in range(200):
-            if record.connected:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: record.connected, what="the agent process connecting")
         assert record.connected, "the agent process did not connect"
         assert await ask_by_chat(http, daemon, "hello?") == "from the script"
     finally:
@@ -272,7 +284,8 @@ async def test_a_daemon_restart_mid_turn_ends_the_turn_visibly_and_the_next_turn
         try:
             async with connected(http, first, "codex-1") as asker:
                 await asker.send({"type": "chat", "to": "claude-1", "text": "first"})
-                await asyncio.sleep(0.3)
+                # the model is thinking (inside its delay_s) when the daemon goes
+                await until(lambda: driver.requests, what="the first model turn")
         except BaseException:
             await agent.__aexit__(None, None, None)
             raise

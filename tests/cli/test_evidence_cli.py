@@ -70,9 +70,11 @@ def test_query_pages_with_a_cursor(config: Path, capsys: pytest.CaptureFixture[s
 
 def test_table_output_prints_entry_text_literally(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fill(config)
-    assert main(["evidence", "query", "--config", str(config), "--author", "joe"]) == 0
+    assert main(["evidence", "query", "--config", str(config), "--author", "joe", "--wide"]) == 0
     out = capsys.readouterr().out
     assert "[bold]who broke" in out and "e-root" in out
+    assert main(["evidence", "query", "--config", str(config), "--author", "joe"]) == 0
+    assert "[bold]who broke" in capsys.readouterr().out  # one line each, just as literal
 
 
 def test_bad_filter_is_a_usage_error(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,13 +134,20 @@ def test_reading_beside_a_running_writer_uses_its_index(config: Path) -> None:
 
 def test_tail_follow_prints_entries_as_they_are_appended(config: Path) -> None:
     fill(config)
+    with JsonlStore(evidence_dir(config)) as writer:  # the initial page: one line to wait for
+        writer.append_sync({"id": "e-old", "subject": {"ref/type": "agent", "ref/id": "codex-1"},
+                            "type": "presence-event", "claim-type": "observation",
+                            "author": "codex-1"})  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "futon", "evidence", "tail", "-f", "-n", "1", "--json",
          "--config", str(config), "--author", "codex-1", "--interval", "0.05"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=futon_env(),
     )  # fmt: skip
     try:
-        time.sleep(1.0)  # let it print the initial page and start following
+        # The initial page printed means its last seq is taken: whatever is
+        # appended from now on is "new" to the follow, however soon.
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["evidence/id"] == "e-old"
         with JsonlStore(evidence_dir(config)) as writer:
             for n in range(3):
                 writer.append_sync({"id": f"e-new-{n}", "subject": {"ref/type": "agent", "ref/id": "codex-1"},

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "config"
+SHIPPED = REPO / "futon" / "data" / "config"  # the one copy, shipped as package data
 SHIPPED_FILES = ("futon.yaml", "peripherals.yaml", "agents.yaml")
 
 

@@ -29,7 +29,7 @@ def closed_config(folder: Path, **overrides: object) -> Path:
 
 
 def test_shipped_defaults_bind_to_loopback() -> None:
-    config = load_config(Path(__file__).resolve().parents[2] / "config" / "futon.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "futon" / "data" / "config" / "futon.yaml")
     assert is_loopback(config.daemon.http.host) and is_loopback(config.daemon.irc.server.host)
     check_exposure(config)  # loopback: nothing to refuse
 

@@ -195,6 +195,12 @@ async def test_settings_apply_live_and_restart_only_ones_are_reported(
 
         status, body = await reload(http, daemon)  # nothing new, but the restart is still owed
         assert body["settings"] == [] and body["restart_required"] == ["data_dir", "http.port"]
+        assert "tickle" in daemon.tasks.names  # the watch runs among the daemon's background tasks
+
+        edit_yaml(cfg(daemon, "futon.yaml"), lambda doc: doc["tickle"].__setitem__("enabled", False))
+        status, body = await reload(http, daemon)
+        assert status == 200 and body["settings"] == ["tickle.enabled"]
+        assert "tickle" not in daemon.tasks.names and not daemon.tickle.enabled
 
 
 async def test_a_new_admin_token_guards_the_very_next_request(

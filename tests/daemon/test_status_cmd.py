@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from futon.cli import main
-from tests.support import make_config
+from tests.support import make_config, refused_port
 from tests.transports.kit import connected, running_daemon
 
 
@@ -65,10 +64,8 @@ async def test_status_needs_the_admin_token_when_one_is_configured(
 def test_a_daemon_that_is_not_running_is_one_line_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
-    assert main(["status", "--url", f"http://127.0.0.1:{port}"]) == 1
+    with refused_port() as port:  # held while status knocks: nothing listens there
+        assert main(["status", "--url", f"http://127.0.0.1:{port}"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert (

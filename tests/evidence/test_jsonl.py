@@ -18,6 +18,7 @@ from futon.evidence.jsonl import StoreLocked, list_shards, open_for_reading
 from futon.evidence.verify import verify_store
 from futon.protocol.errors import StoreError
 from tests.evidence.conftest import entry
+from tests.support import until
 
 
 def lines_of(directory: Path) -> list[dict]:
@@ -57,7 +58,7 @@ async def test_interval_mode_syncs_later_not_per_append(tmp_path: Path) -> None:
     for _ in range(20):
         await store.append(entry())
     assert store.sync_count <= 2
-    await asyncio.sleep(0.2)
+    await until(lambda: store.sync_count >= 1 and not store._dirty, what="the interval sync")
     assert store.sync_count >= 1 and not store._dirty
     await store.aclose()
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from futon.transports.irc_server import IrcLimits
+from futon.transports.irc import IrcLimits
+from tests.support import until
 from tests.transports.irc.kit import RawClient, irc_server
 
 
@@ -25,10 +26,7 @@ async def test_a_client_that_never_reads_is_dropped_and_others_are_served() -> N
         _, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
         writer.write(b"NICK sleeper\r\nUSER s 0 * :Sleeper\r\nJOIN #room\r\n")
         await writer.drain()
-        for _ in range(100):
-            if "sleeper" in server.members("#room"):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: "sleeper" in server.members("#room"), what="the sleeper joined")
         line = "x" * 400
         dropped = False
         for n in range(20_000):

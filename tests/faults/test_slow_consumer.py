@@ -16,6 +16,7 @@ import aiohttp
 
 from futon.daemon.app import Daemon
 from futon.transports.ws import OUTBOUND_LIMIT
+from tests.support import until
 from tests.transports.kit import base_url, connected
 
 
@@ -43,10 +44,7 @@ async def never_reading_agent(port: int, agent_id: str) -> asyncio.StreamWriter:
 async def test_a_slow_reader_is_cut_off_and_others_are_not_delayed(daemon: Daemon, http: aiohttp.ClientSession) -> None:
     big = "x" * 60_000  # large pushes, so socket buffers fill and the queue grows
     slow = await never_reading_agent(daemon.ports["http"], "codex-1")
-    for _ in range(100):
-        if daemon.registry.get("codex-1").link is not None:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: daemon.registry.get("codex-1").link is not None, what="codex-1 linked")
     async with connected(http, daemon, "tickle-1") as reader:
         url = base_url(daemon) + "/api/alpha/chat"
         cut_off_after = None

@@ -56,6 +56,7 @@ async def agent(http: aiohttp.ClientSession, base: str, n: int, until: float, st
 async def irc_client(port: int, n: int, until: float, stats: dict) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"NICK human{n}\r\nUSER h{n} 0 * :Human {n}\r\nJOIN #load\r\n".encode())
+    joined = asyncio.Event()
 
     async def read() -> None:
         while True:
@@ -69,13 +70,15 @@ async def irc_client(port: int, n: int, until: float, stats: dict) -> None:
                 stats["errors"].append(text.strip())
             elif " PRIVMSG #load " in text:
                 stats["irc_lines_in"] += 1
+            elif " 366 " in text:  # end of NAMES: the JOIN is done
+                joined.set()
 
     pump = asyncio.ensure_future(read())
-    await asyncio.sleep(0.5)
+    await asyncio.wait_for(joined.wait(), 30)
     while time.monotonic() < until:
         writer.write(f"PRIVMSG #load :status from human{n} at {time.monotonic():.2f}\r\n".encode())
         stats["irc_lines_out"] += 1
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # time: the load's pace (a human's line every 0.5 s)
     writer.write(b"QUIT :done\r\n")
     await writer.drain()
     pump.cancel()
@@ -106,7 +109,7 @@ def test_agents_and_irc_clients_under_load(tmp_path: Path) -> None:
             async def sample() -> None:
                 while time.monotonic() < until:
                     samples.append((time.monotonic() - start, rss_kib(proc.pid)))
-                    await asyncio.sleep(SECONDS / 12)
+                    await asyncio.sleep(SECONDS / 12)  # time: the sampling pace
 
             await asyncio.gather(
                 sample(),

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.mcp.kit import futon_mcp, text, ws_url
-from tests.support import futon_env
+from tests.support import futon_env, until
 from tests.transports.kit import base_url, connected, running_daemon
 
 
@@ -24,6 +24,7 @@ class Proxy:
         self.port = port
         self.up = True
         self.holding = False
+        self.held = 0  # chunks swallowed while holding: the request reached the proxy
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.AbstractServer | None = None
 
@@ -46,6 +47,8 @@ class Proxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, hold: bool) -> None:
             with contextlib.suppress(OSError, ConnectionError):
                 while data := await src.read(65536):
+                    if hold and self.holding:
+                        self.held += 1
                     while hold and self.holding:  # swallow: the request never arrives
                         await asyncio.sleep(0.01)
                     dst.write(data)
@@ -78,7 +81,7 @@ async def test_the_daemon_going_away_mid_call_is_an_mcp_error_and_the_next_call_
                 assert (await mcp.ok("read", {"args": ["README.md"]}))["ok"] is True
                 proxy.holding = True
                 call = asyncio.ensure_future(mcp.call("read", {"args": ["README.md"]}))
-                await asyncio.sleep(0.3)
+                await until(lambda: proxy.held, what="the call reaching the proxy")
                 assert not call.done()  # in flight
                 proxy.cut()
                 failed = await asyncio.wait_for(call, 10)
@@ -153,7 +156,10 @@ async def test_a_client_that_never_reads_does_not_hold_up_the_daemon(tmp_path: P
             process.stdin.write("".join(json.dumps(line) + "\n" for line in lines).encode())
             with contextlib.suppress(ConnectionError):
                 await asyncio.wait_for(process.stdin.drain(), 5)
-            await asyncio.sleep(2)  # its stdout pipe fills up; nobody reads it
+            # Time, not synchronisation: nothing announces "the bridge is blocked on
+            # a full stdout pipe", and the checks below must hold at every moment,
+            # so give the 400 answers a span in which to pile up.
+            await asyncio.sleep(2)
             async with aiohttp.ClientSession() as http:
                 for _ in range(3):
                     async with http.get(

@@ -5,13 +5,13 @@ evidence chain of it all."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 
 from futon.agents.tooldefs import tool_spec
 from futon.evidence import EvidenceQuery
 from tests.mcp.kit import futon_mcp, text, ws_url
+from tests.support import until
 from tests.transports.irc.kit import RawClient
 from tests.transports.kit import running_daemon
 
@@ -23,13 +23,6 @@ CONTROLS = {
     "futon_inbox",
     "futon_evidence",
 }
-
-
-async def wait_for(condition, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
@@ -45,7 +38,7 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
 
             started = await mcp.ok("futon_start", {"peripheral": "explore"})
             assert started["peripheral_id"] == "explore"
-            await wait_for(lambda: len(mcp.notifications) >= 1)
+            await until(lambda: len(mcp.notifications) >= 1)
             listed = {t.name: t for t in (await mcp.session.list_tools()).tools}
             assert set(listed) - CONTROLS == set(started["tools"])  # exactly the envelope's tools
             assert "read" in listed and "edit" not in listed and "write" not in listed
@@ -68,7 +61,7 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
                 "futon_hop", {"to": "edit", "exit_condition": "found-target", "reason": "fix add"}
             )
             assert hopped["to"] == "edit" and hopped["session_id"] == started["session_id"]
-            await wait_for(lambda: len(mcp.notifications) > before)
+            await until(lambda: len(mcp.notifications) > before)
             names = set(await mcp.tool_names())
             assert "edit" in names and "write" in names and names - CONTROLS == set(hopped["tools"])
 
@@ -91,7 +84,7 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
 
             before = len(mcp.notifications)
             await mcp.ok("futon_stop", {"reason": "done"})
-            await wait_for(lambda: len(mcp.notifications) > before)
+            await until(lambda: len(mcp.notifications) > before)
             assert set(await mcp.tool_names()) == CONTROLS
         await joe.close()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from futon.evidence import EvidenceQuery
 from tests.mcp.kit import ws_url
-from tests.support import futon_env
+from tests.support import futon_env, until
 from tests.transports.irc.kit import RawClient
 from tests.transports.kit import running_daemon
 
@@ -35,10 +35,7 @@ async def test_an_irc_line_answered_by_a_command_that_uses_the_envelope_over_mcp
         try:
             store = daemon.store
             assert store is not None
-            for _ in range(400):  # until the agent is connected
-                if daemon.ws is not None and daemon.ws.count:
-                    break
-                await asyncio.sleep(0.025)
+            await until(lambda: daemon.ws is not None and daemon.ws.count, what="the agent connected")
             await joe.send("PRIVMSG #futon :claude-1: what does the README say?")
             answer = await joe.expect("PRIVMSG", timeout=30)
         finally:

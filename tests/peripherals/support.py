@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def shipped_peripherals() -> dict[str, Peripheral]:
-    return load_peripherals(load_config(REPO / "config" / "futon.yaml").peripherals)
+    return load_peripherals(load_config(REPO / "futon" / "data" / "config" / "futon.yaml").peripherals)
 
 
 @dataclass

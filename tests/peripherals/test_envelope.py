@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from futon.config.catalog import KNOWN_TOOLS
 from futon.evidence import MemoryStore
-from futon.peripherals.catalog import KNOWN_TOOLS
-from futon.peripherals.domain import install as install_domain
+from futon.peripherals.domain.installer import install as install_domain
 from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import PermissionDenied
 from tests.peripherals.support import (
@@ -107,3 +107,25 @@ async def test_an_action_in_chat_is_refused_because_chat_only_talks(workspace: P
     session = await runner.start("claude-1", "chat")
     with pytest.raises(PermissionDenied, match="only talks"):
         await session.step("read", ["README.md"])
+
+
+def test_a_read_only_peripheral_refuses_writes_even_if_it_lists_them(tmp_path: Path) -> None:
+    """``read_only`` is a wall in the dispatcher too, not only for bash; the
+    config refuses such a peripheral, so this builds one past validation."""
+    from futon.config.models import PeripheralSpec, ToolsSection
+    from futon.peripherals.dispatch import Dispatcher, Envelope
+    from futon.peripherals.spec import Peripheral
+    from futon.protocol.errors import PermissionDenied
+
+    with pytest.raises(ValueError, match="read_only is true"):
+        PeripheralSpec(tools=["read", "write"], scope="full-codebase", read_only=True, entry=["default"], exit=["done"])
+    spec = PeripheralSpec.model_construct(
+        tools=["read", "write", "edit"], scope="full-codebase", read_only=True, entry=["default"], exit=["done"],
+        context=["session-id"], config={},
+    )  # fmt: skip
+    envelope = Envelope(Peripheral("peek", spec), tmp_path.resolve(), "s1")
+    for tool, args in (("write", ["a.txt", "x"]), ("edit", ["a.txt", "x", "y"])):
+        with pytest.raises(PermissionDenied) as refused:
+            Dispatcher(ToolsSection()).admit(envelope, tool, args)
+        assert refused.value.code == "out-of-scope"
+    assert not (tmp_path / "a.txt").exists()

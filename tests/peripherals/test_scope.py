@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from futon.config.git_grammars import GRAMMARS as GIT_GRAMMARS
 from futon.config.models import DEFAULT_GIT_SUBCOMMANDS, DEFAULT_TEST_COMMANDS, ToolsSection
-from futon.peripherals.git_options import GRAMMARS as GIT_GRAMMARS
 from futon.peripherals.scope import check_git_command, check_test_command
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 from tests.peripherals.support import RecordingBackend, make_runner

@@ -238,3 +238,76 @@ async def test_runner_lists_sessions_newest_first_and_finds_them(workspace: Path
     assert caught.value.code == "session-not-found"
     await runner.stop_all("shutdown")
     assert {s.status for s in runner.sessions()} == {"stopped"}
+
+
+# ------------------------------------------------------------- the session service (issue 14, 15)
+
+
+async def test_the_runner_is_the_entry_point_start_step_hop_stop_by_session_id(workspace: Path) -> None:
+    store = MemoryStore()
+    runner = make_runner(workspace, RecordingBackend(replies={"read": "text"}), store)
+    session = await runner.start("claude-1", "explore")
+    assert (await runner.step(session.id, "read", ["src/app.py"])).result == "text"
+    hopped = await runner.hop(session.id, "edit", "found-target", "fix it")
+    assert (hopped.from_id, hopped.to_id) == ("explore", "edit")
+    stopped = await runner.stop(session.id, "done")
+    assert (stopped.peripheral_id, stopped.reason) == ("edit", "done")
+    assert stopped == await runner.stop(session.id, "again")  # idempotent: same fruit, first reason
+    with pytest.raises(NotFound) as missing:
+        await runner.step("sess-nope", "read", ["README.md"])
+    assert missing.value.code == "session-not-found"
+
+
+async def test_a_slot_holds_one_session_at_a_time_and_close_stops_it_once(workspace: Path) -> None:
+    store = MemoryStore()
+    runner = make_runner(workspace, RecordingBackend(), store)
+    seen: list[str | None] = []
+    slot = runner.slot("claude-1", lambda s: seen.append(s.peripheral.id if s else None))
+    with pytest.raises(FutonError) as empty:
+        await slot.step("read", ["README.md"])
+    assert empty.value.code == "no-active-peripheral"
+    session = await slot.start("explore")
+    with pytest.raises(FutonError) as busy:
+        await slot.start("edit")
+    assert busy.value.code == "peripheral-already-active"
+    await slot.hop("edit", "found-target")
+    await slot.close("connection-closed")
+    await slot.close("connection-closed")  # a second close does nothing
+    assert seen == ["explore", "edit", None]
+    assert slot.session is None and session.stop_reason == "connection-closed"
+    conclusions = [e for e in session_entries(store, session.id) if e["evidence/claim-type"] == "conclusion"]
+    assert len(conclusions) == 1
+    again = await slot.start("explore")  # an empty slot starts afresh
+    assert (await slot.stop("done")).reason == "done" and again.status == "stopped"
+
+
+async def test_sessions_of_an_earlier_run_are_described_from_their_evidence(workspace: Path) -> None:
+    store = MemoryStore()
+    before = make_runner(workspace, RecordingBackend(), store)  # the daemon before a restart
+    closed = await before.start("claude-1", "explore")
+    await closed.step("read", ["README.md"])
+    await closed.stop("done")
+    crashed = await before.start("claude-1", "explore")  # never concluded: a kill
+    await crashed.step("read", ["README.md"])
+    await crashed.step("read", ["src/app.py"])
+    stopping = make_runner(workspace, RecordingBackend(), store)  # a daemon stopped gracefully
+    shut = await stopping.start("codex-1", "explore")
+    await stopping.stop_all("shutdown")  # which ends open sessions as "shutdown"
+    assert crashed.status == "active" and shut.status == "stopped"
+
+    after = make_runner(workspace, RecordingBackend(), store)  # the daemon after it
+    listed = after.infos()
+    assert [i.session_id for i in listed] == [shut.id, crashed.id, closed.id]  # newest first
+    assert [i.session_id for i in after.infos("claude-1")] == [crashed.id, closed.id]
+    done = after.info(closed.id)
+    assert (done.state, done.reason, done.steps, done.agent_id) == ("stopped", "done", 1, "claude-1")
+    assert done.fruit is not None and done.fruit["found"] == ["README.md"]
+    lost = after.info(crashed.id)
+    assert (lost.state, lost.reason, lost.fruit, lost.steps) == ("interrupted", None, None, 2)
+    assert after.info(shut.id).state == "interrupted" and after.info(shut.id).reason == "shutdown"
+    live = await after.start("claude-1", "edit")
+    assert after.infos(limit=1)[0].to_dict()["state"] == "active"
+    assert after.info(live.id).peripheral_id == "edit"
+    with pytest.raises(NotFound) as missing:
+        after.info("sess-nope")
+    assert missing.value.code == "session-not-found"

@@ -27,6 +27,7 @@ import pytest
 from futon.daemon.app import Daemon
 from futon.transports.ws import CLOSE_UNAUTHORIZED
 from tests.security.conftest import Arena, rss_bytes
+from tests.support import until
 from tests.transports.kit import agent_socket, base_url, connected, running_daemon
 
 MiB = 1024 * 1024
@@ -67,15 +68,6 @@ async def raw_ws(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]
     await writer.drain()
     assert b" 101 " in await reader.readline()
     return reader, writer
-
-
-async def until(condition: Any, timeout: float = 10) -> None:
-    """Wait (polling) until ``condition()`` is true; fail after ``timeout``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 async def read_to_eof(reader: asyncio.StreamReader, timeout: float = 10) -> bytes:
@@ -517,3 +509,21 @@ async def test_a_registered_client_that_answers_pings_stays(tmp_path: Path) -> N
                     await writer.drain()
                     pongs += 1
         writer.close()
+
+
+async def test_a_client_that_ignores_rate_limit_refusals_is_closed(tmp_path: Path) -> None:
+    """Answering every frame of a flood spends the daemon on the attacker:
+    past a bucket's worth of refusals in a row the socket is closed (1008),
+    and the daemon stays responsive meanwhile."""
+    from futon.transports.ws import RATE_IGNORED_AFTER
+
+    async with stage(tmp_path, ws__max_frames_per_s=5, ws__burst=5) as arena:
+        async with agent_socket(arena.http, arena.daemon) as agent, arena.responsive():
+            for n in range(RATE_IGNORED_AFTER + 50):
+                await agent.send({"type": "ping", "req_id": n})
+            code = await agent.closed_with(timeout=10)
+        assert code == 1008
+        assert agent.ws.close_code == 1008
+        refused = [p for p in agent.pushes if p.get("code") == "rate-limited"]
+        assert 0 < len(refused) <= RATE_IGNORED_AFTER
+        await until(lambda: not arena.daemon.ws.connections)

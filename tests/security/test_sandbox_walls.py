@@ -88,7 +88,8 @@ def _test_sandbox_extras() -> list[str]:
 
 async def _settle(arena: Arena) -> None:
     # A connection the payload made is accepted on this loop: let it run
-    # before the listener's count is read.
+    # before the listener's count is read. A few loop turns, not a wait for an
+    # event: what is asserted next is an absence (no hit), which nothing announces.
     for _ in range(5):
         await asyncio.sleep(0.02)
 

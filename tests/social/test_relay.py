@@ -135,10 +135,10 @@ async def test_standup_with_nobody_online_says_so(world) -> None:  # type: ignor
 
 
 async def test_agent_replies_go_out_where_the_channel_is_and_into_the_thread(world) -> None:  # type: ignore[no-untyped-def]
-    relay, side, registry, store = world
+    relay, side, _registry, store = world
     elsewhere = RecordingSide(network="libera", channels={"#other"})
     relay.attach(elsewhere)
-    await relay.agent_says(registry.get("claude-1"), "#futon", "on it")
+    await relay.chat.say("claude-1", "#futon", "on it", transport="websocket")  # an agent's irc_response
     assert side.said == [("claude-1", "#futon", "on it", False)] and elsewhere.said == []
     entry = store.query(EvidenceQuery(subject_id="irc/#futon")).entries[0]
     assert (entry["evidence/author"], entry["evidence/body"]["transport"], entry["evidence/body"]["network"]) == ("claude-1", "ws-relay", "embedded")

@@ -11,23 +11,41 @@ import aiohttp
 from futon.config.models import TickleSection
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
+from futon.social.chat import Chat
 from futon.social.tickle import Tickle
 from tests.transports.kit import connected
 
 
 @dataclass
 class RecordingSpeaker:
+    """An IRC side carrying #futon that records what is said on it."""
+
+    network: str = "recording"
     said: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def say_as(self, nick: str, author: str, to: str, text: str) -> None:
-        self.said.append((nick, to, text))
+    async def say(self, nick: str, target: str, text: str, *, notice: bool = False) -> None:
+        self.said.append((nick, target, text))
+
+    async def ensure_agent(self, nick: str, channels: list[str]) -> None:
+        pass
+
+    def joined(self, channel: str) -> bool:
+        return channel == "#futon"
+
+
+def chat_with(daemon: Daemon, speaker: RecordingSpeaker | None = None) -> Chat:
+    """The one chat path over the daemon's registry and store, speaking on ``speaker``."""
+    chat = Chat(daemon.registry, daemon.pipeline, daemon.store)
+    if speaker is not None:
+        chat.attach(speaker)
+    return chat
 
 
 async def test_tickle_pages_a_silent_agent_then_escalates_then_forgets_once_it_speaks(daemon: Daemon, http: aiohttp.ClientSession) -> None:
     now = [datetime.now(UTC)]
     speaker = RecordingSpeaker()
     settings = TickleSection(enabled=True, interval_s=1, stale_after_s=30, escalate_to=["joe"])
-    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, settings, speaker=speaker, clock=lambda: now[0])
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, chat_with(daemon, speaker), settings, clock=lambda: now[0])
     async with connected(http, daemon, "codex-1") as codex:
         started = await codex.ask({"type": "peripheral_start"})
         first = await tickle.scan()
@@ -61,14 +79,14 @@ async def test_tickle_pages_a_silent_agent_then_escalates_then_forgets_once_it_s
 
 async def test_agents_without_an_open_session_are_not_paged(daemon: Daemon) -> None:
     now = [datetime.now(UTC) + timedelta(hours=1)]
-    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, TickleSection(stale_after_s=1), clock=lambda: now[0])
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, chat_with(daemon), TickleSection(stale_after_s=1), clock=lambda: now[0])
     report = await tickle.scan()
     assert report.paged == [] and set(report.agents) == {"claude-1", "codex-1"}
 
 
 async def test_standup_runs_the_mission_control_review_and_posts_its_summary(daemon: Daemon) -> None:
     speaker = RecordingSpeaker()
-    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, TickleSection(), speaker=speaker)
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, chat_with(daemon, speaker), TickleSection())
     summary = await tickle.standup("#futon")
     assert speaker.said == [("tickle-1", "#futon", f"standup review: {summary}")]
     assert daemon.store.query(EvidenceQuery(tags=("tickle", "standup"))).entries[0]["evidence/body"]["summary"] == summary
@@ -80,7 +98,7 @@ async def test_the_watch_runs_by_itself_on_its_interval(daemon: Daemon, http: ai
     import asyncio
 
     settings = TickleSection(enabled=True, interval_s=0.05, stale_after_s=0.2)
-    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, daemon.pipeline, settings)
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, chat_with(daemon), settings)
     async with connected(http, daemon, "codex-1") as codex:
         await codex.ask({"type": "peripheral_start"})
         tickle.start()

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from futon.daemon.app import Daemon
+from futon.social.pipeline import Inbound
 from tests.transports.kit import base_url, connected, running_daemon
 
 
@@ -221,3 +222,101 @@ async def test_arbitrary_bodies_always_get_a_typed_answer(tmp_path: Path, path: 
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(check)
         assert results
+
+
+# ------------------------------------------------------------- issue 15: sessions survive, dispatch once
+
+
+async def test_sessions_survive_a_restart_open_ones_as_interrupted(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    async with running_daemon(tmp_path) as daemon:
+        async with connected(http, daemon, "claude-1") as agent:
+            closed = await agent.ask({"type": "peripheral_start", "peripheral_id": "explore"})
+            await agent.ask({"type": "tool_action", "tool": "read", "args": ["README.md"]})
+            assert (await agent.ask({"type": "peripheral_stop", "reason": "done"}))["type"] == "peripheral_stopped"
+        async with connected(http, daemon, "claude-1") as agent:
+            opened = await agent.ask({"type": "peripheral_start", "peripheral_id": "explore"})
+            assert (await agent.ask({"type": "tool_action", "tool": "read", "args": ["src/app.py"]}))["ok"] is True
+            await daemon.stop()  # with the session open and its socket connected
+    async with running_daemon(tmp_path) as daemon:  # a new daemon on the same folder
+        base = base_url(daemon)
+        status, body = await call(http, "GET", base + "/api/alpha/sessions")
+        assert status == 200
+        listed = {s["session_id"]: s for s in body["sessions"]}
+        assert list(listed) == [opened["session_id"], closed["session_id"]]  # newest first
+        status, still_open = await call(http, "GET", base + f"/session/{opened['session_id']}")
+        assert status == 200 and still_open == listed[opened["session_id"]]
+        assert still_open["state"] == "interrupted" and still_open["agent_id"] == "claude-1"
+        assert still_open["steps"] == 1 and still_open["peripheral_id"] == "explore"
+        status, done = await call(http, "GET", base + f"/session/{closed['session_id']}")
+        assert (done["state"], done["reason"], done["steps"]) == ("stopped", "done", 1)
+        assert done["fruit"]["found"] == ["README.md"]
+        status, body = await call(http, "GET", base + "/session/sess-nope")
+        assert (status, body["code"]) == (404, "session-not-found")
+        status, body = await call(http, "GET", base + "/api/alpha/sessions", params={"limit": "1"})
+        assert [s["session_id"] for s in body["sessions"]] == [opened["session_id"]]
+        status, body = await call(http, "GET", base + "/api/alpha/sessions", params={"limit": "0"})
+        assert (status, body["code"]) == (400, "invalid-query")
+
+
+async def test_a_repeated_msg_id_returns_the_first_receipt_and_runs_nothing(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    base = base_url(daemon)
+    url = base + "/dispatch"
+    message = {"msg_id": "once-1", "from": "joe", "to": "claude-1",
+               "payload": {"actions": [{"tool": "read", "args": ["README.md"]}]}}  # fmt: skip
+    status, first = await call(http, "POST", url, json=message)
+    assert status == 200 and first["route"] == "peripheral/run-chain"
+    status, again = await call(http, "POST", url, json=message)
+    assert status == 200 and again == first  # the same receipt: same session, same time
+    status, sessions = await call(http, "GET", base + "/api/alpha/sessions", params={"agent-id": "claude-1"})
+    assert [s["session_id"] for s in sessions["sessions"]] == [first["session_id"]]  # one session ran
+    status, records = await call(http, "GET", base + "/api/alpha/evidence", params={"tag": "dispatch"})
+    assert [e["evidence/body"]["msg_id"] for e in records["entries"]] == ["once-1"]  # one dispatch record
+
+    status, other = await call(http, "POST", url, json={**message, "msg_id": "once-2"})
+    assert status == 200 and other["session_id"] != first["session_id"]  # a new msg_id runs again
+    status, body = await call(http, "POST", url, json={**message, "payload": {"actions": []}})
+    assert (status, body["code"]) == (409, "duplicate-msg-id")  # same msg_id, another message
+    assert body["context"] == {"msg_id": "once-1"}
+
+    async with connected(http, daemon, "claude-1") as agent:  # WS `message` frames alike
+        frame = {"type": "message", "msg_id": "ws-once", "to": "claude-1",
+                 "payload": {"actions": [{"tool": "read", "args": ["README.md"]}]}}  # fmt: skip
+        receipt = await agent.ask(frame)
+        assert receipt["type"] == "receipt" and receipt["session_id"]
+        repeat = await agent.ask(frame)
+        assert {k: v for k, v in repeat.items() if k != "req_id"} == {k: v for k, v in receipt.items() if k != "req_id"}
+    status, sessions = await call(http, "GET", base + "/api/alpha/sessions", params={"agent-id": "claude-1"})
+    assert len(sessions["sessions"]) == 3
+
+
+async def test_a_repeat_while_the_first_runs_waits_for_it_and_gets_its_receipt(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    inbound = Inbound(msg_id="slow-1", sender="joe", to="codex-1", payload={"coordination": True, "ask": "status?"},
+                      transport="http", sender_type="human")  # fmt: skip
+    async with connected(http, daemon, "codex-1") as codex:
+        first = asyncio.ensure_future(daemon.pipeline.dispatch(inbound))
+        pushed = await codex.push_of("message")  # the first is delivered and waits for the reply
+        repeat = asyncio.ensure_future(daemon.pipeline.dispatch(inbound))
+        await asyncio.sleep(0)  # one turn of the loop: the repeat reaches the pipeline (no timing)
+        assert not repeat.done()
+        await codex.send({"type": "reply", "msg_id": pushed["msg_id"], "payload": "green"})
+        one, two = await asyncio.gather(first, repeat)
+        assert one is two and one.reply == "green"
+        assert (await codex.ask({"type": "ping"}))["type"] == "pong"
+        assert not [p for p in codex.pushes if p["type"] == "message"]  # delivered once
+
+
+async def test_a_failed_first_dispatch_leaves_nothing_so_a_retry_runs(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+    url = base_url(daemon) + "/dispatch"
+    message = {"msg_id": "retry-1", "to": "codex-1", "payload": {"type": "page"}}
+    status, body = await call(http, "POST", url, json=message)
+    assert (status, body["code"]) == (502, "agent-unreachable")  # codex-1 is not connected
+    async with connected(http, daemon, "codex-1") as codex:
+        pending = asyncio.ensure_future(call(http, "POST", url, json=message))
+        pushed = await codex.push_of("message")
+        await codex.send({"type": "reply", "msg_id": pushed["msg_id"], "payload": "here"})
+        status, receipt = await pending
+    assert status == 200 and receipt["reply"] == "here"

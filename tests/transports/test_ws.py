@@ -12,6 +12,7 @@ import pytest
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from futon.protocol.frames import FEATURES, PROTOCOL_VERSION
+from tests.support import until
 from tests.transports.kit import agent_socket, base_url, connected
 
 
@@ -146,11 +147,7 @@ async def test_stop_racing_close_yields_exactly_one_conclusion(daemon: Daemon, h
         await agent.send({"type": "tool_action", "tool": "bash-readonly", "args": ["sleep 5"]})
         await agent.send({"type": "peripheral_stop", "reason": "client-requested"})
         await agent.ws.close()
-    for _ in range(100):
-        session = daemon.runner.get(started["session_id"])
-        if session.status == "stopped":
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: daemon.runner.get(started["session_id"]).status == "stopped")
     conclusions = daemon.store.query(EvidenceQuery(session_id=started["session_id"], claim_type="conclusion"))
     assert len(conclusions.entries) == 1
     assert daemon.registry.get("claude-1").link is None
@@ -159,10 +156,7 @@ async def test_stop_racing_close_yields_exactly_one_conclusion(daemon: Daemon, h
 async def test_close_stops_the_active_peripheral(daemon: Daemon, http: aiohttp.ClientSession) -> None:
     async with connected(http, daemon, "codex-1") as agent:
         started = await agent.ask({"type": "peripheral_start"})
-    for _ in range(100):
-        if daemon.runner.get(started["session_id"]).status == "stopped":
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: daemon.runner.get(started["session_id"]).status == "stopped")
     session = daemon.runner.get(started["session_id"])
     assert (session.status, session.stop_reason) == ("stopped", "connection-closed")
 
@@ -262,6 +256,7 @@ async def test_flooding_is_rate_limited_and_the_connection_survives(tmp_path, ht
             await agent.send({"type": "ping", "req_id": n})
         replies = [await agent.recv() for _ in range(20)]
         assert any(r.get("code") == "rate-limited" for r in replies)
+        # time, not synchronisation: the token bucket (5/s) refills only as time passes
         await asyncio.sleep(1.2)
         assert (await agent.ask({"type": "ping"}))["type"] == "pong"
 
@@ -354,3 +349,34 @@ async def test_replay_windows_survive_a_daemon_restart(tmp_path, http: aiohttp.C
         async with http.post(base_url(daemon) + "/api/alpha/chat", json={"to": "codex-1", "text": "after", "from": "joe"}) as r:
             assert r.status == 202
         assert (await codex.push_of("chat_message"))["seq"] == 4  # numbering continues
+
+
+async def test_presence_follows_the_session_and_a_superseded_socket_leaves_the_new_one_alone(
+    daemon: Daemon, http: aiohttp.ClientSession
+) -> None:
+    record = daemon.registry.get("claude-1")
+    concluded: dict[str, asyncio.Event] = {}
+
+    def on_entry(entry: dict[str, object]) -> None:
+        if entry.get("evidence/claim-type") == "conclusion":
+            concluded.setdefault(str(entry.get("evidence/session-id")), asyncio.Event()).set()
+
+    unsubscribe = daemon.store.subscribe(on_entry)
+    async with connected(http, daemon, "claude-1") as first:
+        old = await first.ask({"type": "peripheral_start", "peripheral_id": "explore"})
+        assert (record.session_id, record.peripheral_id) == (old["session_id"], "explore")
+        await first.ask({"type": "tool_action", "tool": "read", "args": ["src/app.py"]})
+        await first.ask({"type": "hop", "to": "edit", "exit_condition": "found-target"})
+        assert record.peripheral_id == "edit"  # the hop shows in presence
+        async with connected(http, daemon, "claude-1") as second:
+            assert await first.closed_with() == 4000
+            new = await second.ask({"type": "peripheral_start", "peripheral_id": "explore"})
+            # The old socket's close stopped its own session only, and left
+            # the new socket's session in presence.
+            await asyncio.wait_for(concluded.setdefault(old["session_id"], asyncio.Event()).wait(), 10)
+            stopped = await daemon.runner.stop(old["session_id"], "again")  # idempotent: the first stop's
+            assert stopped.reason == "connection-closed"
+            assert (record.session_id, record.peripheral_id) == (new["session_id"], "explore")
+            await second.ask({"type": "peripheral_stop", "reason": "done"})
+            assert (record.session_id, record.peripheral_id) == (None, None)
+    unsubscribe()

@@ -122,7 +122,8 @@ def parse_response(data: dict[str, Any]) -> ModelTurn:
     content = data.get("content")
     if not isinstance(content, list):
         raise DriverError(f"the response has no content: {json.dumps(data)[:200]}")
-    texts, calls = [], []
+    texts: list[str] = []
+    calls: list[ToolCall] = []
     for block in content:
         if not isinstance(block, dict):
             continue

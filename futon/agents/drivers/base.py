@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import aiohttp
 
+from futon.agents.tooldefs import ToolSpec  # defined with the schemas it carries
+
 log = logging.getLogger("futon.agent.driver")
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -51,16 +53,6 @@ class ToolCall:
 class ModelTurn:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """A tool as a model sees it: a function with JSON-Schema parameters
-    (always an object schema)."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from futon.agents.client import AgentClient
 from futon.agents.drivers.base import (
     Driver,
     DriverError,
@@ -46,9 +46,7 @@ from futon.agents.drivers.base import (
     ToolSpec,
     transcript,
 )
-
-if TYPE_CHECKING:
-    from futon.agents.client import AgentClient
+from futon.agents.mcp_bridge import Relay
 
 MCP_SERVER_NAME = "futon"
 
@@ -82,8 +80,6 @@ class CommandDriver(Driver):
             return await self._run(self.argv, transcript(messages), None)
         if self.client is None:
             raise DriverError("--mcp needs the agent's connection (CommandDriver.bind)")
-        from futon.agents.mcp_bridge import Relay
-
         with tempfile.TemporaryDirectory(prefix="futon-mcp-") as folder:
             relay_path = str(Path(folder) / "relay.sock")
             command = [sys.executable, "-m", "futon"]

@@ -5,7 +5,10 @@ agent and wait for the answer).
 **The wire** (futon3c's ``scripts/alfworld-server.py``): ``POST /reset``,
 ``POST /step {"action": …}`` and ``GET /state`` each answer the state
 document ``{observation, task, task_type, step, done, won, score, max_score,
-admissible_commands}``; a refusal is an HTTP error status, usually with
+admissible_commands}``. A session's requests also carry ``"session": id``
+(``?session=id`` on ``GET /state``) so that a server that keeps one game per
+session — ``futon alfworld serve`` does — gives each its own room; futon3c's
+server ignores the key. A refusal is an HTTP error status, usually with
 ``{"error": …}``. :class:`AlfworldClient` checks every reply: ``observation``
 must be a string; ``done``/``won`` booleans, ``score`` a number and
 ``step`` an integer when present (absent: false, false, 0, counted here).
@@ -36,71 +39,25 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
-from pydantic import Field, field_validator
 
-from futon.config.models import _AGENT_ID
-from futon.peripherals.args import Options, ToolArgs, register_args
+from futon.peripherals.domain.alfworld_args import (
+    VERBS,
+    AlfworldActionArgs,
+    BellArgs,
+    WhistleArgs,
+)
 from futon.peripherals.tools import Messenger, ToolContext
 from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import FutonError, ToolError
 
-VERBS: tuple[str, ...] = (
-    "go", "take", "put", "open", "close", "toggle", "clean", "heat", "cool",
-    "use", "examine", "inventory", "look",
-)  # fmt: skip
 STATE_KEY = "alfworld-state"
 DEFAULT_TIMEOUT_S = 10.0
 MAX_REPLY = 1024 * 1024
 KEEP_ACTIONS = 50  # actions and events kept in the session state
 WHISTLE_GRACE_S = 2.0  # beyond the asked timeout, in case a messenger ignores it
-
-# ------------------------------------------------------------------ arguments
-
-
-class AlfworldActionArgs(ToolArgs):
-    tool = "alfworld-action"
-    summary = "Act in the text environment: a command starting with " + ", ".join(VERBS) + "."
-    action: str = Field(min_length=1, max_length=500)
-
-    @field_validator("action")
-    @classmethod
-    def _known_verb(cls, value: str) -> str:
-        if "\n" in value or "\r" in value:
-            raise ValueError("an action is one line")
-        words = value.split()
-        if not words:
-            raise ValueError("an action needs a verb")
-        if words[0].lower() not in VERBS:
-            raise ValueError(
-                f"unknown verb {words[0]!r}; an action starts with one of: {', '.join(VERBS)}"
-            )
-        return " ".join([words[0].lower(), *words[1:]])
-
-
-class BellArgs(ToolArgs):
-    tool = "bell"
-    summary = "Ring a room: broadcast a message to the agents in it."
-    room: str = Field(min_length=1, max_length=64, pattern=r"^[#&]?[A-Za-z0-9][A-Za-z0-9_.#&-]*$")
-    text: str = Field(min_length=1, max_length=4000)
-
-
-class WhistleOptions(Options):
-    timeout_s: float = Field(
-        default=60.0, gt=0, le=600, description="how long to wait for the answer"
-    )
-
-
-class WhistleArgs(ToolArgs):
-    tool = "whistle"
-    summary = "Ask one agent and wait for its answer."
-    agent_id: str = Field(min_length=1, max_length=30, pattern=_AGENT_ID.pattern)
-    text: str = Field(min_length=1, max_length=4000)
-    options: WhistleOptions = Field(default_factory=WhistleOptions)
-
-
-ARG_MODELS: tuple[type[ToolArgs], ...] = (AlfworldActionArgs, BellArgs, WhistleArgs)
 
 # ------------------------------------------------------------------ the client
 
@@ -171,14 +128,17 @@ class AlfworldClient:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
 
-    async def reset(self) -> EnvState:
-        return parse_state(await self._call("POST", "/reset", {}), "POST /reset")
+    async def reset(self, session: str | None = None) -> EnvState:
+        body = {"session": session} if session else {}
+        return parse_state(await self._call("POST", "/reset", body), "POST /reset")
 
-    async def step(self, action: str) -> EnvState:
-        return parse_state(await self._call("POST", "/step", {"action": action}), "POST /step")
+    async def step(self, action: str, session: str | None = None) -> EnvState:
+        body = {"action": action, **({"session": session} if session else {})}
+        return parse_state(await self._call("POST", "/step", body), "POST /step")
 
-    async def state(self) -> EnvState:
-        return parse_state(await self._call("GET", "/state"), "GET /state")
+    async def state(self, session: str | None = None) -> EnvState:
+        path = "/state?" + urlencode({"session": session}) if session else "/state"
+        return parse_state(await self._call("GET", path), "GET /state")
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         endpoint = f"{method} {path}"
@@ -199,7 +159,7 @@ class AlfworldClient:
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise ToolError(
-                f"alfworld server at {self.base_url} is unreachable ({exc.os_error.strerror or exc}); is it running?",
+                f"alfworld server at {self.base_url} is unreachable ({exc.os_error.strerror or exc}); is it running? (`futon alfworld serve` starts one)",
                 context={"endpoint": endpoint},
             ) from None
         except aiohttp.ClientError as exc:
@@ -287,14 +247,14 @@ class AlfworldTools:
                 context={"won": state["won"]},
             )
         if not state["started"]:
-            first = await client.reset()
+            first = await client.reset(ctx.session_id)
             state.update(
                 started=True,
                 task=first.task or first.observation,
                 observation=first.observation,
                 step=0,
             )
-        env = await client.step(args.action)
+        env = await client.step(args.action, ctx.session_id)
         step = env.step if env.step is not None else state["step"] + 1
         state.update(
             observation=env.observation, done=env.done, won=env.won, score=env.score, step=step
@@ -389,8 +349,6 @@ def install(
 ) -> AlfworldTools:
     """Register alfworld-action, bell and whistle. ``server``/``timeout_s``
     are fallbacks for the peripheral's ``config: {alfworld_server, timeout_s}``."""
-    for model in ARG_MODELS:
-        register_args(model)
     tools = AlfworldTools(server, timeout_s)
     backend.register("alfworld-action", tools.alfworld_action)
     backend.register("bell", tools.bell)

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from futon.peripherals.tools.beneath import Beneath
+from futon.protocol.errors import FutonError
 
 SUFFIXES = frozenset({".txt", ".md", ".jsonl"})
 MAX_FILES = 5_000
@@ -38,13 +42,16 @@ def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if len(w) > 1]
 
 
-def search(root: Path, query: str, top_k: int = 10) -> list[dict[str, Any]]:
+def search(
+    root: Path, query: str, top_k: int = 10, hidden: tuple[Path, ...] = ()
+) -> list[dict[str, Any]]:
     """``[{source, score, excerpt}]`` best first; only passages sharing a
-    word with the query."""
+    word with the query. Files are read beneath ``root`` (a symlink out of
+    it is skipped) and ``hidden`` paths never."""
     terms = list(dict.fromkeys(words(query)))
     if not terms:
         return []
-    passages = list(_passages(root))
+    passages = list(_passages(root, hidden))
     if not passages:
         return []
     average = sum(sum(p.words.values()) for p in passages) / len(passages) or 1.0
@@ -69,6 +76,19 @@ def search(root: Path, query: str, top_k: int = 10) -> list[dict[str, Any]]:
     ]
 
 
+def _read(under: Beneath, real_root: Path, path: Path) -> str | None:
+    """The text of ``path``, read beneath the corpus folder: a symlink that
+    leads out of it, futon's own files and anything not a regular file are
+    skipped (None)."""
+    rel = os.path.relpath(os.path.realpath(path), real_root)
+    if rel == ".." or rel.startswith("../"):
+        return None
+    try:
+        return under.read_bytes(rel, MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    except (FutonError, OSError):
+        return None
+
+
 def _files(root: Path) -> list[Path]:
     found = []
     for path in sorted(root.rglob("*")):
@@ -82,13 +102,13 @@ def _files(root: Path) -> list[Path]:
     return found
 
 
-def _passages(root: Path) -> list[Passage]:
+def _passages(root: Path, hidden: tuple[Path, ...] = ()) -> list[Passage]:
     out: list[Passage] = []
-    for path in _files(root):
-        try:
-            with path.open("rb") as handle:
-                text = handle.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
-        except OSError:
+    real_root = Path(os.path.realpath(root))
+    with Beneath(real_root, hidden) as under:
+        texts = [(path, _read(under, real_root, path)) for path in _files(root)]
+    for path, text in texts:
+        if text is None:
             continue
         name = path.relative_to(root).as_posix()
         if path.suffix.lower() == ".jsonl":
@@ -110,7 +130,8 @@ def _add(out: list[Passage], source: str, text: str) -> None:
 def _paragraphs(text: str) -> list[tuple[int, str]]:
     """``(first line number, paragraph)`` for each blank-line separated block."""
     blocks: list[tuple[int, str]] = []
-    start, lines = 0, []
+    start = 0
+    lines: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             if not lines:

@@ -113,7 +113,7 @@ def impact(graph: Graph, statuses: Mapping[str, str]) -> list[dict[str, Any]]:
         for dep in deps:
             if dep in dependents:
                 dependents[dep].add(node)
-    ranked = []
+    ranked: list[dict[str, Any]] = []
     for node in graph:
         if statuses.get(node) in SETTLED:
             continue

@@ -15,7 +15,7 @@ phase       allowed tools
 setup       read glob grep bash-readonly, *-load *-save, *-query *-upsert,
             dag-check dag-impact, canonical-get/update mission-spec-get/
             update, cycle-begin cycle-get cycle-list, failed-route-add
-            failed-approach-add                                (peripherals.md)
+            failed-approach-add                                (docs/peripherals.md)
 observe     LOOK = read glob grep bash-readonly, *-load, *-query, dag-*,
             canonical-get mission-spec-get, cycle-get cycle-list,
             corpus-check evidence-query, cycle-advance
@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from futon.peripherals.dispatch import Envelope
-from futon.peripherals.domain.cycle_state import PHASES, kind_of
+from futon.peripherals.domain.cycle_state import PHASES, Phase, kind_of
 from futon.protocol.errors import PermissionDenied
 
 READ = frozenset({"read", "glob", "grep", "bash-readonly"})
@@ -114,7 +114,7 @@ assert set(PHASE_TOOLS) == {"setup", *PHASES}
 assert set(REQUIRED_OUTPUTS) == set(PHASES) - {"completed"}
 
 
-def next_phase(phase: str) -> str:
+def next_phase(phase: str) -> Phase:
     """The phase after ``phase`` (``completed`` has none)."""
     position = PHASES.index(phase)
     if position + 1 >= len(PHASES):

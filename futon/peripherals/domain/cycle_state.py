@@ -30,16 +30,15 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from futon.evidence.model import format_at
+from futon.peripherals.domain.cycle_args import ID_PATTERN, Id
 from futon.peripherals.domain.cycle_status import Status
 from futon.protocol.errors import ToolError
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-Id = Annotated[str, Field(pattern=ID_PATTERN)]
 _ID = re.compile(ID_PATTERN)
 
 Phase = Literal[
@@ -53,7 +52,7 @@ Phase = Literal[
     "gate-review",
     "completed",
 ]
-PHASES: tuple[str, ...] = get_args(Phase)
+PHASES: tuple[Phase, ...] = get_args(Phase)
 
 
 def valid_id(value: object) -> bool:
@@ -351,7 +350,8 @@ class StateFiles:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return kind.model(id=state_id, created_at=now())
+            # model_validate: mypy sees the base class, whose `kind` has no default.
+            return kind.model.model_validate({"id": state_id, "created_at": now()})
         except OSError as exc:
             raise ToolError(
                 f"cannot read {kind.name} state {state_id!r}: {exc.strerror or exc}"

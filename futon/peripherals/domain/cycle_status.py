@@ -2,7 +2,7 @@
 for moving between them — one rule, used by ``status-validate``, by every
 upsert and save, and by gate G2.
 
-The rule (peripherals.md, "Domain peripherals"):
+The rule (docs/peripherals.md, "Cycle peripherals"):
 
 - the statuses are ``proved``, ``partial``, ``open``, ``false`` and
   ``numerically-verified``; any other name is invalid;

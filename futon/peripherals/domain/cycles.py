@@ -12,8 +12,8 @@ Public surface:
   returns the :class:`~futon.peripherals.domain.cycle_phases.CyclePhaseGate`
   the dispatcher must be given;
 - :func:`cycle_fruit` is what a proof or mission session returns on stop;
-- the argument models below (registered with ``register_args`` on import)
-  are the tools' wire shapes.
+- the tools' argument models (their wire shapes) are in
+  :mod:`futon.peripherals.domain.cycle_args`.
 
 Every tool is ``[id, …]`` where the id names the problem or mission; tools
 that change state load, change and save in one go (no await in between), so
@@ -27,16 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from futon.evidence.query import EvidenceQuery
-from futon.peripherals.args import Options, ToolArgs, register_args
 from futon.peripherals.domain import cycle_corpus, cycle_dag
+from futon.peripherals.domain.cycle_args import (
+    CorpusCheckArgs,
+    CycleAdvanceArgs,
+    CycleBeginArgs,
+    CycleGetArgs,
+    EvidenceQueryArgs,
+    GateCheckArgs,
+    ItemChanges,
+    StatusValidateArgs,
+    _FailureArgs,
+    _QueryArgs,
+    _SaveArgs,
+    _SpecUpdateArgs,
+    _StateArgs,
+    _UpsertArgs,
+)
 from futon.peripherals.domain.cycle_gates import report, run_gates
 from futon.peripherals.domain.cycle_phases import (
     ActiveCycle,
@@ -51,7 +65,6 @@ from futon.peripherals.domain.cycle_state import (
     Cycle,
     CycleState,
     FailureRecord,
-    Id,
     Item,
     Kind,
     PhaseRecord,
@@ -63,15 +76,10 @@ from futon.peripherals.domain.cycle_state import (
     sha256_text,
     valid_id,
 )
-from futon.peripherals.domain.cycle_status import Status, validate_transition
+from futon.peripherals.domain.cycle_status import validate_transition
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
-from futon.protocol.errors import ProtocolError, ToolError
-
-MAX_PHASE_DATA = 256 * 1024  # bytes of JSON recorded per phase
-MAX_STATE = 8 * 1024 * 1024  # bytes of JSON of a state given to *-save
-MAX_STATEMENT = 1024 * 1024
-MAX_NOTE = 64 * 1024
+from futon.protocol.errors import ToolError
 
 # Parts of a state a save must bring back unchanged: their own tools keep them.
 OWNED_BY_TOOLS = {
@@ -83,259 +91,6 @@ OWNED_BY_TOOLS = {
 }
 
 NO_CORPUS = "no corpus configured (peripherals.yaml {peripheral}.config.corpus_dir)"
-
-
-def _json_bytes(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
-
-
-def _at_most(value: Any, limit: int, what: str) -> Any:
-    if value is not None and _json_bytes(value) > limit:
-        raise ValueError(f"{what} is over {limit} bytes of JSON")
-    return value
-
-
-# ================================================================ arguments
-
-
-class _StateArgs(ToolArgs):
-    id: Id
-
-
-@register_args
-class ProofLoadArgs(_StateArgs):
-    tool = "proof-load"
-    summary = "Load a problem's state (a new id gives a fresh state)."
-
-
-@register_args
-class MissionLoadArgs(_StateArgs):
-    tool = "mission-load"
-    summary = "Load a mission's state (a new id gives a fresh state)."
-
-
-class _SaveArgs(ToolArgs):
-    id: Id
-    state: dict[str, Any] | None = None
-
-    @field_validator("state")
-    @classmethod
-    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _at_most(value, MAX_STATE, "state")
-
-
-@register_args
-class ProofSaveArgs(_SaveArgs):
-    tool = "proof-save"
-    summary = (
-        "Save a problem's state (optionally with edited ledger items and notes); bumps its version."
-    )
-
-
-@register_args
-class MissionSaveArgs(_SaveArgs):
-    tool = "mission-save"
-    summary = (
-        "Save a mission's state (optionally with edited obligations and notes); bumps its version."
-    )
-
-
-class QueryOptions(Options):
-    status: Status | None = None
-
-
-class _QueryArgs(ToolArgs):
-    id: Id
-    options: QueryOptions = Field(default_factory=QueryOptions)
-
-
-@register_args
-class LedgerQueryArgs(_QueryArgs):
-    tool = "ledger-query"
-    summary = "List a problem's ledger items (optionally those with one status)."
-
-
-@register_args
-class ObligationQueryArgs(_QueryArgs):
-    tool = "obligation-query"
-    summary = "List a mission's obligations (optionally those with one status)."
-
-
-class ItemChanges(Options):
-    """What an upsert may set. Keys left out keep their value; ``null``
-    clears ``evidence_type``, ``evidence`` and ``notes``."""
-
-    statement: str | None = Field(default=None, max_length=MAX_NOTE)
-    status: str | None = Field(default=None, max_length=64)
-    depends_on: list[Id] | None = Field(default=None, max_length=1000)
-    evidence_type: str | None = Field(default=None, max_length=200)
-    evidence: str | None = Field(default=None, max_length=MAX_NOTE)
-    notes: str | None = Field(default=None, max_length=MAX_NOTE)
-
-
-class _UpsertArgs(ToolArgs):
-    id: Id
-    item_id: Id
-    changes: ItemChanges
-
-
-@register_args
-class LedgerUpsertArgs(_UpsertArgs):
-    tool = "ledger-upsert"
-    summary = "Create or change a ledger item (status rules and an acyclic DAG enforced)."
-
-
-@register_args
-class ObligationUpsertArgs(_UpsertArgs):
-    tool = "obligation-upsert"
-    summary = "Create or change an obligation (status rules and an acyclic DAG enforced)."
-
-
-@register_args
-class DagCheckArgs(_StateArgs):
-    tool = "dag-check"
-    summary = "Check the dependency DAG: {acyclic, cycle_nodes, dangling}."
-
-
-@register_args
-class DagImpactArgs(_StateArgs):
-    tool = "dag-impact"
-    summary = "Rank items not yet proved by how many others they unlock."
-
-
-@register_args
-class CanonicalGetArgs(_StateArgs):
-    tool = "canonical-get"
-    summary = "The canonical statement: {text, version, sha256, reason, at}."
-
-
-@register_args
-class MissionSpecGetArgs(_StateArgs):
-    tool = "mission-spec-get"
-    summary = "The mission spec: {text, version, sha256, reason, at}."
-
-
-class _SpecUpdateArgs(ToolArgs):
-    id: Id
-    text: str = Field(min_length=1, max_length=MAX_STATEMENT)
-    reason: str = Field(min_length=1, max_length=4096)
-
-
-@register_args
-class CanonicalUpdateArgs(_SpecUpdateArgs):
-    tool = "canonical-update"
-    summary = "Record a new version of the canonical statement, with the reason."
-
-
-@register_args
-class MissionSpecUpdateArgs(_SpecUpdateArgs):
-    tool = "mission-spec-update"
-    summary = "Record a new version of the mission spec, with the reason."
-
-
-@register_args
-class CycleBeginArgs(ToolArgs):
-    tool = "cycle-begin"
-    summary = "Begin a cycle on a blocker (an item id); the session enters phase observe."
-    id: Id
-    blocker_id: Id
-
-
-@register_args
-class CycleAdvanceArgs(ToolArgs):
-    tool = "cycle-advance"
-    summary = "Record the current phase's outputs and move the session's cycle to the next phase."
-    id: Id
-    cycle_id: Id
-    phase_data: dict[str, Any]
-
-    @field_validator("phase_data")
-    @classmethod
-    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _at_most(value, MAX_PHASE_DATA, "phase_data")
-
-
-@register_args
-class CycleGetArgs(ToolArgs):
-    tool = "cycle-get"
-    summary = "One cycle with its phase history."
-    id: Id
-    cycle_id: Id
-
-
-@register_args
-class CycleListArgs(_StateArgs):
-    tool = "cycle-list"
-    summary = "Every cycle of a problem or mission."
-
-
-class FailureInput(Options):
-    blocker_id: Id
-    approach: str = Field(min_length=1, max_length=MAX_NOTE)
-    structural_obstruction: str = Field(max_length=MAX_NOTE)
-    failure_reason: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-class _FailureArgs(ToolArgs):
-    id: Id
-    record: FailureInput
-
-
-@register_args
-class FailedRouteAddArgs(_FailureArgs):
-    tool = "failed-route-add"
-    summary = "Record a proof route that failed, and why, so it is not tried again."
-
-
-@register_args
-class FailedApproachAddArgs(_FailureArgs):
-    tool = "failed-approach-add"
-    summary = "Record a mission approach that failed, and why, so it is not tried again."
-
-
-@register_args
-class StatusValidateArgs(ToolArgs):
-    tool = "status-validate"
-    summary = "Whether a status change is allowed on the given evidence: {valid, reason}."
-    from_status: str | None = Field(max_length=64)
-    to_status: str = Field(min_length=1, max_length=64)
-    evidence_type: str | None = Field(default=None, max_length=200)
-
-
-@register_args
-class GateCheckArgs(ToolArgs):
-    tool = "gate-check"
-    summary = "Run gates G5 scope … G0 commit on a cycle: {gates, all_passed}."
-    id: Id
-    cycle_id: Id
-
-
-class CorpusOptions(Options):
-    top_k: int = Field(default=10, ge=1, le=50)
-
-
-@register_args
-class CorpusCheckArgs(ToolArgs):
-    tool = "corpus-check"
-    summary = "Search the mission's local corpus folder: {hits: [{source, score, excerpt}]}."
-    query: str = Field(min_length=1, max_length=2000)
-    options: CorpusOptions = Field(default_factory=CorpusOptions)
-
-
-@register_args
-class EvidenceQueryArgs(ToolArgs):
-    tool = "evidence-query"
-    summary = "Query the evidence landscape with the HTTP query keys: {entries, next_cursor}."
-    filters: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("filters")
-    @classmethod
-    def _known_filters(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            EvidenceQuery.from_params(value, strict_keys=True)
-        except ProtocolError as exc:
-            raise ValueError(exc.message) from None
-        return value
 
 
 # ==================================================================== tools
@@ -762,7 +517,9 @@ async def corpus_check(args: CorpusCheckArgs, ctx: ToolContext) -> dict[str, Any
         raise ToolError(
             f"the corpus folder {configured!r} (peripherals.yaml {peripheral}.config.corpus_dir) does not exist"
         )
-    hits = await asyncio.to_thread(cycle_corpus.search, root, args.query, args.options.top_k)
+    hits = await asyncio.to_thread(
+        cycle_corpus.search, root, args.query, args.options.top_k, ctx.hidden
+    )
     return {"hits": hits}
 
 

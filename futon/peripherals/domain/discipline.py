@@ -69,90 +69,36 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 import futon
-from futon.peripherals.args import Options, ToolArgs, register_args
+from futon.peripherals.domain.discipline_args import (
+    DEFAULT_TOP_K,
+    MAX_PATTERN_ID,
+    PATTERN_ID_RE,
+    ParPunctuateArgs,
+    PsrSearchArgs,
+    PsrSelectArgs,
+    PurMarkPivotArgs,
+    PurUpdateArgs,
+)
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import ToolError
 
 log = logging.getLogger("futon.peripherals.discipline")
 
-PATTERN_ID_RE = r"^[a-z0-9][a-z0-9-]*$"
-MAX_PATTERN_ID = 128
 MAX_PATTERN_FILE = 256 * 1024
-MAX_NOTE = 16 * 1024
-DEFAULT_TOP_K = 5
 HOTWORD_SCORE = 3
 TITLE_SCORE = 2
 RATIONALE_SCORE = 1
 
-SHIPPED_PATTERNS = Path(futon.__file__).resolve().parent.parent / "config" / "patterns"
+SHIPPED_PATTERNS = Path(futon.__file__).resolve().parent / "data" / "config" / "patterns"
 RECORDS_KEY = "discipline-records"
-
-PatternId = Field(min_length=1, max_length=MAX_PATTERN_ID, pattern=PATTERN_ID_RE)
-
-# ------------------------------------------------------------------ arguments
-
-
-class PsrSearchOptions(Options):
-    top_k: int = Field(
-        default=DEFAULT_TOP_K, ge=1, le=50, description="how many candidates at most"
-    )
-
-
-class PsrSearchArgs(ToolArgs):
-    tool = "psr-search"
-    summary = "Rank the library's patterns for a description of the situation."
-    query: str = Field(min_length=1, max_length=4096)
-    options: PsrSearchOptions = Field(default_factory=PsrSearchOptions)
-
-
-class PsrSelectOptions(Options):
-    rationale: str = Field(default="", max_length=MAX_NOTE, description="why this pattern")
-
-
-class PsrSelectArgs(ToolArgs):
-    tool = "psr-select"
-    summary = "Record the selection of a pattern (PSR)."
-    pattern_id: str = PatternId
-    options: PsrSelectOptions = Field(default_factory=PsrSelectOptions)
-
-
-class PurUpdateOptions(Options):
-    notes: str = Field(default="", max_length=MAX_NOTE)
-
-
-class PurUpdateArgs(ToolArgs):
-    tool = "pur-update"
-    summary = "Record the outcome of applying a selected pattern (PUR)."
-    pattern_id: str = PatternId
-    outcome: Literal["pass", "fail", "partial"]
-    options: PurUpdateOptions = Field(default_factory=PurUpdateOptions)
-
-
-class PurMarkPivotArgs(ToolArgs):
-    tool = "pur-mark-pivot"
-    summary = "Record a pivot away from a selected pattern (a correction)."
-    pattern_id: str = PatternId
-    reason: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-class ParPunctuateArgs(ToolArgs):
-    tool = "par-punctuate"
-    summary = "Write a post-action review (PAR) of this session's pattern work."
-    # Named ``text``: ``summary`` is every ToolArgs' description.
-    text: str = Field(min_length=1, max_length=MAX_NOTE)
-
-
-ARG_MODELS: tuple[type[ToolArgs], ...] = (
-    PsrSearchArgs, PsrSelectArgs, PurUpdateArgs, PurMarkPivotArgs, ParPunctuateArgs,
-)  # fmt: skip
 
 # ------------------------------------------------------------------ the library
 
@@ -445,6 +391,7 @@ def _records(ctx: ToolContext) -> list[dict[str, Any]]:
 def _latest(
     records: list[dict[str, Any]], pattern_id: str, kinds: tuple[str, ...]
 ) -> dict[str, Any] | None:
+    record: dict[str, Any]  # mypy 2.4 types reversed(list[T]) items as Any
     for record in reversed(records):
         if record.get("pattern_id") == pattern_id and record.get("kind") in kinds:
             return record
@@ -618,8 +565,6 @@ def install(backend: RealBackend, *, patterns_dir: Path | None = None) -> Discip
     """Register the discipline tools. ``patterns_dir``: the daemon's
     configured library folder (relative: against the workspace); the
     peripheral's ``config: {patterns_dir}`` overrides it per call."""
-    for model in ARG_MODELS:
-        register_args(model)
     tools = DisciplineTools(patterns_dir)
     backend.register("psr-search", tools.psr_search)
     backend.register("psr-select", tools.psr_select)

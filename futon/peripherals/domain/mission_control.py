@@ -57,17 +57,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
-
-from futon.peripherals.args import ToolArgs, register_args
+from futon.peripherals.domain.mission_control_args import (
+    McBulletinArgs,
+    McCoverageArgs,
+    McDevmapsArgs,
+    McInventoryArgs,
+    McManaArgs,
+    McReviewArgs,
+)
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
+from futon.peripherals.tools.beneath import Beneath
 from futon.protocol.errors import FutonError, ToolError
 
 STATUSES: tuple[str, ...] = ("complete", "in-progress", "blocked", "ready", "unknown")
 MAX_MISSION_FILE = 1024 * 1024
 MAX_FILES = 5000
-DEFAULT_CHANNEL = "#futon"
 REVIEW_KEY = "mission-control-review"
 
 _STATUS_WORDS: dict[str, tuple[str, ...]] = {
@@ -89,52 +94,6 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _ITEM = re.compile(r"^\s*[-*+]\s+\[([ xX])\]\s+(.*?)\s*$")
 _MISSION_REF = re.compile(r"\bM-[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
 _NO_BLOCKER = frozenset({"", "none", "nothing", "-", "n/a", "na", "nil"})
-
-# ------------------------------------------------------------------ arguments
-
-
-class McInventoryArgs(ToolArgs):
-    tool = "mc-inventory"
-    summary = "Every mission file of the configured repositories, parsed."
-
-
-class McDevmapsArgs(ToolArgs):
-    tool = "mc-devmaps"
-    summary = "The devmaps (checklists) of the configured repositories."
-
-
-class McCoverageArgs(ToolArgs):
-    tool = "mc-coverage"
-    summary = "Which missions have devmap items, how far along they are, what is uncovered."
-
-
-class McManaArgs(ToolArgs):
-    tool = "mc-mana"
-    summary = "The attention budget: actionable versus waiting missions and items."
-
-
-class McReviewArgs(ToolArgs):
-    tool = "mc-review"
-    summary = "A portfolio review: counts, missions, gaps, actionable next steps and a summary."
-
-
-class McBulletinArgs(ToolArgs):
-    tool = "mc-bulletin"
-    summary = "Post a bulletin to an IRC channel (default #futon)."
-    text: str = Field(min_length=1, max_length=4000)
-    channel: str = Field(default=DEFAULT_CHANNEL, pattern=r"^[#&][^\s,\x07]{1,63}$")
-
-    @field_validator("text")
-    @classmethod
-    def _has_words(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a bulletin needs some text")
-        return value
-
-
-ARG_MODELS: tuple[type[ToolArgs], ...] = (
-    McInventoryArgs, McDevmapsArgs, McCoverageArgs, McManaArgs, McReviewArgs, McBulletinArgs,
-)  # fmt: skip
 
 # ------------------------------------------------------------------ the scan
 
@@ -210,11 +169,20 @@ def _gap(
     return {"kind": kind, "mission": mission, "path": path, "detail": detail}
 
 
-def _read_text(path: Path) -> tuple[str | None, str | None]:
-    """(text, None) or (None, why it cannot be read as text)."""
+def _read_text(path: Path, repo: Path, hidden: tuple[Path, ...] = ()) -> tuple[str | None, str | None]:
+    """(text, None) or (None, why it cannot be read as text). The file is
+    opened beneath the repository (:class:`Beneath`: a folder swapped for a
+    symlink after the listing cannot lead outside, futon's own files are
+    refused, a FIFO is never opened)."""
+    real_repo = os.path.realpath(repo)
+    rel = os.path.relpath(os.path.realpath(path), real_repo)
+    if rel == ".." or rel.startswith("../"):
+        return None, "cannot be read (it moved outside the repository)"
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_MISSION_FILE + 1)
+        with Beneath(Path(real_repo), hidden) as under:
+            data = under.read_bytes(rel, MAX_MISSION_FILE + 1, raw=path.name)
+    except FutonError as exc:
+        return None, f"cannot be read ({exc.message})"
     except OSError as exc:
         return None, f"cannot be read ({exc.strerror})"
     if len(data) > MAX_MISSION_FILE:
@@ -288,8 +256,11 @@ def parse_mission(text: str) -> tuple[str | None, str | None, list[str], str | N
     return status, date, blockers, title
 
 
-def survey(repos: Iterable[Path], *, names: dict[Path, str] | None = None) -> Survey:
-    """Scan ``repos`` (blocking; run it in a thread)."""
+def survey(
+    repos: Iterable[Path], *, names: dict[Path, str] | None = None, hidden: tuple[Path, ...] = ()
+) -> Survey:
+    """Scan ``repos`` (blocking; run it in a thread); ``hidden``: paths
+    never read (futon's data directory and config files)."""
     gaps: list[dict[str, Any]] = []
     missions: dict[str, Mission] = {}
     raw_blockers: dict[str, list[str]] = {}
@@ -320,7 +291,7 @@ def survey(repos: Iterable[Path], *, names: dict[Path, str] | None = None) -> Su
                     )
                 )
                 continue
-            text, problem = _read_text(path)
+            text, problem = _read_text(path, repo, hidden)
             if text is None:
                 missions[mission_id] = Mission(
                     mission_id, name, rel, mission_id, "unknown", problem=problem
@@ -359,7 +330,7 @@ def survey(repos: Iterable[Path], *, names: dict[Path, str] | None = None) -> Su
                     )
                 )
         for path in _files(repo / "holes" / "devmaps", "*.md", repo, name, gaps):
-            text, problem = _read_text(path)
+            text, problem = _read_text(path, repo, hidden)
             rel = _rel(path, repo)
             if text is None:
                 gaps.append(_gap("unreadable", f"devmap {rel} {problem}", path=rel))
@@ -632,7 +603,7 @@ def actionable(found: Survey) -> list[dict[str, Any]]:
     """What attention can go to now, in order (module docstring)."""
     items = _items_by_mission(found.devmaps)
     rank = {"in-progress": 0, "ready": 1, "blocked": 2}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mission in found.missions.values():
         if mission.status not in rank or mission.external_blockers or mission.unresolved_blockers:
             continue
@@ -810,7 +781,7 @@ class MissionControlTools:
     async def survey(self, ctx: ToolContext) -> Survey:
         repos = resolve_repos(ctx, self.repos)
         names = {repo: _display(repo, ctx.workspace) for repo in repos}
-        return await asyncio.to_thread(survey, repos, names=names)
+        return await asyncio.to_thread(survey, repos, names=names, hidden=ctx.hidden)
 
     async def mc_inventory(self, args: McInventoryArgs, ctx: ToolContext) -> dict[str, Any]:
         return inventory(await self.survey(ctx))
@@ -858,8 +829,6 @@ def install(backend: RealBackend, *, repos: list[Path] | None = None) -> Mission
     """Register the mission-control tools. ``repos``: the daemon's configured
     repositories (relative: against the workspace; empty or None: the
     workspace); the peripheral's ``config: {repos}`` overrides it per call."""
-    for model in ARG_MODELS:
-        register_args(model)
     tools = MissionControlTools(repos)
     backend.register("mc-inventory", tools.mc_inventory)
     backend.register("mc-devmaps", tools.mc_devmaps)

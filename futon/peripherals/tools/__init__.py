@@ -4,7 +4,7 @@ A backend never decides *whether* a tool may run — the dispatcher did that
 (tool set, phase, scope) before calling it. It only runs the tool on typed,
 bounded arguments (:mod:`futon.peripherals.args`) inside a
 :class:`ToolContext`, and either returns the tool's result (JSON-able, shapes
-as peripherals.md gives them) or raises ``ToolError`` for a failure that is
+as docs/tools.md gives them) or raises ``ToolError`` for a failure that is
 data for the agent (missing file, ambiguous edit…), which transports render
 as ``tool_result`` with ``ok: false``.
 """
@@ -14,13 +14,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from futon.config.models import SandboxSpec, ToolsSection
+from futon.evidence.store import EvidenceStore
 from futon.peripherals.args import ToolArgs
-
-if TYPE_CHECKING:
-    from futon.evidence.store import EvidenceStore
 
 
 class Messenger(Protocol):
@@ -84,14 +82,6 @@ class ToolBackend(ABC):
         return True
 
 
-def __getattr__(name: str) -> Any:
-    # RealBackend imports this module (for ToolContext); a lazy export keeps
-    # `from futon.peripherals.tools import RealBackend` free of the cycle.
-    if name == "RealBackend":
-        from futon.peripherals.tools.backend import RealBackend
-
-        return RealBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["RealBackend", "ToolBackend", "ToolContext"]
+# The contract only: the real backend is futon.peripherals.tools.backend,
+# which imports this module, so this one never imports it back.
+__all__ = ["Messenger", "ToolBackend", "ToolContext"]

@@ -1,7 +1,7 @@
 """The real tool backend: real files, real processes, real sockets.
 
 :class:`RealBackend` maps a tool name to an implementation
-(``async fn(args, ctx) -> result``). The core tools of peripherals.md are
+(``async fn(args, ctx) -> result``). The core tools of docs/tools.md are
 registered at construction; domain peripherals add theirs with
 :meth:`RealBackend.register`. An unknown tool is a ``ToolError``.
 """
@@ -56,8 +56,8 @@ class RealBackend(ToolBackend):
             "edit": file_tools.edit,
             "write": file_tools.write,
             "bash": shell.bash,
-            "bash-test": shell.exec_argv,
-            "bash-git": shell.exec_argv,
+            "bash-test": shell.test,
+            "bash-git": shell.git,
             "bash-deploy": shell.exec_argv,
             "bash-readonly": shell.bash_readonly,
             "web-fetch": fetch,

@@ -211,6 +211,30 @@ class Beneath:
             raise _tool_error(exc, raw) from None
         return self._checked(parent, fd, raw)
 
+    def read_bytes(self, rel: str, limit: int, *, raw: str | None = None) -> bytes:
+        """At most ``limit`` bytes of the regular file ``rel`` beneath the
+        root (``rel`` a real path: a symlink met on the way is refused).
+        For the daemon's own readers of workspace files (domain tools): the
+        same wall as the file tools. Raises ``ToolError`` or
+        ``PermissionDenied``."""
+        raw = rel if raw is None else raw
+        parent, fd = self.open(rel, os.O_RDONLY | os.O_NONBLOCK, raw=raw)
+        try:
+            os.close(parent)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ToolError(f"{raw}: not a regular file", context={"path": raw})
+            chunks: list[bytes] = []
+            left = limit
+            while left > 0:
+                data = os.read(fd, min(left, 1 << 20))
+                if not data:
+                    break
+                chunks.append(data)
+                left -= len(data)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
     def _checked(self, parent: int, fd: int, raw: str) -> tuple[int, int]:
         try:
             self.check_object(os.fstat(fd), raw)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import io
 import os
 import re
 import secrets
@@ -33,7 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import re2
 
@@ -385,7 +386,10 @@ class _Grep:
 
     def search_fd(self, fd: int, rel: str) -> None:
         """Search the regular file ``fd`` (closed here)."""
-        with os.fdopen(fd, "rb", buffering=GREP_LINE_BYTES) as handle:
+        # A positive buffer size gives a BufferedReader (it has peek); the
+        # stubs only know that for buffering=-1 or 1, hence the cast.
+        raw = os.fdopen(fd, "rb", buffering=GREP_LINE_BYTES)
+        with cast(io.BufferedReader, raw) as handle:
             if b"\x00" in handle.peek(_SNIFF)[:_SNIFF]:
                 return  # binary
             for number, head in _capped_lines(handle, self):

@@ -59,7 +59,7 @@ def truncation_marker(cap: int) -> str:
 
 @dataclass
 class ShellResult:
-    """What a shell tool returns (peripherals.md: ``{exit, out, err,
+    """What a shell tool returns (docs/tools.md: ``{exit, out, err,
     timed_out}``). ``exit`` is the exit status, or ``-N`` when the command
     died of signal N (SIGKILL at the deadline gives -9)."""
 
@@ -265,7 +265,7 @@ async def run_process(
 
 
 async def _abort(
-    child: _Child, confinement: Confinement, readers: list[asyncio.Future[None]]
+    child: _Child, confinement: Confinement, readers: Sequence[asyncio.Future[None]]
 ) -> None:
     for reader in readers:
         reader.cancel()

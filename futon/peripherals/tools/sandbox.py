@@ -87,13 +87,17 @@ class View:
     under the workspace). ``hidden``: paths no process may see, covered
     wherever they fall inside what is visible. ``spec``: the peripheral's
     widening. ``tmp_bytes``: the size of the private /tmp (None: the
-    tmpfs default)."""
+    tmpfs default). ``replaced``: ``(source, target)`` pairs, each file
+    ``source`` bound read-only over the workspace file ``target``."""
 
     workspace: Path
     writable: tuple[Path, ...] | None = ()
     hidden: tuple[Path, ...] = ()
     spec: SandboxSpec = field(default_factory=SandboxSpec)
     tmp_bytes: int | None = None
+    # (source, target): a file of the daemon's shown read-only in place of
+    # a file inside the workspace (a vetted copy of .git/config for push).
+    replaced: tuple[tuple[Path, Path], ...] = ()
 
 
 def _within(path: str, root: str) -> bool:
@@ -114,9 +118,9 @@ def _etc_masks(etc: Path = Path("/etc")) -> tuple[list[str], list[str]]:
             files.append(path)
 
     for name in ETC_SECRETS:
-        path = etc / name
+        secret = etc / name
         try:
-            add(str(path), path.lstat().st_mode)
+            add(str(secret), secret.lstat().st_mode)
         except OSError:
             continue
     for directory, dirnames, filenames in os.walk(etc):
@@ -226,6 +230,10 @@ class Sandbox:
             if _within(real, ws) and os.path.isdir(real):
                 argv += ["--bind", real, real]
         argv += self._cover(view.hidden, visible)
+        for source, target in view.replaced:
+            real = os.path.realpath(target)
+            if _within(real, ws) and os.path.isfile(real):
+                argv += ["--ro-bind", os.fspath(source), real]
         argv += [
             "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_GID),
             "--disable-userns",

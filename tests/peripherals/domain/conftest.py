@@ -9,8 +9,9 @@ from futon.peripherals.args import ARGS
 
 @pytest.fixture(autouse=True)
 def _restore_tool_args() -> Iterator[None]:
-    """install() adds argument models to the engine's global table; put the
-    table back so later test modules see the engine as they found it."""
+    """Every tool's argument model is in the global table at import; a test
+    that registers one of its own (register_args) must not leak it, so the
+    table is put back as it was found."""
     saved = dict(ARGS)
     yield
     ARGS.clear()

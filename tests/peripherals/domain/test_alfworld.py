@@ -1,30 +1,36 @@
-"""alfworld on the real engine: a real aiohttp text environment on a real
-socket (tests/fixtures/alfworld_server.py), a runner with RealBackend, and a
-recording messenger for bell and whistle — plus servers that are down, slow
-or answer junk."""
+"""alfworld on the real engine: the shipped text environment
+(futon/peripherals/domain/alfworld_server.py, what `futon alfworld serve`
+runs) on a real socket, a runner with RealBackend, and a recording messenger
+for bell and whistle — plus servers that are down, slow or answer junk."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from futon.config.models import ToolsSection
 from futon.evidence import MemoryStore
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.domain import alfworld
+from futon.peripherals.domain.alfworld_server import TABLE_KEY, GameTable, make_app, running
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import Peripheral
 from futon.peripherals.tools import Messenger
 from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import FutonError, ProtocolError, ToolError
-from tests.fixtures.alfworld_server import GAME_KEY, AlfworldGame, junk_app, make_app, serving
 from tests.peripherals.support import session_entries, shipped_peripherals
+from tests.support import refused_port
 
+# The shipped environment's game of this seed is the classic one: a kitchen
+# with apple 1 on countertop 1, and the task "put a clean apple in fridge."
+# (test_alfworld_env.py::test_the_classic_seed guards that.)
+CLASSIC_SEED = 3520
 WINNING_RUN = [
     "go to countertop 1",
     "take apple 1 from countertop 1",
@@ -59,7 +65,7 @@ class RecordingMessenger:
     async def ask(self, agent_id: str, text: str, *, author: str, timeout_s: float) -> Any:
         self.asks.append((agent_id, text, author, timeout_s))
         if agent_id not in self.answers:
-            await asyncio.sleep(timeout_s)
+            await asyncio.sleep(timeout_s)  # a fake: nobody answering IS the time running out
             raise FutonError(f"{agent_id} did not answer", code="invoke-timeout")
         return self.answers[agent_id]
 
@@ -82,28 +88,86 @@ def make_runner(
     )
 
 
+class Watch:
+    """What the server saw: ``resets`` counted, ``actions`` of every game
+    it holds (one per session), in the order the games started."""
+
+    def __init__(self, table: GameTable) -> None:
+        self.table = table
+
+    @property
+    def resets(self) -> int:
+        return self.table.resets
+
+    @property
+    def actions(self) -> list[str]:
+        return [action for game in self.table.games.values() for action in game.actions]
+
+
+def serving(app: web.Application) -> AbstractAsyncContextManager[str]:
+    """Run ``app`` on 127.0.0.1, port 0; the base URL."""
+    return running(app, "127.0.0.1", 0, shutdown_timeout=0.1)
+
+
+def junk_app(mode: str) -> web.Application:
+    """A server that answers every endpoint wrongly, one way:
+
+    - ``not-json``: 200 with an HTML page;
+    - ``wrong-shape``: 200 with JSON whose fields have the wrong types;
+    - ``list``: 200 with a JSON array;
+    - ``http-500``: 500 with ``{"error": "the simulator crashed"}``;
+    - ``slow``: answers after 30 s (for timeouts);
+    - ``hang-up``: closes the connection without answering.
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if mode == "not-json":
+            return web.Response(
+                text="<html><body>502 Bad Gateway</body></html>", content_type="text/html"
+            )
+        if mode == "wrong-shape":
+            return web.json_response(
+                {"observation": 42, "done": "nope", "won": None, "score": "high"}
+            )
+        if mode == "list":
+            return web.json_response(["observation", "done"])
+        if mode == "http-500":
+            return web.json_response({"error": "the simulator crashed"}, status=500)
+        if mode == "slow":
+            await asyncio.sleep(30)  # a fake: a simulator slower than the client's timeout
+            return web.json_response({})
+        if mode == "hang-up":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        raise ValueError(f"unknown junk mode {mode!r}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
 @pytest.fixture
-async def env() -> AsyncIterator[tuple[str, AlfworldGame]]:
-    game = AlfworldGame()
-    app = make_app(game)
-    assert app[GAME_KEY] is game
+async def env() -> AsyncIterator[tuple[str, Watch]]:
+    table = GameTable(CLASSIC_SEED)
+    app = make_app(table)
+    assert app[TABLE_KEY] is table
     async with serving(app) as url:
-        yield url, game
+        yield url, Watch(table)
 
 
-def closed_port() -> str:
-    """A URL on which nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+@pytest.fixture
+def closed_url() -> Iterator[str]:
+    """A URL on which nothing listens (for the whole test: see refused_port)."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 # ----------------------------------------------------------------- a session
 
 
 async def test_alfworld_session_wins_the_game_with_help(
-    env: tuple[str, AlfworldGame], tmp_path: Path
+    env: tuple[str, Watch], tmp_path: Path
 ) -> None:
     """The whole mechanism: reset on the first action, steps over real HTTP,
     a bell and a whistle through the messenger, the state in the session
@@ -159,7 +223,7 @@ async def test_alfworld_session_wins_the_game_with_help(
 
 
 async def test_each_session_resets_its_own_episode(
-    env: tuple[str, AlfworldGame], tmp_path: Path
+    env: tuple[str, Watch], tmp_path: Path
 ) -> None:
     url, game = env
     runner = make_runner(tmp_path, url)
@@ -174,7 +238,7 @@ async def test_each_session_resets_its_own_episode(
     assert game.resets == 2
 
 
-async def test_client_reads_the_state_document(env: tuple[str, AlfworldGame]) -> None:
+async def test_client_reads_the_state_document(env: tuple[str, Watch]) -> None:
     url, _ = env
     client = alfworld.AlfworldClient(url + "/")
     before = await client.state()
@@ -192,7 +256,7 @@ async def test_client_reads_the_state_document(env: tuple[str, AlfworldGame]) ->
 
 
 async def test_invalid_verbs_are_refused_before_any_http(
-    env: tuple[str, AlfworldGame], tmp_path: Path
+    env: tuple[str, Watch], tmp_path: Path
 ) -> None:
     url, game = env
     store = MemoryStore()
@@ -213,8 +277,8 @@ async def test_invalid_verbs_are_refused_before_any_http(
     assert ok.ok and game.actions == ["look"]
 
 
-async def test_server_down_is_a_clear_tool_error(tmp_path: Path) -> None:
-    runner = make_runner(tmp_path, closed_port())
+async def test_server_down_is_a_clear_tool_error(tmp_path: Path, closed_url: str) -> None:
+    runner = make_runner(tmp_path, closed_url)
     session = await runner.start("claude-1", "alfworld")
     down = await session.step("alfworld-action", ["look"])
     assert not down.ok and down.result["code"] == "invoke-failed"
@@ -275,9 +339,9 @@ async def test_no_server_configured(tmp_path: Path) -> None:
     assert not none.ok and "no alfworld_server is configured" in none.result["error"]
 
 
-async def test_whistle_timeout_and_no_relay(tmp_path: Path) -> None:
+async def test_whistle_timeout_and_no_relay(tmp_path: Path, closed_url: str) -> None:
     messenger = RecordingMessenger(rooms={"#kitchen": []})
-    runner = make_runner(tmp_path, closed_port(), messenger=messenger)
+    runner = make_runner(tmp_path, closed_url, messenger=messenger)
     session = await runner.start("claude-1", "alfworld")
     silent = await session.step("whistle", ["codex-1", "anyone?", {"timeout_s": 0.05}])
     assert not silent.ok and silent.result["code"] == "invoke-timeout"
@@ -294,7 +358,7 @@ async def test_whistle_timeout_and_no_relay(tmp_path: Path) -> None:
     with pytest.raises(ProtocolError):
         await session.step("bell", ["two words", "hi"])
 
-    lonely = await make_runner(tmp_path, closed_port()).start("claude-1", "alfworld")
+    lonely = await make_runner(tmp_path, closed_url).start("claude-1", "alfworld")
     for tool, args in (("bell", ["#kitchen", "hi"]), ("whistle", ["codex-1", "hi"])):
         result = await lonely.step(tool, args)
         assert not result.ok and "no IRC relay in this daemon" in result.result["error"]

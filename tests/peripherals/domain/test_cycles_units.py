@@ -196,7 +196,7 @@ def test_phase_table_covers_the_spec() -> None:
 
 
 def test_every_cycle_tool_has_an_args_model() -> None:
-    from futon.peripherals.catalog import CYCLE_TOOLS
+    from futon.config.catalog import CYCLE_TOOLS
 
     for tool in CYCLE_TOOLS:
         assert args_schema(tool)["type"] == "array"
@@ -211,7 +211,7 @@ def test_every_cycle_tool_has_an_args_model() -> None:
 
 
 def test_cycle_tools_register_once_per_backend() -> None:
-    from futon.peripherals.catalog import CYCLE_TOOLS
+    from futon.config.catalog import CYCLE_TOOLS
     from futon.peripherals.tools.backend import RealBackend
 
     backend = RealBackend()

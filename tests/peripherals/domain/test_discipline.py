@@ -21,7 +21,7 @@ from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import ProtocolError, ToolError
 from tests.peripherals.support import REPO, session_entries, shipped_peripherals
 
-SHIPPED = REPO / "config" / "patterns"
+SHIPPED = REPO / "futon" / "data" / "config" / "patterns"
 
 
 def make_runner(workspace: Path, store: EvidenceStore, **options: Any) -> PeripheralRunner:

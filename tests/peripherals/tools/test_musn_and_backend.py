@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from futon.config.catalog import CORE_TOOLS
 from futon.evidence import MemoryStore
 from futon.peripherals.args import ReadArgs, parse_args
-from futon.peripherals.catalog import CORE_TOOLS
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import ToolError

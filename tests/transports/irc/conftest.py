@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from futon.transports.irc_server import IrcServer
+from futon.transports.irc import IrcServer
 from tests.transports.irc.kit import RawClient, irc_server
 
 Connect = Callable[..., Awaitable[RawClient]]

@@ -22,7 +22,7 @@ from typing import Any
 
 from futon.config.models import IrcServerSection
 from futon.protocol.irc_lines import Message, irc_lower, parse_line
-from futon.transports.irc_server import IrcLimits, IrcListenerBase, IrcServer
+from futon.transports.irc import IrcHome, IrcLimits, IrcListenerBase, IrcServer
 
 SERVER_NAME = "irc.test"
 NETWORK = "TestNet"
@@ -30,11 +30,16 @@ NETWORK = "TestNet"
 
 @asynccontextmanager
 async def irc_server(
-    listener: Any = None, limits: IrcLimits | None = None, **settings: Any
+    listener: Any = None,
+    limits: IrcLimits | None = None,
+    *,
+    home: IrcHome | None = None,
+    **settings: Any,
 ) -> AsyncIterator[IrcServer]:
     """An :class:`IrcServer` on 127.0.0.1, port 0, with test-friendly
     defaults (keepalive long enough to stay out of the way) and generous
-    flood limits unless ``limits`` says otherwise."""
+    flood limits unless ``limits`` says otherwise; ``home`` plays the
+    daemon's nick and channels (MOTD hints, channel topics)."""
     settings = {
         "host": "127.0.0.1",
         "port": 0,
@@ -45,7 +50,7 @@ async def irc_server(
         **settings,
     }
     limits = limits or IrcLimits(flood_burst=200, flood_rate=500, flood_max_pending=2000)
-    server = IrcServer(IrcServerSection(**settings), listener, limits=limits)
+    server = IrcServer(IrcServerSection(**settings), listener, limits=limits, home=home)
     await server.start()
     try:
         yield server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from futon.transports.irc_server import IrcServer
+from futon.transports.irc import IrcServer
 from tests.transports.irc.conftest import Connect
 from tests.transports.irc.kit import SERVER_NAME
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from futon.transports.irc_server import IrcServer
+from futon.transports.irc import IrcServer
 from tests.transports.irc.kit import RawClient, irc_server
 
 PASSWORD = "hunter2"

@@ -51,6 +51,8 @@ async def test_a_ghost_nick_is_reclaimed_and_a_live_one_is_not() -> None:
         await newcomer.expect("433", "*", "alice")
 
         await ghost.expect("PING", timeout=2)  # ...and it never answers
+        # time, not synchronisation: a ghost is a PING left unanswered for the
+        # grace period (ghost_after_s = ping_interval_s = 0.2 s), so let it pass
         await asyncio.sleep(0.4)
         await newcomer.send("NICK alice", "USER alice 0 * :Alice again")
         welcome = await newcomer.expect("001")
@@ -63,7 +65,8 @@ async def test_a_ghost_nick_is_reclaimed_and_a_live_one_is_not() -> None:
         assert quit_.params == ["Ping timeout"]
         assert server.members("#room") == ["bob"]
 
-        # bob answers his PINGs: never a ghost
+        # bob answers his PINGs: never a ghost, however long the time (several
+        # grace periods) that passes here
         await asyncio.sleep(0.5)
         thief = await RawClient.connect(server)
         await thief.send("NICK bob")

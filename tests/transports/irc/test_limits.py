@@ -8,7 +8,8 @@ import asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from futon.transports.irc_server import IrcLimits, IrcServer
+from futon.transports.irc import IrcLimits, IrcServer
+from tests.support import until
 from tests.transports.irc.conftest import Connect
 from tests.transports.irc.kit import RawClient, irc_server
 
@@ -58,7 +59,7 @@ async def test_excess_lines_are_delayed_not_dropped() -> None:
     async with irc_server(limits=limits) as server:
         client = await RawClient.connect(server)
         await client.register("alice")
-        await asyncio.sleep(0.3)  # refill the bucket after registration
+        await asyncio.sleep(0.3)  # time: the bucket refills (20/s) after registration
         loop = asyncio.get_running_loop()
         start = loop.time()
         await client.send(*(f"PING :{i}" for i in range(15)))
@@ -117,7 +118,7 @@ async def test_connections_are_capped_in_total() -> None:
             "Closing Link: 127.0.0.4 (Server is full)"
         ]
         await second.close()
-        await _until(lambda: server.clients_count == 1)
+        await until(lambda: server.clients_count == 1)
         fourth = await RawClient.connect(server)
         await fourth.register("fourth")
         for client in (first, fourth):
@@ -203,12 +204,3 @@ async def test_random_input_never_stops_the_server_answering_ping(
     finally:
         await sender.close()
         await bystander.close()
-
-
-async def _until(condition, timeout: float = 3) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition never became true")
-        await asyncio.sleep(0.02)

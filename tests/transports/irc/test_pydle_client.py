@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from futon.transports.irc_server import IrcServer
+from futon.transports.irc import IrcServer
 from tests.transports.irc.conftest import Connect
 
 pydle = pytest.importorskip("pydle", reason="pydle is not installed in this environment")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from futon.protocol.errors import Conflict, NotFound, PermissionDenied, ProtocolError
-from futon.transports.irc_server import IrcServer
+from futon.transports.irc import IrcServer
 from tests.transports.irc.kit import RawClient, RecordingListener, irc_server
 
 AGENT = "claude-1!agent@futon"

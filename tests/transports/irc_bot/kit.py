@@ -32,6 +32,13 @@ TIMEOUT_S = 10.0
 
 
 def free_port() -> int:
+    """A port number for an external IRC server's config file.
+
+    Bind-close-reuse (a small race: something else may take the number
+    before the server binds it) is kept only here: ngircd and InspIRCd read
+    their port from the config and cannot bind port 0 and report it. futon's
+    own servers bind port 0 themselves; "nothing listens" uses
+    :func:`tests.support.refused_port`."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

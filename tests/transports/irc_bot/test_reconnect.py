@@ -3,10 +3,10 @@ forever, channels are rejoined, and nothing said meanwhile is lost."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 
 from futon.transports.irc_bot import IrcBot
+from tests.support import refused_port
 from tests.transports.irc_bot.kit import (
     Connect,
     MakeBot,
@@ -14,7 +14,6 @@ from tests.transports.irc_bot.kit import (
     RawClient,
     RecordingHooks,
     eventually,
-    free_port,
     network_for,
 )
 
@@ -80,7 +79,8 @@ async def test_a_line_written_into_a_dying_connection_is_sent_again(
     ngircd.process.send_signal(signal.SIGSTOP)  # the server reads nothing more
 
     await bot.say("claude-1", "#futon", "written into a frozen server")
-    await asyncio.sleep(0.2)  # the writer puts it on the wire at once (full bucket)
+    # the writer puts it on the wire at once (full bucket); in flight = written, unconfirmed
+    await eventually(lambda: bot._inflight)
     await ngircd.kill()
     await hooks.event("disconnected")
     assert bot.queued == 1  # written, never confirmed: still owed
@@ -93,26 +93,23 @@ async def test_a_line_written_into_a_dying_connection_is_sent_again(
 
 
 async def test_the_bot_keeps_retrying_while_nothing_listens(make_bot: MakeBot) -> None:
-    bot, hooks = await make_bot(free_port())
-    failures = await hooks.event("connect-failed", 3)
-    assert all(detail.startswith("connection refused; retrying in ") for detail in failures)
-    assert not bot.connected
+    with refused_port() as port:
+        bot, hooks = await make_bot(port)
+        failures = await hooks.event("connect-failed", 3)
+        assert all(detail.startswith("connection refused; retrying in ") for detail in failures)
+        assert not bot.connected
 
 
 async def test_backoff_grows_exponentially_with_full_jitter_up_to_the_maximum() -> None:
     """The retry delays stay within [0, min(max, initial * 2**failures)]."""
     hooks = RecordingHooks()
-    bot = IrcBot(
-        network_for(free_port()),
-        hooks,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.08,
-    )
-    await bot.start()
-    try:
-        failures = await hooks.event("connect-failed", 6)
-    finally:
-        await bot.stop()
+    with refused_port() as port:
+        bot = IrcBot(network_for(port), hooks, backoff_initial_s=0.01, backoff_max_s=0.08)
+        await bot.start()
+        try:
+            failures = await hooks.event("connect-failed", 6)
+        finally:
+            await bot.stop()
     delays = [float(detail.rsplit(" ", 1)[1].rstrip("s")) for detail in failures]
     caps = [min(0.08, 0.01 * 2**n) for n in range(1, 7)]
     assert all(0 <= delay <= cap + 0.005 for delay, cap in zip(delays, caps, strict=True))

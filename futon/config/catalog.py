@@ -1,6 +1,10 @@
 """The names a peripheral spec may use: every tool futon has a backend for,
-and every named scope. One definition, read by config validation and (later)
-by the dispatcher, so a spec can never name a tool nobody implements."""
+and every named scope.
+
+Vocabulary, not machinery: it imports nothing, so config validation (this
+package) can check a spec against it while the peripherals engine, one layer
+up, implements exactly these names (``tests/peripherals/test_envelope.py``
+and ``tests/test_layers.py`` hold the two lists together)."""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ KNOWN_TOOLS: frozenset[str] = (
     CORE_TOOLS | CYCLE_TOOLS | DISCIPLINE_TOOLS | MISSION_CONTROL_TOOLS | ALFWORLD_TOOLS
 )
 
-# Named scopes of peripherals.md. A scope may also be `{paths: [...]}`.
+# Named scopes (docs/peripherals.md, scopes). A scope may also be `{paths: [...]}`.
 NAMED_SCOPES: frozenset[str] = frozenset(
     {
         "full-codebase",

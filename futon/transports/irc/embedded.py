@@ -1,6 +1,6 @@
-"""The embedded IRC server as one side of the relay: agents and the daemon
-are virtual users of the server, and what real clients say goes to the
-relay's hooks."""
+"""The daemon's glue: the embedded IRC server as one side of the relay.
+Agents and the daemon are virtual users of the server, and what real
+clients say goes to the relay's hooks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import logging
 from futon.protocol.errors import Conflict, FutonError
 from futon.protocol.irc_lines import irc_lower
 from futon.social.irc_api import RelayHooks
-from futon.transports.irc_server import IrcListenerBase, IrcServer
+from futon.transports.irc.listener import IrcListenerBase
+from futon.transports.irc.server import IrcServer
 
 log = logging.getLogger("futon.irc")
 
@@ -32,7 +33,9 @@ class EmbeddedSide(IrcListenerBase):
     async def say(self, nick: str, target: str, text: str, *, notice: bool = False) -> None:
         server = self._server()
         await self._ensure_user(nick)
-        if target.startswith("#") and irc_lower(nick) not in {irc_lower(m) for m in server.members(target)}:
+        if target.startswith("#") and irc_lower(nick) not in {
+            irc_lower(m) for m in server.members(target)
+        }:
             await server.virtual_join(nick, target)
         await server.virtual_say(nick, target, text, notice=notice)
 
@@ -49,7 +52,9 @@ class EmbeddedSide(IrcListenerBase):
 
     # ------------------------------------------------------------- listener
 
-    async def on_message(self, sender_nick: str, target: str, text: str, *, private: bool, notice: bool) -> None:
+    async def on_message(
+        self, sender_nick: str, target: str, text: str, *, private: bool, notice: bool
+    ) -> None:
         await self.hooks.on_message(self, sender_nick, target, text, private=private, notice=notice)
 
     def nick_reserved(self, nick: str) -> bool:

@@ -1,0 +1,364 @@
+"""One chat path (issue 14): say something from X to Y.
+
+Every line someone on futon's side says — an agent's ``chat`` or
+``irc_response`` frame, ``POST /api/alpha/chat``, a bulletin or bell from a
+peripheral tool, a Tickle page, the daemon's answer to ``futon: status`` —
+goes through :meth:`Chat.say`, which does the same three things for each:
+
+1. **agents**: a ``chat_message`` push (built from
+   :class:`futon.protocol.frames.ChatMessage`) to the agent ``to`` names, or,
+   for a channel, to the agents sitting in it that the line reaches
+   (:data:`Reach`); pushes go through the pipeline's per-agent seq and replay
+   window, so an offline agent gets them on ``resume``;
+2. **IRC**: out on every IRC side that carries the channel (the embedded
+   server and each bot-mode network), or to the nick on every side — never
+   to IRC when ``to`` is an agent;
+3. **evidence**: one ``forum-post`` in the line's thread (:func:`thread_id`).
+
+A line that would reach nobody is refused with a typed error and has no
+effect: a channel no IRC side carries and no agent sits in is
+``no-such-channel``, a nick that is neither an agent nor known to any IRC
+side is ``unknown-target`` (both 404); a malformed channel or nick is
+``invalid-target`` (400).
+
+Who speaks on IRC: an agent speaks from its own nick, the daemon from its
+nick; anyone else (an HTTP caller, Tickle when no tickle agent is
+configured) is spoken for by the daemon's nick with a ``[name] `` prefix,
+so no caller can make a virtual user appear — or speak as an agent.
+
+Lines humans say on IRC come the other way (:mod:`futon.social.relay`); the
+relay records them with :meth:`Chat.record` and pushes them with
+:meth:`Chat.push`, so both directions share one thread rule and one push
+shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from futon.evidence.store import EvidenceStore
+from futon.protocol import frames as f
+from futon.protocol.errors import FutonError, NotFound, ProtocolError
+
+# TODO(H-B): switch to the consolidated case-folding function once it lands
+# in futon/protocol/irc_lines.py; irc_lower is the rfc1459 mapping used today.
+from futon.protocol.irc_lines import irc_lower, valid_channel, valid_nick
+from futon.social.irc_api import IrcSide
+from futon.social.pipeline import Pipeline
+from futon.social.registry import AgentRecord, AgentRegistry
+
+log = logging.getLogger("futon.chat")
+
+Reach = Literal["addressed", "everyone", "nobody"]
+"""Which agents sitting in a channel a line is pushed to: ``addressed`` —
+those it mentions (``nick:``, ``@nick``), like a human's line to an agent
+with ``relay: mentions``; ``everyone`` — all of them (the bell);
+``nobody`` — IRC and evidence only (an answer meant for the human who
+asked, or a copy of a page the agent gets directly)."""
+
+MAX_RECORDED_CHARS = 16_000  # a line's text in evidence; IRC and pushes get all of it
+
+# docs/irc.md: an agent's line over WebSocket is recorded with transport
+# "ws-relay"; its push says "websocket". Every other transport name is the
+# same in both places.
+_EVIDENCE_TRANSPORT = {"websocket": "ws-relay"}
+
+
+@dataclass(frozen=True)
+class Said:
+    """Where a line went: the agents it was pushed to (sent now or kept
+    for ``resume``), the IRC networks that took it, and its thread."""
+
+    to: str
+    thread: str
+    agents: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "thread": self.thread,
+            "agents": list(self.agents),
+            "networks": list(self.networks),
+        }
+
+
+def is_channel(name: str) -> bool:
+    return name.startswith("#")
+
+
+def thread_id(a: str, b: str | None = None) -> str:
+    """The one evidence-thread rule: ``irc/<#channel>`` for a channel,
+    ``irc/<a>+<b>`` (sorted) for two parties talking privately. Names are
+    compared as IRC compares them (rfc1459 case folding), so ``#Futon`` and
+    ``#futon`` — or ``Joe`` and ``joe`` — are one thread."""
+    if b is None:
+        return f"irc/{irc_lower(a)}"
+    return "irc/" + "+".join(sorted((irc_lower(a), irc_lower(b))))
+
+
+_ACTION = re.compile(r"\x01ACTION [^\x01]*\x01?")
+
+
+def plain_text(text: str) -> str:
+    """``text`` as IRC text, never a CTCP request: ``\\x01`` is dropped from
+    every line (a ``\\x01DCC``/``VERSION``/``PING`` line would make a human's
+    client answer or offer a connection), except a whole-line ``ACTION``
+    (``/me``), which stays one. Each line is checked, because the sides send
+    each line of a text as its own message."""
+    if "\x01" not in text:
+        return text
+    out = []
+    for line in re.split(r"\r\n|\r|\n", text):
+        if _ACTION.fullmatch(line):
+            out.append(line.rstrip("\x01") + "\x01")
+        else:
+            out.append(line.replace("\x01", ""))
+    return "\n".join(out)
+
+
+def mentions(text: str, nick: str) -> bool:
+    """``nick:`` / ``nick,`` at the start, or ``nick:`` / ``@nick`` anywhere."""
+    escaped = re.escape(nick)
+    return bool(
+        re.match(rf"^\s*{escaped}\s*[:,]", text, re.IGNORECASE)
+        or re.search(rf"(^|\W){escaped}:", text, re.IGNORECASE)
+        or re.search(rf"@{escaped}\b", text, re.IGNORECASE)
+    )
+
+
+def push_fields(frame: f.IrcMessage | f.ChatMessage) -> dict[str, Any]:
+    """A push frame as the registry stamps it: the model rendered on the
+    wire (aliases, the nulls the protocol keeps), without ``seq`` — the
+    registry gives each push the agent's next seq."""
+    fields: dict[str, Any] = json.loads(f.render(frame))
+    fields.pop("seq", None)
+    fields.pop("req_id", None)
+    return fields
+
+
+class Chat:
+    """The chat service: :meth:`say` (futon's side speaks), :meth:`record`
+    and :meth:`push` (for the relay's lines from IRC)."""
+
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        pipeline: Pipeline,
+        store: EvidenceStore,
+        *,
+        daemon_nick: str = "futon",
+    ) -> None:
+        self.registry = registry
+        self.pipeline = pipeline
+        self.store = store
+        self.daemon_nick = daemon_nick
+        self.sides: list[IrcSide] = []
+
+    def attach(self, side: IrcSide) -> None:
+        self.sides.append(side)
+
+    # ------------------------------------------------------------- say
+
+    async def say(
+        self,
+        sender: str,
+        to: str,
+        text: str,
+        *,
+        transport: str,
+        via: IrcSide | None = None,
+        reach: Reach = "addressed",
+    ) -> Said:
+        """``sender`` (an agent id, the daemon's nick, or any caller's name)
+        says ``text`` to ``to`` (a ``#channel``, an agent id or nick, or an
+        IRC nick). ``via`` limits IRC to one side (an answer goes where the
+        question was asked). Raises ``ProtocolError`` (``invalid-target``,
+        ``invalid-input``) or ``NotFound`` (``no-such-channel``,
+        ``unknown-target``) before anything is delivered."""
+        if not text.strip():
+            raise ProtocolError("there is nothing to say: 'text' is blank", code="invalid-input")
+        sides = [via] if via is not None else list(self.sides)
+        if is_channel(to):
+            return await self._to_channel(sender, to, text, transport, sides, reach)
+        return await self._to_one(sender, to, text, transport, sides)
+
+    async def _to_channel(
+        self,
+        sender: str,
+        channel: str,
+        text: str,
+        transport: str,
+        sides: list[IrcSide],
+        reach: Reach,
+    ) -> Said:
+        if not valid_channel(channel):
+            raise ProtocolError(
+                f"{channel!r} is not a channel name", code="invalid-target", context={"to": channel}
+            )
+        carrying = [side for side in sides if side.joined(channel)]
+        sitting = list(self.registry.in_channel(channel))
+        if not carrying and not sitting:
+            raise NotFound(
+                f"nobody carries {channel}: no IRC side is in it and no agent sits in it",
+                code="no-such-channel",
+                context={"to": channel},
+            )
+        networks = await self._irc(sender, channel, text, carrying)
+        hearers = [
+            agent for agent in sitting if agent.id != sender and self._reaches(agent, text, reach)
+        ]
+        agents = await self._push_chat(hearers, sender, channel, text, transport)
+        thread = thread_id(channel)
+        await self._record_line(
+            sender, thread, text, channel=channel, transport=transport, networks=networks
+        )
+        return Said(channel, thread, agents, networks)
+
+    async def _to_one(
+        self, sender: str, to: str, text: str, transport: str, sides: list[IrcSide]
+    ) -> Said:
+        agent = self.registry.find(to) or self.registry.owner_of_nick(to)
+        if agent is not None:  # an agent is reached over its push queue, never through IRC
+            agents = await self._push_chat([agent], sender, to, text, transport)
+            thread = self.thread_of(sender, agent.id)
+            await self._record_line(
+                sender, thread, text, channel=None, transport=transport, networks=()
+            )
+            return Said(to, thread, agents)
+        if not valid_nick(to):
+            raise ProtocolError(
+                f"{to!r} is neither a channel, an agent nor an IRC nick",
+                code="invalid-target",
+                context={"to": to},
+            )
+        networks = await self._irc(sender, to, text, sides)
+        if not networks:
+            raise NotFound(
+                f"no agent or IRC user is called {to!r}", code="unknown-target", context={"to": to}
+            )
+        thread = self.thread_of(sender, to)
+        await self._record_line(
+            sender, thread, text, channel=None, transport=transport, networks=networks
+        )
+        return Said(to, thread, (), networks)
+
+    def _reaches(self, agent: AgentRecord, text: str, reach: Reach) -> bool:
+        if reach == "everyone":
+            return True
+        return reach == "addressed" and mentions(text, agent.nick)
+
+    async def _irc(
+        self, sender: str, to: str, text: str, sides: Iterable[IrcSide]
+    ) -> tuple[str, ...]:
+        """Say the line on each side; the networks that took it. A side that
+        fails is logged and skipped: the others still get the line. (A nick
+        unknown to a side is expected — it may live on another network.)"""
+        nick, prefix = self._voice(sender)
+        text = plain_text(text)
+        line = prefix + text if prefix else text
+        took = []
+        for side in sides:
+            try:
+                await side.say(nick, to, line)
+            except (ConnectionError, FutonError) as exc:
+                level = logging.WARNING if is_channel(to) else logging.INFO
+                log.log(level, "%s: not said to %s on %s: %s", sender, to, side.network, exc)
+                continue
+            took.append(side.network)
+        return tuple(took)
+
+    def _voice(self, sender: str) -> tuple[str, str]:
+        """(nick, prefix) a sender speaks with on IRC: an agent its nick,
+        the daemon its nick; anyone else through the daemon, named."""
+        record = self.registry.find(sender)
+        if record is not None:
+            return record.nick, ""
+        if irc_lower(sender) == irc_lower(self.daemon_nick):
+            return self.daemon_nick, ""
+        return self.daemon_nick, f"[{sender}] "
+
+    async def _push_chat(
+        self, agents: list[AgentRecord], sender: str, to: str, text: str, transport: str
+    ) -> tuple[str, ...]:
+        # seq=0: the registry stamps each agent's own next seq (push_fields drops this one)
+        frame = f.ChatMessage.model_validate(
+            {"to": to, "from": sender, "text": text, "transport": transport, "seq": 0}
+        )
+        for agent in agents:
+            await self.push(agent, frame)
+        return tuple(agent.id for agent in agents)
+
+    # ------------------------------------------------------------- shared with the relay
+
+    async def push(self, agent: AgentRecord, frame: f.IrcMessage | f.ChatMessage) -> bool:
+        """Push one frame to an agent (seq, replay window); whether it went
+        out now — an offline agent gets it on ``resume``."""
+        return await self.pipeline.push(agent, push_fields(frame))
+
+    def thread_of(self, a: str, b: str) -> str:
+        """The private thread of two parties; an agent named by its nick
+        counts as its id, so both directions of a talk are one thread."""
+        return thread_id(self._party(a), self._party(b))
+
+    def _party(self, name: str) -> str:
+        agent = self.registry.find(name) or self.registry.owner_of_nick(name)
+        return agent.id if agent is not None else name
+
+    async def record(
+        self,
+        author: str,
+        to: str,
+        text: str,
+        *,
+        transport: str,
+        network: str | None,
+        private_with: str | None = None,
+    ) -> None:
+        """Record a line heard on IRC: in ``to``'s channel thread, or —
+        with ``private_with`` (the sender's nick) — in the private thread."""
+        if private_with is not None:
+            thread, channel = self.thread_of(private_with, to), None
+        else:
+            thread, channel = thread_id(to), to
+        await self._record_line(
+            author,
+            thread,
+            text,
+            channel=channel,
+            transport=transport,
+            networks=(network,) if network else (),
+        )
+
+    async def _record_line(
+        self,
+        author: str,
+        thread: str,
+        text: str,
+        *,
+        channel: str | None,
+        transport: str,
+        networks: Iterable[str],
+    ) -> None:
+        body = {
+            "text": text[:MAX_RECORDED_CHARS],
+            "channel": channel,
+            "transport": _EVIDENCE_TRANSPORT.get(transport, transport),
+            "network": ",".join(networks) or None,
+        }
+        entry = {
+            "subject": {"ref/type": "thread", "ref/id": thread},
+            "type": "forum-post",
+            "claim-type": "observation",
+            "author": author,
+            "body": body,
+        }
+        try:
+            await self.store.append(entry)
+        except FutonError as exc:  # the line was said: a failed record is logged, not unsaid
+            log.error("could not record a line in %s: %s", thread, exc)
