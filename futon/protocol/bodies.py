@@ -4,19 +4,11 @@ to write the OpenAPI document."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class Addressee(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    value: str = Field(
-        min_length=1, max_length=256, description="An agent id (or a channel or nick)."
-    )
-    type: str = Field(
-        default="agent", description="What value is: agent (default), human, system, ..."
-    )
+from futon.protocol.frames import Addressee  # one definition per wire shape
 
 
 class Body(BaseModel):
@@ -114,3 +106,10 @@ class ChatRequest(Body):
             "is recorded as http)."
         ),
     )
+
+
+class ApprovalDecision(Body):
+    """POST /api/alpha/approvals/{id} (admin): decide a pending approval."""
+
+    decision: Literal["approve", "deny"] = Field(description="approve lets the action through; deny refuses it.")
+    reason: str = Field(default="", max_length=4000, description="Why (shown to the agent and recorded).")

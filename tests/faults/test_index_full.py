@@ -12,30 +12,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from futon.evidence import EvidenceQuery, JsonlStore
 from futon.evidence.jsonl import INDEX_NAME
 from futon.evidence.verify import verify_store
 from tests.transports.kit import base_url, running_daemon
-
-
-@pytest.fixture
-def small_volume(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
-    assert done.returncode == 0, f"this test mounts a tmpfs and needs root: {done.stderr.strip()}"
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def index_on(volume: Path, data_dir: Path) -> None:
@@ -88,9 +73,9 @@ async def wait_for_state(store: JsonlStore, state: str, timeout: float = 10) -> 
         await asyncio.sleep(0.05)
 
 
-async def test_a_failed_deferred_index_commit_loses_no_acknowledged_entry(tmp_path: Path, small_volume: Path) -> None:
+async def test_a_failed_deferred_index_commit_loses_no_acknowledged_entry(tmp_path: Path, small_disk: Path) -> None:
     data = tmp_path / "var"
-    index_on(small_volume, data)
+    index_on(small_disk, data)
     store = JsonlStore(data, fsync="never")
     try:
         ids = []
@@ -99,7 +84,7 @@ async def test_a_failed_deferred_index_commit_loses_no_acknowledged_entry(tmp_pa
             ids.append(stored["evidence/id"])
         # Acknowledged, not yet committed to the index: fill its disk now.
         assert store.index_state == "ok"
-        filler = fill(small_volume)
+        filler = fill(small_disk)
         await wait_for_state(store, "degraded")  # the deferred commit failed
         assert_all_readable(store, ids)
 
@@ -124,9 +109,9 @@ async def test_a_failed_deferred_index_commit_loses_no_acknowledged_entry(tmp_pa
         reopened.close()
 
 
-async def test_health_reports_a_degraded_index_and_its_recovery(tmp_path: Path, small_volume: Path) -> None:
+async def test_health_reports_a_degraded_index_and_its_recovery(tmp_path: Path, small_disk: Path) -> None:
     data = tmp_path / "var"
-    index_on(small_volume, data / "evidence")  # the daemon's store lives there
+    index_on(small_disk, data / "evidence")  # the daemon's store lives there
     async with running_daemon(tmp_path, data_dir=str(data)) as daemon, aiohttp.ClientSession() as http:
         base = base_url(daemon)
 
@@ -159,7 +144,7 @@ async def test_health_reports_a_degraded_index_and_its_recovery(tmp_path: Path, 
 
         assert (await health())["index"] == "ok"
         ids = [await post(1, None)]
-        filler = fill(small_volume)
+        filler = fill(small_disk)
         for n in range(2, 12):
             ids.append(await post(n, n - 1))
         await wait_index("degraded")

@@ -89,6 +89,20 @@ async def read_to_eof(reader: asyncio.StreamReader, timeout: float = 10) -> byte
 
 
 @pytest.mark.parametrize("ready", [False, True], ids=["before-ready", "after-ready"])
+async def dribble(writer: asyncio.StreamWriter, byte: bytes, *, first: bytes = b"", every: float = 0.05) -> None:
+    """A slowloris: ``first``, then one ``byte`` per ``every`` seconds, never
+    a line end, until the peer hangs up. The pause between bytes is the
+    attack itself, not synchronisation."""
+    try:
+        writer.write(first)
+        while True:
+            writer.write(byte)
+            await writer.drain()
+            await asyncio.sleep(every)
+    except (ConnectionError, OSError):
+        return
+
+
 async def test_a_ws_client_that_never_reads_is_dropped_and_memory_stays_bounded(
     tmp_path: Path, ready: bool
 ) -> None:
@@ -327,18 +341,8 @@ async def test_slowloris_headers_are_closed_after_the_header_timeout(tmp_path: P
         sockets = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
         head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
-        async def dribble(writer: asyncio.StreamWriter) -> None:
-            try:
-                writer.write(head)
-                while True:
-                    writer.write(b"a")
-                    await writer.drain()
-                    await asyncio.sleep(0.1)
-            except (ConnectionError, OSError):
-                return
-
         async with arena.responsive():
-            dribblers = [asyncio.create_task(dribble(w)) for _, w in sockets]
+            dribblers = [asyncio.create_task(dribble(w, b"a", first=head, every=0.1)) for _, w in sockets]
             answers = await asyncio.gather(*(read_to_eof(r, timeout=20) for r, _ in sockets))
         for task in dribblers:
             task.cancel()
@@ -357,16 +361,7 @@ async def test_a_body_dribbled_a_byte_at_a_time_gets_a_408(tmp_path: Path) -> No
             b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
         )
 
-        async def dribble() -> None:
-            try:
-                while True:
-                    writer.write(b" ")
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-            except (ConnectionError, OSError):
-                return
-
-        task = asyncio.create_task(dribble())
+        task = asyncio.create_task(dribble(writer, b" "))
         answer = await read_to_eof(reader, timeout=30)
         task.cancel()
         assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
@@ -450,17 +445,7 @@ async def test_an_irc_client_dribbling_a_partial_line_is_dropped_at_the_registra
     async with stage(tmp_path, **IRC, irc__server__registration_timeout_s=0.5) as arena:
         reader, writer = await asyncio.open_connection("127.0.0.1", arena.irc_port)
 
-        async def dribble() -> None:
-            try:
-                writer.write(b"NICK al")
-                while True:
-                    writer.write(b"i")
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-            except (ConnectionError, OSError):
-                return
-
-        task = asyncio.create_task(dribble())
+        task = asyncio.create_task(dribble(writer, b"i", first=b"NICK al"))
         answer = await read_to_eof(reader, timeout=10)
         task.cancel()
         assert b"ERROR :Closing Link: 127.0.0.1 (Registration timeout)" in answer, answer
@@ -476,16 +461,7 @@ async def test_partial_lines_do_not_count_as_activity_for_the_ping_timeout(tmp_p
         await writer.drain()
         assert b" 001 mallory " in await reader.readline()
 
-        async def dribble() -> None:  # never a line end, never a PONG
-            try:
-                while True:
-                    writer.write(b"x")
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-            except (ConnectionError, OSError):
-                return
-
-        task = asyncio.create_task(dribble())
+        task = asyncio.create_task(dribble(writer, b"x"))  # never a line end, never a PONG
         answer = await read_to_eof(reader, timeout=10)
         task.cancel()
         assert b"PING" in answer
