@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP) sandbox
 	$(BIN)/futon serve --config $(CONFIG)
 
-test: $(STAMP) packages
+test: $(STAMP) packages agents-cli
 	$(BIN)/ruff check futon tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -54,6 +54,27 @@ packages:
 	    echo "warning: $$cmd not found and cannot be installed here; the tests that need it will say so" >&2; \
 	  fi; \
 	done; true
+
+# The real Claude Code and Codex CLIs the claude-code and codex-cli driver
+# presets are tested against (tests/agents/test_real_clients.py): test
+# dependencies of the drivers, not of the daemon. The exact versions are in
+# agents-cli/package-lock.json; `npm ci` installs them into
+# agents-cli/node_modules (gitignored) when missing, with Debian's nodejs and
+# npm when npm itself is missing and we are root. Never fails the build: the
+# tests that need a CLI fail and say why.
+.PHONY: agents-cli
+agents-cli:
+	@[ -x agents-cli/node_modules/.bin/claude ] && [ -x agents-cli/node_modules/.bin/codex ] && exit 0; \
+	if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q nodejs npm || { apt-get update -q && apt-get install -y -q nodejs npm; }; \
+	fi; \
+	if command -v npm >/dev/null 2>&1; then \
+	  (cd agents-cli && npm ci --no-audit --no-fund --loglevel=error) \
+	    || echo "warning: npm ci in agents-cli failed; the real-client tests will say so" >&2; \
+	else \
+	  echo "warning: npm not found and cannot be installed here; the real-client tests will say so" >&2; \
+	fi; true
 
 # `make run` needs only the sandbox.
 sandbox:

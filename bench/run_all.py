@@ -28,6 +28,7 @@ from bench.common import machine  # noqa: E402
 BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("evidence_append.py", [], ["--entries", "512", "--rounds", "1"]),
     ("evidence_query.py", [], ["--entries", "50000", "--samples", "100"]),
+    ("evidence_search.py", [], ["--entries", "20000", "--samples", "50"]),
     ("tool_dispatch.py", [], ["--actions", "500", "--commands", "20", "--rounds", "1"]),
     ("ws_roundtrip.py", [], ["--seconds", "1", "--idle", "50"]),
     ("http_dispatch.py", [], ["--seconds", "1"]),

@@ -269,18 +269,31 @@ class AgentClient:
     # ------------------------------------------------------------- requests
 
     async def start(
-        self, peripheral_id: str | None = None, *, timeout: float | None = None
+        self,
+        peripheral_id: str | None = None,
+        *,
+        goal: str | None = None,
+        timeout: float | None = None,
     ) -> f.PeripheralStarted:
-        """Open a peripheral session (the routed default without an id)."""
-        frame = f.PeripheralStart(type="peripheral_start", peripheral_id=peripheral_id)
+        """Open a peripheral session (the routed default without an id);
+        with a ``goal`` the answer's ``related`` lists earlier work on it."""
+        frame = f.PeripheralStart(type="peripheral_start", peripheral_id=peripheral_id, goal=goal)
         return await self._request(frame, f.PeripheralStarted, timeout)
 
     async def act(
-        self, tool: str, args: list[Any] | None = None, *, timeout: float | None = None
+        self,
+        tool: str,
+        args: list[Any] | dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
     ) -> f.ToolResult:
-        """Run one tool in the active peripheral. A failed tool is a result
-        with ``ok=False``; a refused one raises (``tool-not-allowed``, …)."""
-        frame = f.ToolAction(type="tool_action", tool=tool, args=list(args or []))
+        """Run one tool in the active peripheral, with positional ``args`` (a
+        list) or named ones (a dict). A failed tool is a result with
+        ``ok=False``; a refused one raises (``tool-not-allowed``, …)."""
+        wire: list[Any] | dict[str, Any] = (
+            dict(args) if isinstance(args, dict) else list(args or [])
+        )
+        frame = f.ToolAction(type="tool_action", tool=tool, args=wire)
         return await self._request(frame, f.ToolResult, timeout)
 
     async def hop(
@@ -326,14 +339,22 @@ class AgentClient:
         *,
         channel: str | None = None,
         nick: str | None = None,
+        in_reply_to: str | None = None,
         timeout: float | None = None,
     ) -> None:
-        """Answer in an IRC channel, or privately to ``nick``."""
+        """Answer in an IRC channel, or privately to ``nick``; ``in_reply_to``
+        (an ``irc_message``'s ``evidence_id``) links the answer to the question."""
         if (channel is None) == (nick is None):
             raise ValueError("irc_response needs exactly one of channel or nick")
-        await self._confirm(
-            f.IrcResponse(type="irc_response", channel=channel, nick=nick, text=text), timeout
+        frame = f.IrcResponse(
+            type="irc_response", channel=channel, nick=nick, text=text, in_reply_to=in_reply_to
         )
+        await self._confirm(frame, timeout)
+
+    async def progress(self, to: str, text: str, *, timeout: float | None = None) -> None:
+        """One progress line, said as a NOTICE from the agent's nick to
+        ``to`` (a #channel or nick) when its ``progress`` is ``notice``."""
+        await self._confirm(f.Progress(type="progress", to=to, text=text), timeout)
 
     async def query_evidence(
         self,

@@ -3,16 +3,25 @@
 An MCP client (Claude Code, Codex CLI, the ``mcp`` SDK's own client …)
 starts ``futon mcp --agent ID`` and sees
 
-- the active peripheral's tools, named as futon spells them, each a function
-  of one parameter ``args`` — the JSON array of its positional arguments —
-  with the schema from :mod:`futon.agents.tooldefs`, the very definitions
-  ``futon agent run`` offers a model (one source of truth);
+- every futon tool, named as futon spells them, each a function of its
+  named parameters (``read {path, offset?, limit?}`` …) with the schema
+  from :mod:`futon.agents.tooldefs`, the very definitions ``futon agent
+  run`` offers a model (one source of truth);
 - the control tools ``futon_start(peripheral)``, ``futon_hop(to,
   exit_condition, reason)``, ``futon_stop(reason)``, ``futon_reply(to,
   text)``, ``futon_inbox()`` and ``futon_evidence(filters, limit)``.
 
-After a start, hop or stop (or a reconnect that lost the session) the tool
-list changes and the server sends ``notifications/tools/list_changed``.
+Every tool is listed all the time, whatever the active peripheral: MCP
+clients (Claude Code, Codex CLI) do not pick up a changed list in the middle
+of a turn and refuse a tool they were not offered, so the envelope could not
+answer for itself. The envelope is enforced at call time instead: a call
+goes to the daemon with its arguments unchecked, and a tool outside the
+active peripheral comes back as the MCP tool error ``tool-not-allowed: …``
+(never an argument-shape error about a tool the peripheral does not offer).
+``futon_start``/``futon_hop`` answer with the peripheral's ``tools``. After
+a start, hop or stop (or a reconnect that lost the session) the server still
+sends ``notifications/tools/list_changed``; the list itself changes only
+when the peripheral offers a tool futon has no model for (a plugin's).
 
 Every call is a frame on the agent's WebSocket connection (through
 :class:`~futon.agents.client.AgentClient`), so it lands in evidence exactly
@@ -49,7 +58,8 @@ from mcp.server.lowlevel import NotificationOptions, Server
 
 from futon import __version__
 from futon.agents.client import AgentClient, Disconnected
-from futon.agents.tooldefs import tool_spec
+from futon.agents.tooldefs import tool_spec, wire_args
+from futon.peripherals.args import ARGS
 from futon.protocol.errors import FutonError, ProtocolError
 
 log = logging.getLogger("futon.agent.mcp")
@@ -318,12 +328,13 @@ def control_tools(peripherals: list[str] | None) -> list[types.Tool]:
         (
             "futon_start",
             "Start a peripheral session (without `peripheral`: the agent's routed default). "
-            "The tool list then becomes that peripheral's tools.",
+            "The answer's `tools` are the tools it allows; others are refused (tool-not-allowed).",
             _object({"peripheral": peripheral}, []),
         ),
         (
             "futon_hop",
-            "Move the session to another peripheral (another tool set and scope); the session carries over.",
+            "Move the session to another peripheral (another tool set and scope); the session "
+            "carries over. The answer's `tools` are the tools now allowed.",
             _object(
                 {
                     "to": peripheral,
@@ -400,9 +411,10 @@ class McpBridge:
             "futon",
             version=__version__,
             instructions=(
-                f"You act as the futon agent {agent_id!r}, only through the tools of the active "
-                "peripheral. Every futon tool takes one parameter, `args`: the JSON array of its "
-                "positional arguments in order. futon_start / futon_hop change the tool set."
+                f"You act as the futon agent {agent_id!r}. Start a peripheral with futon_start; "
+                "its answer lists the tools it allows (futon_hop moves to another peripheral and "
+                "another tool set). Every futon tool is listed, but a tool outside the active "
+                "peripheral is refused with `tool-not-allowed`."
             ),
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
@@ -411,8 +423,11 @@ class McpBridge:
     # ------------------------------------------------------------- state
 
     def tool_list(self) -> list[types.Tool]:
+        """The control tools and every futon tool (see the module docstring),
+        plus any tool of the active peripheral futon has no model for."""
         listed = control_tools(self.permitted)
-        for tool in self.tools:
+        extra = [tool for tool in self.tools if tool not in ARGS]
+        for tool in [*sorted(ARGS), *extra]:
             if tool.startswith(CONTROL_PREFIX):
                 continue  # cannot shadow a control tool
             spec = tool_spec(tool)
@@ -539,17 +554,11 @@ class McpBridge:
             if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
                 raise Refused("futon_evidence: `limit` must be an integer")
             return await self.backend.request("evidence", filters=filters, limit=limit), False
-        # A futon tool — also one not in the list: the daemon refuses it
-        # (tool-not-allowed), and the refusal is recorded like any WS agent's.
-        extra = set(arguments) - {"args"}
-        if extra:
-            raise Refused(f"{name} takes only `args` (got {', '.join(sorted(extra))})")
-        args = arguments.get("args")
-        if not isinstance(args, list):
-            raise Refused(
-                f'{name} takes {{"args": [...]}}: its positional arguments as a JSON array'
-            )
-        result = await self.backend.request("act", tool=name, args=args)
+        # A futon tool — also one outside the envelope or unknown: the arguments
+        # go unchecked, so the daemon answers tool-not-allowed before it looks
+        # at them (and records the refusal like any WS agent's), else
+        # invalid-input naming the parameter.
+        result = await self.backend.request("act", tool=name, args=wire_args(arguments))
         return {"ok": result.get("ok"), "result": result.get("result")}, not result.get("ok")
 
     # ------------------------------------------------------------- serving

@@ -17,14 +17,14 @@ the agent becomes a **turn**, handled one at a time in arrival order:
    sender, a coordination message gets a ``reply`` frame ``{"text": answer}``;
    then stop the session (unless ``keep_session``).
 
-How futon tools look to a model: futon tools take a JSON *array* of
-positional arguments, but function-calling APIs want an object. Each tool is
-therefore offered as a function of one parameter, ``args``, whose schema is
-the tool's argument-array schema (:mod:`futon.agents.tooldefs`, shared with
-``futon mcp``; :func:`futon.peripherals.args.args_schema`,
-``prefixItems`` in order; nested ``$defs`` are lifted to the top of the
-parameters object so their ``$ref``\\ s resolve). A call to ``read`` looks
-like ``{"args": ["README.md", {"offset": 10}]}``. Tool names are kept as
+How futon tools look to a model: each tool is a function of its named
+parameters (:mod:`futon.agents.tooldefs`, shared with ``futon mcp``;
+:func:`futon.peripherals.args.named_schema`): a call to ``read`` looks like
+``{"path": "README.md", "offset": 10}``. The call object goes to the daemon
+as it is (the older ``{"args": [...]}`` as that array), unchecked here: the
+daemon refuses a tool outside the envelope with ``tool-not-allowed`` before
+it looks at the arguments, and bad arguments with ``invalid-input`` naming
+the parameter; either comes back to the model as the call's result. Tool names are kept as
 futon spells them (``bash-readonly``: both OpenAI and Anthropic accept
 ``[A-Za-z0-9_-]{1,64}``); a name outside that pattern — or one that would
 shadow ``hop``/``reply`` — is offered under a safe alias and mapped back.
@@ -48,7 +48,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -62,9 +62,11 @@ from futon.agents.drivers.base import (
     ToolSpec,
     transcript,
 )
+from futon.agents.progress import Progress
 from futon.agents.tooldefs import (  # the tool definitions, shared with the MCP bridge
     safe_tool_name,
     tool_spec,
+    wire_args,
 )
 from futon.protocol import frames as f
 from futon.protocol.errors import FutonError
@@ -75,6 +77,7 @@ HOP_TOOL = "hop"
 REPLY_TOOL = "reply"
 CHARS_PER_TOKEN = 4
 MAX_ANSWER_CHARS = 60_000  # under the 64 KiB text limit of chat frames
+MAX_GOAL_CHARS = 4000  # of a request sent as a session's goal (the server searches its first words)
 # Two agents answering each other's chats would never stop: at most this
 # many chat turns per sender within CHAT_WINDOW_S; more are dropped (logged).
 CHAT_TURNS_PER_WINDOW = 10
@@ -105,6 +108,14 @@ class Request:
     msg_id: str | None = None  # message: what the reply answers
     peripheral: str | None = None  # message: the peripheral the payload asks for
     seq: int = 0
+    evidence_id: str | None = None  # irc: the human's line; the answer replies to it
+
+    @property
+    def progress_to(self) -> str | None:
+        """Where progress lines go: the channel or nick an IRC request came from."""
+        if self.kind != "irc":
+            return None
+        return self.channel or self.sender
 
     @classmethod
     def from_push(cls, push: Push, agent_id: str) -> Request | None:
@@ -113,7 +124,14 @@ class Request:
             if push.from_ == agent_id:
                 return None
             channel = None if push.private or not push.channel else push.channel
-            return cls("irc", push.from_, push.text, channel=channel, seq=push.seq)
+            return cls(
+                "irc",
+                push.from_,
+                push.text,
+                channel=channel,
+                seq=push.seq,
+                evidence_id=push.evidence_id,
+            )
         if isinstance(push, f.ChatMessage):
             if push.from_ == agent_id:
                 return None
@@ -411,6 +429,7 @@ class _Session:
     peripheral_id: str
     tools: list[str]
     generation: int  # the client's connection generation it was opened under
+    related: list[f.RelatedWork] = field(default_factory=list)  # earlier work on the goal (issue 21)
 
 
 class AgentRuntime:
@@ -437,6 +456,8 @@ class AgentRuntime:
         self._peripherals: dict[str, dict[str, Any]] | None = None
         self._steps = 0
         self._chat_turns: dict[str, deque[float]] = {}
+        self.progress = Progress(client)  # agents.yaml progress: notice (the ready_ack says)
+        self._request: Request | None = None  # the turn's request (where progress goes)
 
     async def run(self) -> None:
         """Handle every push until the client closes."""
@@ -478,6 +499,7 @@ class AgentRuntime:
         """One turn: answer ``request`` and send the answer where it came from."""
         log.info("turn: %s", request.prompt()[:200])
         self._steps = 0
+        self._request = request
         failure: TurnFailed | None = None
         answer = ""
         try:
@@ -573,11 +595,17 @@ class AgentRuntime:
         if call.name == HOP_TOOL:
             return (*await self._hop(arguments), None)
         tool = toolbox.resolve(call.name) if toolbox else call.name
-        args = arguments.get("args") if isinstance(arguments, dict) else arguments
-        if not isinstance(args, list):
-            message = (
-                f'{call.name} takes {{"args": [...]}}: its positional arguments as a JSON array'
-            )
+        # No argument check here: the daemon checks the tool set first.
+        if isinstance(arguments, dict):
+            args: list[Any] | dict[str, Any] = wire_args(arguments)
+        elif isinstance(arguments, list):
+            args = arguments
+        elif toolbox is not None and tool not in toolbox.tools:
+            # Not even an object, for a tool not offered: say what matters.
+            message = f"{call.name} is not one of the tools offered ({', '.join(toolbox.tools)})"
+            return _refusal("tool-not-allowed", message), True, None
+        else:
+            message = f"the arguments of {call.name} must be a JSON object of its parameters"
             return _refusal("invalid-input", message), True, None
         self._check_session()
         try:
@@ -585,11 +613,31 @@ class AgentRuntime:
         except Disconnected:
             raise
         except FutonError as exc:  # refused: outside the envelope, out of scope, bad input …
+            if exc.code == INTERRUPTED:  # stopped while waiting for an approval
+                self._interrupted()
+            await self._step_progress(tool, args, refused=exc.code)
             return _refusal(exc.code, exc.message), True, None
+        if not result.ok and isinstance(result.result, dict) and result.result.get("code") == INTERRUPTED:
+            self._interrupted()
+        await self._step_progress(tool, args, ok=result.ok, result=result.result)
         content = json.dumps(
             {"ok": result.ok, "result": result.result}, ensure_ascii=False, default=str
         )
         return self._cap(content), not result.ok, None
+
+    async def _step_progress(
+        self, tool: str, args: Any, *, ok: bool = True, result: Any = None, refused: str | None = None
+    ) -> None:
+        request, session = self._request, self._session
+        await self.progress.step(
+            request.progress_to if request else None,
+            session.peripheral_id if session else None,
+            tool,
+            args,
+            ok=ok,
+            result=result,
+            refused=refused,
+        )
 
     async def _hop(self, arguments: Any) -> tuple[str, bool]:
         if not isinstance(arguments, dict) or not all(
@@ -606,7 +654,9 @@ class AgentRuntime:
         except Disconnected:
             raise
         except FutonError as exc:
+            await self._step_progress("hop", [arguments["to"]], refused=exc.code)
             return _refusal(exc.code, exc.message), True
+        await self._step_progress("hop", [arguments["to"]], result=f"now in {hopped.to}")
         if self._session is not None:
             self._session.peripheral_id, self._session.tools = hopped.to, list(hopped.tools)
         return json.dumps(
@@ -635,7 +685,7 @@ class AgentRuntime:
             session = None
         if session is None:
             try:
-                started = await self.client.start(request.peripheral)
+                started = await self.client.start(request.peripheral, goal=request.text[:MAX_GOAL_CHARS])
             except Disconnected:
                 raise
             except FutonError as exc:
@@ -648,8 +698,16 @@ class AgentRuntime:
                 started.peripheral_id,
                 list(started.tools),
                 self.client.generation,
+                list(started.related or []),
             )
         return session
+
+    def _interrupted(self) -> NoReturn:
+        """A human stopped the session (issue 17): the daemon concluded it,
+        so the turn ends here — its "could not" line says so in the channel
+        — and the next turn starts a fresh session."""
+        self._session = None
+        raise TurnFailed("finish", "a human interrupted the session")
 
     def _check_session(self) -> None:
         """A reconnect in the middle of a turn ended its session on the
@@ -689,7 +747,7 @@ class AgentRuntime:
             return (
                 f"You are {self.agent_id}, an agent in futon, where humans (on IRC) and agents work together. "
                 f"Answer the request that follows; your answer is sent to {who}. Be brief."
-            )
+            ) + (_related_prompt(self._session.related) if self._session else "")
         session = self._session
         scope = (
             self._peripherals.get(session.peripheral_id, {}).get("scope")
@@ -700,12 +758,13 @@ class AgentRuntime:
         return (
             f"You are {self.agent_id}, an agent working through futon. You act only through the tools of your "
             f"current peripheral, {session.peripheral_id!r}{where}: {', '.join(session.tools) or 'none'}.\n"
-            'Every futon tool takes one parameter, "args": the JSON array of its positional arguments in order, '
-            'for example read takes {"args": ["README.md"]} or {"args": ["README.md", {"offset": 10, "limit": 20}]}.\n'
+            "Every futon tool takes named parameters, "
+            'for example read takes {"path": "README.md"} or {"path": "README.md", "offset": 10, "limit": 20}.\n'
             "A call futon refuses, or that fails, comes back as that call's result, e.g. "
             '{"error": {"code": "tool-not-allowed", "message": "..."}}; read it and carry on: try another tool, hop, or answer.\n'
             f"Call hop to move this session to another peripheral. Call reply - or simply answer without calling "
             f"a tool - to give your final answer, which is sent to {who}. Be brief."
+            + _related_prompt(session.related)
         )
 
     # ------------------------------------------------------------- compaction
@@ -761,10 +820,15 @@ class AgentRuntime:
             try:
                 if request.kind == "irc" and request.channel:
                     await self.client.irc_response(
-                        f"{request.sender}: {text}", channel=request.channel, timeout=30
+                        f"{request.sender}: {text}",
+                        channel=request.channel,
+                        in_reply_to=request.evidence_id,
+                        timeout=30,
                     )
                 elif request.kind == "irc":
-                    await self.client.irc_response(text, nick=request.sender, timeout=30)
+                    await self.client.irc_response(
+                        text, nick=request.sender, in_reply_to=request.evidence_id, timeout=30
+                    )
                 elif request.kind == "chat":
                     await self.client.chat(request.sender, text, timeout=30)
                 else:
@@ -817,6 +881,21 @@ class AgentRuntime:
         if session is not None:
             entry["session-id"] = session.session_id
         await self.http.append_evidence(entry)
+
+
+def _related_prompt(related: list[f.RelatedWork]) -> str:
+    """Earlier work on this session's goal, for the system prompt: so the
+    model builds on it instead of redoing it."""
+    if not related:
+        return ""
+    lines = "\n".join(f"- {item.evidence_id}: {item.summary}" for item in related)
+    return (
+        "\nEarlier sessions (any agent's) concluded or were refused on related work; check it before redoing it "
+        f"(evidence-search finds more):\n{lines}"
+    )
+
+
+INTERRUPTED = "interrupted"  # the code of a step a human interrupted (docs/peripherals.md, interrupt)
 
 
 def _refusal(code: str, message: str) -> str:

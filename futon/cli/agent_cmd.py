@@ -185,6 +185,18 @@ Drivers:
              {mcp_command_toml} and {mcp_args_toml} serve Codex's -c option.
   script     Canned model turns from a YAML or JSON file (--script), for
              demos and tests.
+  claude-code
+             The real Claude Code CLI (claude -p) per turn, acting only
+             through futon mcp: its own tools (Bash, Edit, Write, Read ...)
+             are switched off. --cli names the binary (default: claude on
+             PATH), --base-url sets ANTHROPIC_BASE_URL, --model its model;
+             the key comes from ANTHROPIC_API_KEY (or --api-key-env).
+  codex-cli  The real Codex CLI (codex exec) per turn, acting only through
+             futon mcp: its shell and patch tools are switched off and its
+             sandbox is read-only. --cli names the binary (default: codex on
+             PATH), --base-url (ending in /v1) becomes a Responses API model
+             provider, --model its model; the key comes from OPENAI_API_KEY
+             (or --api-key-env).
 
 The model sees exactly the active peripheral's tools. Each takes its JSON
 array of arguments as one parameter, "args"; the model also gets "hop" (to,
@@ -213,7 +225,9 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
         "config's http.host and http.port, or the port in its data_dir/ports.json).",
     )
     parser.add_argument("--token", help="The agent's token (default: $FUTON_AGENT_TOKEN).")
-    parser.add_argument("--model", help="The model name, for the openai and anthropic drivers.")
+    parser.add_argument(
+        "--model", help="The model name, for the openai, anthropic, claude-code and codex-cli drivers."
+    )
     parser.add_argument(
         "--base-url",
         metavar="URL",
@@ -226,6 +240,11 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
         "--cmd", metavar="COMMAND", help="The program of the command driver, such as 'claude -p'."
     )
     parser.add_argument("--script", metavar="FILE", help="The YAML or JSON file of the script driver.")
+    parser.add_argument(
+        "--cli",
+        metavar="PATH",
+        help="The binary of the claude-code or codex-cli driver (default: claude or codex on PATH).",
+    )
     parser.add_argument(
         "--mcp",
         action="store_true",
@@ -321,6 +340,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cmd=args.cmd,
             script=args.script,
             timeout_s=args.max_seconds,
+            cli=args.cli,
         )
         if args.mcp:
             from futon.agents.drivers.command import CommandDriver

@@ -1,4 +1,4 @@
-"""``futon evidence query|tail|chain|verify`` — read the landscape from the
+"""``futon evidence query|search|tail|chain|verify`` — read the landscape from the
 shards of the config's ``data_dir``, with or without a running daemon.
 
 Filters are parsed by ``EvidenceQuery.from_params``, the same parser the HTTP
@@ -25,6 +25,7 @@ from futon.cli import add_config_option, add_group
 from futon.cli.evidence_lines import LinePrinter
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
+from futon.evidence.search import MAX_SEARCH_LIMIT, SearchRequest
 
 _FILTERS = (
     ("subject-type", "Only entries whose subject has this type (session, thread, agent, ...)."),
@@ -63,6 +64,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     query.add_argument("--limit", type=int, default=50, help="The page size, at most 1000 (default: 50).")
     query.add_argument("--cursor", help="Continue from the cursor a previous page printed.")
     query.set_defaults(func=cmd_query)
+
+    search = actions.add_parser(
+        "search",
+        help="Print the entries whose text holds the words, best match first.",
+        description=(
+            "Full-text search of the entries' bodies, subjects, authors and tags: the words "
+            "as an exact phrase first, then all of them, then any; the filters apply. One line "
+            "each with the matched words «marked» (--wide: a table; --json: one hit per line)."
+        ),
+    )
+    search.add_argument("words", metavar="QUERY", nargs="+", help="The words to look for (plain words; no operators).")
+    _add_filters(search)
+    search.add_argument(
+        "--limit", type=int, default=20, help=f"How many hits, at most {MAX_SEARCH_LIMIT} (default: 20)."
+    )
+    search.set_defaults(func=cmd_search)
+
+    audit = actions.add_parser(
+        "audit",
+        help="Replay a session's evidence against the peripheral specs; print each violation.",
+        description=(
+            "Replay the session's recorded chain against the peripherals of the config: every "
+            "step's tool in its peripheral's tools, every path in scope, every hop admitted, the "
+            "chain unbroken. Prints each violation with the entry that shows it; exits 1 when "
+            "there is one."
+        ),
+    )
+    add_config_option(audit)
+    audit.add_argument("session", metavar="SESSION", help="The session id (sess-...).")
+    audit.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    audit.set_defaults(func=cmd_audit)
 
     tail = actions.add_parser(
         "tail",
@@ -186,6 +218,54 @@ def cmd_query(args: argparse.Namespace) -> int:
     if page.next_cursor:
         print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
     return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    query = _query_from(args, 1)
+    request = SearchRequest.of(" ".join(args.words), query=query, limit=max(1, args.limit))
+    store = _open(args)
+    if store is None:
+        return 0
+    with store:
+        hits = store.search(request)
+    if args.json:
+        for hit in hits:
+            sys.stdout.write(json.dumps(hit.to_dict(), ensure_ascii=False) + "\n")
+    elif args.wide:
+        _emit([hit.entry for hit in hits], False, title=f"{len(hits)} hits", wide=True)
+    else:
+        printer = LinePrinter(dated=True)
+        if hits:
+            printer.header()
+        printer.print_hits([(hit.entry, hit.snippet) for hit in hits])
+    if not hits:
+        print("(no entry holds these words)", file=sys.stderr)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from futon.config.loader import load_config
+    from futon.peripherals.audit import audit_session
+    from futon.peripherals.spec import load_peripherals
+    from futon.protocol.errors import NotFound
+
+    peripherals = load_peripherals(load_config(args.config).peripherals)
+    store = _open(args)
+    if store is None:
+        raise NotFound(f"no session {args.session!r} in the evidence", code="session-not-found")
+    with store:
+        report = audit_session(store, peripherals, args.session)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for violation in report.violations:
+            print(f"{violation.evidence_id} (seq {violation.seq}): {violation.rule}: {violation.message}")
+        verdict = "clean" if report.clean else f"{len(report.violations)} violation(s)"
+        print(
+            f"{report.session_id}: {report.entries} entries, {report.steps} steps, {report.hops} hops, "
+            f"{report.refusals} refusals: {verdict}" + (" (cut at the audit bound)" if report.truncated else "")
+        )
+    return 0 if report.clean else 1
 
 
 def cmd_tail(args: argparse.Namespace) -> int:

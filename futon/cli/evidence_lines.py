@@ -135,22 +135,26 @@ class LinePrinter:
 
     width: int = field(default_factory=terminal_width)
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    # Dated: the time column shows the day (YYYY-MM-DD) and no day headers
+    # are printed — for search hits, which come by rank, not by time.
+    dated: bool = False
     _day: str | None = None
     _header_done: bool = False
 
     def __post_init__(self) -> None:
-        self.columns = Columns(self.width)
+        self.columns = Columns(self.width, time=10 if self.dated else 8)
 
     def header(self) -> None:
         if self._header_done:
             return
         self._header_done = True
         c = self.columns
-        cells = [fit("time", c.time), fit("author", c.author), fit("type/claim", c.kind),
-                 fit("subject", c.subject), fit("summary", c.summary)]  # fmt: skip
+        cells = [fit("day" if self.dated else "time", c.time), fit("author", c.author), fit("type/claim", c.kind),
+                 fit("subject", c.subject), fit("match" if self.dated else "summary", c.summary)]  # fmt: skip
         self.out.write(" ".join(cells).rstrip() + "\n")
 
-    def line(self, entry: EntryDict) -> str:
+    def line(self, entry: EntryDict, text: str | None = None) -> str:
+        """One entry; ``text`` (a search snippet) replaces its summary."""
         at = str(entry.get("evidence/at", ""))
         subject = entry.get("evidence/subject") or {}
         entry_type = str(entry.get("evidence/type", ""))
@@ -161,13 +165,19 @@ class LinePrinter:
             about = str(subject)
         c = self.columns
         cells = [
-            fit(at[11:19] if len(at) >= 19 else at, c.time),
+            fit(at[:10] if self.dated else at[11:19] if len(at) >= 19 else at, c.time),
             fit(plain(str(entry.get("evidence/author", ""))), c.author),
             fit(plain(kind), c.kind),
             fit(plain(about), c.subject),
-            fit(summary(entry), c.summary),
+            fit(summary(entry) if text is None else plain(text), c.summary),
         ]
         return " ".join(cells).rstrip()
+
+    def print_hits(self, hits: list[tuple[EntryDict, str]]) -> None:
+        """Search hits (entry, snippet), in the order given, no day headers."""
+        for entry, snippet in hits:
+            self.out.write(self.line(entry, snippet) + "\n")
+        self.out.flush()
 
     def print(self, entries: list[EntryDict]) -> None:
         for entry in entries:

@@ -12,7 +12,7 @@ CORE_TOOLS: frozenset[str] = frozenset(
     {
         "read", "glob", "grep", "edit", "write",
         "bash", "bash-test", "bash-git", "bash-deploy", "bash-readonly",
-        "web-fetch", "musn-log",
+        "web-fetch", "musn-log", "evidence-search",
     }
 )  # fmt: skip
 

@@ -77,6 +77,10 @@ class IrcServerSection(Strict):
     registration_timeout_s: PositiveFloat = 30  # NICK+USER (and PASS) must be done this long after connecting
     max_clients: int = Field(default=500, ge=1)
     max_clients_per_ip: int = Field(default=200, ge=1)
+    # Lines of a channel's recent conversation (from its evidence thread) a client gets
+    # when it joins; 0 = none. CHATHISTORY answers at most chathistory_max lines a request.
+    history_lines: int = Field(default=20, ge=0, le=500)
+    chathistory_max: int = Field(default=100, ge=1, le=1000)
 
 
 class SaslSection(Strict):
@@ -281,6 +285,17 @@ class PeripheralSpec(Strict):
     context: list[str] = Field(default_factory=lambda: ["session-id"])
     config: dict[str, Any] = Field(default_factory=dict)
     sandbox: SandboxSpec = Field(default_factory=SandboxSpec)
+    # Humans in the loop (issue 17): entering this peripheral (start or hop)
+    # waits for an approver's decision; each call of a tool in ``ask`` does.
+    approval: Literal["none", "human"] = "none"
+    ask: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ask_names_own_tools(self) -> PeripheralSpec:
+        stray = [t for t in self.ask if t not in self.tools]
+        if stray:
+            raise ValueError(f"ask lists {', '.join(stray)}, which this peripheral's tools do not include")
+        return self
 
     @field_validator("tools")
     @classmethod
@@ -345,6 +360,8 @@ class AgentSpec(Strict):
     relay: Literal["mentions", "all"] = "mentions"
     workspace: str | None = None
     peripherals: list[str] | None = None
+    # notice: the agent runtime posts one short NOTICE line per step while it works
+    progress: Literal["off", "notice"] = "off"
 
     @field_validator("id", "nick")
     @classmethod
@@ -381,6 +398,10 @@ class AgentsFile(Strict):
     agents: list[AgentSpec] = Field(default_factory=list)
     routing: dict[str, str] = Field(default_factory=lambda: {"default": "explore"})
     irc_access: IrcAccess = Field(default_factory=IrcAccess)
+    # Who may approve or deny (issue 17): IRC nicks, or services accounts in
+    # bot mode; the HTTP admin token always may.
+    approvers: list[str] = Field(default_factory=list)
+    approval_timeout_s: float = Field(default=300, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> AgentsFile:

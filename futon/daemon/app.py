@@ -47,7 +47,9 @@ from futon.peripherals.spec import load_peripherals
 from futon.peripherals.tools.backend import RealBackend
 from futon.protocol.errors import ConfigError, FutonError
 from futon.protocol.irc_lines import irc_lower
+from futon.social import approvals as approvals_mod
 from futon.social.chat import Chat
+from futon.social.history import ChannelHistory
 from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
 from futon.social.registry import AgentRegistry
@@ -80,6 +82,7 @@ class Daemon:
         self.tickle: Tickle | None = None
         self.chat: Chat | None = None  # the one chat path: WS, HTTP, IRC, messenger, Tickle
         self.relay: IrcRelay | None = None
+        self.approvals: approvals_mod.Approvals | None = None  # humans in the loop (issue 17)
         self.irc_server: IrcServer | None = None
         self.bots: list[Any] = []  # IrcBot, one per configured network
         # Every loop the daemon runs in the background (tasks.py): Tickle's
@@ -150,6 +153,12 @@ class Daemon:
             self.registry, self.pipeline, self.store, self.runner, daemon_nick=settings.irc.nick, chat=self.chat
         )
         self.runner.messenger = DaemonMessenger(self.chat, self.pipeline)
+        self.approvals = approvals_mod.wire(
+            self.store, self.chat, self.registry, self.pipeline, approvers=self.config.agents.approvers,
+            timeout_s=self.config.agents.approval_timeout_s, daemon_nick=settings.irc.nick,
+        )  # fmt: skip
+        self.runner.approver = self.approvals  # humans in the loop (issue 17)
+        self.relay.approvals = self.approvals
         self.tickle = Tickle(self.registry, self.store, self.runner, self.chat, settings.tickle)
         self.relay.tickle = self.tickle  # standup asks it for a review while it is enabled
         self._watch_tickle(settings.tickle)
@@ -169,6 +178,7 @@ class Daemon:
             body_timeout_s=settings.http.body_timeout_s,
             reload=self.reload,
             metrics=self.metrics.render,
+            approvals=self.approvals,
         )
         app = build_app(self.services)
         app.on_response_prepare.append(self._count_response)
@@ -202,7 +212,9 @@ class Daemon:
         if settings.server.enabled:
             side = EmbeddedSide(self.relay)
             home = IrcHome(settings.nick, tuple(settings.channels))  # MOTD hints, channel topics
-            self.irc_server = IrcServer(settings.server, side, home=home)
+            assert self.store is not None  # opened by start() before the transports
+            history = ChannelHistory(self.store, self.registry, settings.nick)  # join playback, CHATHISTORY
+            self.irc_server = IrcServer(settings.server, side, home=home, history=history)
             side.bind(self.irc_server)
             try:
                 await self.irc_server.start()
@@ -302,6 +314,8 @@ class Daemon:
         gone = [record for agent_id in plan.agents.removed if (record := self.registry.find(agent_id)) is not None]
         self.registry.apply_settings(new.agents, settings.ws.replay_window)  # records keep their links
         self.runner.apply_settings(settings.tools, peripherals)
+        if self.approvals is not None:
+            self.approvals.apply_settings(new.agents.approvers, new.agents.approval_timeout_s)
         self.services.apply_settings(settings.http)
         self.pipeline.apply_settings(settings.dispatch)
         if self.ws is not None:

@@ -19,8 +19,16 @@ from pathlib import Path
 
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
+from futon.evidence.search import (
+    SNIPPET_CLOSE,
+    SNIPPET_OPEN,
+    SNIPPET_TOKENS,
+    Tier,
+    entry_text,
+    match_expressions,
+)
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"  # 4: the full-text table `texts`
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -58,6 +66,11 @@ CREATE TABLE IF NOT EXISTS shards(
     indexed_bytes INTEGER NOT NULL DEFAULT 0,
     indexed_lines INTEGER NOT NULL DEFAULT 0
 );
+-- Full-text search (futon.evidence.search): one row per entry, rowid = seq.
+-- Porter stemming so "retries" finds "retry"; full detail for phrases.
+CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(
+    body, subject, author, tags, tokenize='porter unicode61 remove_diacritics 2'
+);
 """
 
 # Secondary indexes, kept apart so a bulk rebuild can load rows first and
@@ -73,6 +86,10 @@ CREATE INDEX IF NOT EXISTS by_reply   ON entries(reply_to);
 CREATE INDEX IF NOT EXISTS by_fork    ON entries(fork_of);
 CREATE INDEX IF NOT EXISTS by_at      ON entries(at);
 """
+
+# Matches each search tier ranks by bm25 (the newest ones): bounds a search
+# on a word that most entries hold (docs/evidence.md, search).
+RANK_WINDOW = 4000
 
 _BUMP = "INSERT INTO counts(kind, key, n) VALUES(?,?,?) ON CONFLICT(kind, key) DO UPDATE SET n = n + excluded.n"
 # Query fields a maintained count answers alone (EvidenceQuery attribute → kind).
@@ -109,6 +126,17 @@ class Location:
     offset: int | None
     length: int | None
     hash: str | None = None
+
+
+@dataclass(frozen=True)
+class TextHit:
+    """A full-text match: where the entry is, its tier and bm25 score (lower
+    is better), and a snippet of the matched text."""
+
+    location: Location
+    tier: Tier
+    score: float
+    snippet: str
 
 
 @dataclass(frozen=True)
@@ -168,7 +196,7 @@ class Index:
         """Drop everything; the caller re-indexes from the shards."""
         self._db.executescript(
             "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS tags; DROP TABLE IF EXISTS shards;"
-            "DROP TABLE IF EXISTS counts;"
+            "DROP TABLE IF EXISTS counts; DROP TABLE IF EXISTS texts;"
             "DELETE FROM meta WHERE key != 'schema';"
         )
         self._db.executescript(_SCHEMA + _SECONDARY)
@@ -214,6 +242,7 @@ class Index:
         try:
             entry_rows = []
             tag_rows: list[tuple[str, int]] = []
+            text_rows: list[tuple[int, str, str, str, str]] = []
             bumps: Counter[tuple[str, str]] = Counter()
             for entry, loc in rows:
                 subject = entry["evidence/subject"]
@@ -230,6 +259,7 @@ class Index:
                         loc.shard, loc.offset, loc.length,
                     )
                 )  # fmt: skip
+                text_rows.append((seq, *entry_text(entry)))
                 tags = set(entry.get("evidence/tags") or ())
                 tag_rows.extend((tag, seq) for tag in tags)
                 mark = "~e" if entry.get("evidence/ephemeral?") else ""
@@ -242,6 +272,7 @@ class Index:
                 for tag in tags:
                     bumps["tag" + mark, tag] += 1
             db.executemany(_INSERT, entry_rows)
+            db.executemany("INSERT INTO texts(rowid, body, subject, author, tags) VALUES(?,?,?,?,?)", text_rows)
             if tag_rows:
                 db.executemany("INSERT OR IGNORE INTO tags VALUES(?,?)", tag_rows)
             db.executemany(_BUMP, [(kind, key, n) for (kind, key), n in bumps.items()])
@@ -334,6 +365,53 @@ class Index:
         sql += f" ORDER BY {order} {'ASC' if ascending else 'DESC'} LIMIT ?"
         params.append(limit if limit is not None else query.limit)
         return [Location(*row) for row in self._db.execute(sql, params)]
+
+    def search_text(self, words: tuple[str, ...], query: EvidenceQuery, limit: int) -> list[TextHit]:
+        """Entries whose text holds ``words``, filtered by ``query``, best
+        first: the exact-phrase tier, then all words, then any word (the
+        next tier runs only while the answer is short), bm25 within a tier.
+        Raises ``sqlite3.OperationalError`` only if FTS5 refuses an
+        expression, which :func:`match_expressions` never builds."""
+        source, where, params = self._filters(query)
+        terms = " AND ".join(["texts MATCH ?", "e.seq = texts.rowid", *where])
+        # Column weights: a word in the subject or the tags says more about
+        # the entry than one of many in its body.
+        # bm25 costs microseconds per match, so ranking every entry holding
+        # a word that most entries hold would take hundreds of ms at 100k
+        # entries: each tier ranks the newest RANK_WINDOW matches (all of
+        # them, for any word rarer than that), walked newest first.
+        sql = (
+            "SELECT * FROM (SELECT e.seq, e.shard, e.off, e.len, e.hash, "
+            "bm25(texts, 1.0, 2.0, 1.0, 2.0) AS score "
+            f"FROM texts, {source} WHERE {terms} ORDER BY texts.rowid DESC LIMIT {RANK_WINDOW}) "
+            "ORDER BY score LIMIT ?"
+        )
+        hits: list[TextHit] = []
+        seen: set[int] = set()
+        for tier, expression in match_expressions(words):
+            if len(hits) >= limit:
+                break
+            rows = self._db.execute(sql, [expression, *params, limit + len(seen)]).fetchall()
+            fresh = [row for row in rows if row[0] not in seen][: limit - len(hits)]
+            # Snippets only for the rows kept: computed in the ranking query,
+            # SQLite would build one for every match before sorting.
+            snippets = self._snippets(expression, [row[0] for row in fresh])
+            for seq, shard, off, length, digest, score in fresh:
+                seen.add(seq)
+                location = Location(seq, shard, off, length, digest)
+                hits.append(TextHit(location, tier, float(score), snippets.get(seq, "")))
+        return hits
+
+    def _snippets(self, expression: str, seqs: list[int]) -> dict[int, str]:
+        if not seqs:
+            return {}
+        marks = ",".join("?" * len(seqs))
+        rows = self._db.execute(
+            f"SELECT rowid, snippet(texts, -1, '{SNIPPET_OPEN}', '{SNIPPET_CLOSE}', '…', {SNIPPET_TOKENS}) "
+            f"FROM texts WHERE texts MATCH ? AND rowid IN ({marks})",
+            [expression, *seqs],
+        )
+        return {seq: snippet for seq, snippet in rows}
 
     def count(self, query: EvidenceQuery) -> int:
         counted = self._counted(query)
@@ -439,6 +517,7 @@ class Index:
         self.commit()
         self._db.execute("BEGIN")
         self._db.execute("DELETE FROM tags WHERE seq >= ?", (seq,))
+        self._db.execute("DELETE FROM texts WHERE rowid >= ?", (seq,))
         self._db.execute("DELETE FROM entries WHERE seq >= ?", (seq,))
         self._recount()
         self._db.execute("COMMIT")
@@ -465,8 +544,17 @@ class Index:
     def _select(query: EvidenceQuery, columns: str) -> tuple[str, list[object]]:
         """SELECT … FROM … WHERE … for a query. Tag filters drive the scan
         from the tags table (its (tag, seq) key is already in seq order)."""
+        source, where, params = Index._filters(query)
+        sql = f"SELECT {columns} FROM {source}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return sql, params
+
+    @staticmethod
+    def _filters(query: EvidenceQuery) -> tuple[str, list[str], list[object]]:
+        """The FROM source, WHERE terms and parameters of a query's filters
+        (entries as ``e``): the one place a filter gets its meaning."""
         params: list[object] = []
-        joins = ""
         where: list[str] = []
         if query.tags:
             first, *rest = query.tags
@@ -505,7 +593,4 @@ class Index:
         if query.after_seq is not None:
             where.append("e.seq > ?")
             params.append(query.after_seq)
-        sql = f"SELECT {columns} FROM {source}{joins}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return sql, params
+        return source, where, params

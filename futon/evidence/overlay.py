@@ -19,8 +19,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 
-from futon.evidence.index import Index, Location
+from futon.evidence.index import Index, Location, TextHit
 from futon.evidence.query import EvidenceQuery
+from futon.evidence.search import TIERS
 
 
 class LayeredIndex:
@@ -61,6 +62,14 @@ class LayeredIndex:
 
     def count(self, query: EvidenceQuery) -> int:
         return self.disk.count(query) + self.tail.count(query)
+
+    def search_text(self, words: tuple[str, ...], query: EvidenceQuery, limit: int) -> list[TextHit]:
+        """Both layers' hits merged by tier, then score. Each layer scores
+        against its own word statistics, so while degraded the order within
+        a tier is approximate; the tiers (phrase above scattered words) hold."""
+        both = self.disk.search_text(words, query, limit) + self.tail.search_text(words, query, limit)
+        both.sort(key=lambda hit: (TIERS.index(hit.tier), hit.score))
+        return both[:limit]
 
     # ------------------------------------------------------------- threads
 

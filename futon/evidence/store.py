@@ -50,6 +50,7 @@ from futon.evidence.model import (
 )
 from futon.evidence.overlay import LayeredIndex
 from futon.evidence.query import EvidenceQuery, Page, encode_cursor
+from futon.evidence.search import SearchHit, SearchRequest
 from futon.evidence.threads import Thread, build_thread
 from futon.protocol.errors import Conflict, NotFound, ProtocolError, StoreError
 
@@ -418,6 +419,18 @@ class EvidenceStore(ABC):
 
     def count(self, query: EvidenceQuery) -> int:
         return self._view.count(query)
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        """Entries whose text holds the request's words, best first
+        (:mod:`futon.evidence.search`); ``invalid-query`` if FTS5 refuses it."""
+        try:
+            found = self._view.search_text(request.words, request.query, request.limit)
+        except sqlite3.OperationalError as exc:
+            raise ProtocolError(f"the search could not run: {exc}", code="invalid-query") from None
+        entries = self._read([hit.location for hit in found])
+        return [
+            SearchHit(entry, hit.tier, hit.score, hit.snippet) for entry, hit in zip(entries, found, strict=True)
+        ]
 
     def chain(self, entry_id: str) -> list[EntryDict]:
         """Ancestors by in-reply-to, root first, ending at the entry."""

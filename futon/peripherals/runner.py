@@ -37,6 +37,7 @@ from typing import Any
 
 from futon.config.models import ToolsSection
 from futon.evidence.store import EvidenceStore
+from futon.peripherals.approval import Approver
 from futon.peripherals.dispatch import Dispatcher, Envelope, PhaseGate
 from futon.peripherals.history import (
     SessionInfo,
@@ -96,8 +97,12 @@ class PeripheralRunner:
         data_dir: Path | None = None,
         messenger: Messenger | None = None,
         hidden: tuple[Path, ...] = (),
+        approver: Approver | None = None,
     ) -> None:
         self.peripherals = peripherals
+        # Decides approvals (issue 17); None: nobody can, so every action
+        # that needs one is refused with approval-denied.
+        self.approver = approver
         # Real paths (data dir, config files) no tool may touch or show.
         self.hidden = tuple(Path(os.path.realpath(p)) for p in hidden)
         self.data_dir = data_dir
@@ -193,6 +198,11 @@ class PeripheralRunner:
         except BaseException:  # no goal, no session (a goal written before a cancel: "interrupted")
             self._sessions.pop(session.id, None)
             raise
+        try:
+            await session.approve_entry()  # approval: human — a human lets it in, or it ends here
+        except FutonError as refused:
+            await session.stop("interrupted" if refused.code == "interrupted" else refused.code)
+            raise
         return session
 
     def _live(self, session_id: str) -> Session:
@@ -224,6 +234,20 @@ class PeripheralRunner:
     async def stop(self, session_id: str, reason: str = "client-requested") -> Stopped:
         """Stop once; every caller gets the same fruit (and the first reason)."""
         return await self._stop(self._live(session_id), reason)
+
+    async def interrupt(self, session_id: str) -> Stopped:
+        """A human stops the session at once (issue 17): a running step is
+        cancelled (its process group killed) and returns ``interrupted``, a
+        pending approval is withdrawn, and the session concludes with reason
+        ``interrupted``. ``session-stopped`` for a session that has ended."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            if recorded_session(self.store, session_id) is not None:
+                raise FutonError(f"session {session_id} has already ended", code="session-stopped")
+            raise NotFound(f"no session {session_id!r}", code="session-not-found")
+        if not session.active:
+            raise FutonError(f"session {session_id} has already ended", code="session-stopped")
+        return await self._stop(session, "interrupted")
 
     @staticmethod
     async def _stop(session: Session, reason: str) -> Stopped:
@@ -277,7 +301,10 @@ class PeripheralRunner:
             for index, step in enumerate(steps):
                 if index:
                     previous = steps[index - 1]
-                    await self.hop(session.id, step.peripheral, previous.exit_condition or "user-request", "chain")
+                    # The chain's context may cite the human request a user-request hop needs.
+                    condition = previous.exit_condition or "user-request"
+                    cited = {"request": context["request"]} if context and "request" in context else None
+                    await self.hop(session.id, step.peripheral, condition, "chain", cited)
                 for action in step.actions:
                     results.append(await self.step(session.id, action["tool"], action.get("args", [])))
         finally:

@@ -33,11 +33,12 @@ from typing import Any, Literal, Protocol
 
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
+from futon.peripherals.approval import ApprovalRequest, Approver
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
 from futon.peripherals.fruit import fruit_of_tests, parse_test_output, workspace_fingerprint
 from futon.peripherals.history import SessionInfo, state_of
-from futon.peripherals.hop import carry, check_hop
+from futon.peripherals.hop import carry, check_facts, check_hop
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import Messenger, ToolBackend, ToolContext
 from futon.protocol.errors import FutonError, PermissionDenied, ToolError
@@ -91,6 +92,7 @@ class SessionHost(Protocol):
     data_dir: Path | None
     messenger: Messenger | None
     fruits: dict[str, FruitFn]  # peripheral id → its fruit (domain peripherals)
+    approver: Approver | None  # who decides approvals; None: nobody can, so they are denied
 
     def peripheral(self, peripheral_id: str) -> Peripheral:
         """The peripheral ``peripheral_id``; ``NotFound`` when there is none."""
@@ -158,6 +160,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._running: asyncio.Future[Any] | None = None
         self._stopping = False
+        self._stop_reason_pending: str | None = None  # the reason of a stop under way
         self._stop_task: asyncio.Task[dict[str, Any]] | None = None
         self._last_entry: str | None = None
         for path in self.state.context.get("target-files") or []:
@@ -219,6 +222,15 @@ class Session:
             except FutonError as refusal:
                 await self._refused(tool, args, refusal)
                 raise
+            if admitted.tool in self.peripheral.spec.ask:
+                request = ApprovalRequest(
+                    self.agent_id, self.id, "tool", self.peripheral.id, tool=admitted.tool, args=_capped(args)
+                )
+                try:
+                    await self._approved(request)
+                except FutonError as refusal:
+                    await self._refused(tool, args, refusal)
+                    raise
             # What the tests run against, so that a fail → fix → pass is
             # told apart from a flaky test (fruit_of_tests).
             seen = await asyncio.to_thread(workspace_fingerprint, self.workspace) if tool == "bash-test" else None
@@ -245,6 +257,13 @@ class Session:
             try:
                 self._runner.check_permitted(target.id, self.permitted)
                 check_hop(self.peripheral, target, exit_condition)
+                check_facts(
+                    self.peripheral, target, exit_condition, agent_id=self.agent_id,
+                    test_result=str(fruit_of_tests(self.state.test_runs)["result"]),
+                    context=context or {}, store=self._store,
+                )  # fmt: skip
+                if target.spec.approval == "human":
+                    await self._approved(ApprovalRequest(self.agent_id, self.id, "enter", target.id, reason=reason))
             except FutonError as refusal:
                 await self._refused("hop", {"to": target.id, "exit_condition": exit_condition}, refusal)
                 raise
@@ -271,10 +290,47 @@ class Session:
             self.state.peripheral_steps += 1
             await self._write("coordination", "step", {"tool": "say", "to": to, "text": text[:4000]})
 
+    async def approve_entry(self) -> None:
+        """A start into a peripheral with ``approval: human``: wait for the
+        decision (called by the runner after the goal is written). A denial
+        is recorded as a ``tension`` and raised."""
+        if self.peripheral.spec.approval != "human":
+            return
+        async with self._lock:
+            try:
+                await self._approved(ApprovalRequest(self.agent_id, self.id, "enter", self.peripheral.id, reason="start"))
+            except FutonError as refusal:
+                await self._refused("peripheral_start", {"peripheral": self.peripheral.id}, refusal)
+                raise
+
+    async def _approved(self, request: ApprovalRequest) -> None:
+        """Wait for a human's approval of ``request``; a stop (or interrupt)
+        cancels the wait. Raises ``approval-denied`` (or the stop's code)."""
+        approver = self._runner.approver
+        if approver is None:
+            raise PermissionDenied(
+                f"{request.what} needs a human's approval, and no approver is configured", code="approval-denied"
+            )
+        self._running = asyncio.ensure_future(approver.approve(request))
+        try:
+            await self._running
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._stopping and not (current and current.cancelling()):
+                raise FutonError("the session stopped while waiting for approval", code=self._stopped_code()) from None
+            raise
+        finally:
+            self._running = None
+
+    def _stopped_code(self) -> str:
+        return "interrupted" if self._stop_reason_pending == "interrupted" else "session-stopped"
+
     async def stop(self, reason: str = "client-requested") -> dict[str, Any]:
-        """Stop once; every caller gets the same fruit."""
+        """Stop once; every caller gets the same fruit. ``interrupted`` (a
+        human stopped it) makes a running step's error code ``interrupted``."""
         if self._stop_task is None:
             self._stopping = True
+            self._stop_reason_pending = reason
             if self._running is not None and not self._running.done():
                 self._running.cancel()  # the step returns "stopped" and kills its processes
             self._stop_task = asyncio.ensure_future(self._finish(reason))
@@ -326,6 +382,8 @@ class Session:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._stopping and not (current and current.cancelling()):
+                if self._stopped_code() == "interrupted":
+                    return False, {"error": "a human interrupted this step", "code": "interrupted"}
                 return False, {"error": "the session stopped while this step ran", "code": "session-stopped"}
             raise
         except Exception:

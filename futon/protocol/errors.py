@@ -48,6 +48,14 @@ STATUS_BY_CODE: dict[str, int] = {
     "peripheral-already-active": 409,
     "no-active-peripheral": 409,
     "session-stopped": 409,
+    # Humans in the loop (issue 17; docs/peripherals.md, approvals)
+    "approval-denied": 403,  # a human denied the action, or nobody decided in time
+    "not-an-approver": 403,  # the decider is not in agents.yaml approvers
+    "approval-self": 403,  # an agent may not decide its own request
+    "approval-not-found": 404,
+    "approval-expired": 409,
+    "approval-already-decided": 409,
+    "interrupted": 409,  # a human stopped the step (and the session)
     # 404
     "unknown-peripheral": 404,
     "agent-not-found": 404,

@@ -109,7 +109,9 @@ class Ready(ClientFrame):
     capabilities: list[str] = Field(
         default_factory=list,
         max_length=64,
-        description="Optional features the client supports (informational).",
+        description="Optional features the client supports (informational), and \"resume\": "
+        "the client sends resume itself, so the pushes kept while it was offline are not "
+        "delivered at connect.",
     )
     client: ClientInfo | None = Field(
         default=None, description="The client program, {name, version} (informational)."
@@ -148,6 +150,14 @@ class PeripheralStart(ClientFrame):
             "default."
         ),
     )
+    goal: str | None = Field(
+        default=None,
+        max_length=64 * 1024,
+        description=(
+            "What the session is for, in words (a human's request): the answer's related lists "
+            "the earlier conclusions and refusals most relevant to it."
+        ),
+    )
 
     _colon = field_validator("peripheral_id", mode="before")(_drop_colon)
 
@@ -164,10 +174,13 @@ class ToolAction(ClientFrame):
             "tools."
         ),
     )
-    args: list[Any] = Field(
+    args: list[Any] | dict[str, Any] = Field(
         default_factory=list,
         description=(
-            "The tool's positional arguments, with an optional options object last (docs/tools.md)."
+            "The tool's arguments (docs/tools.md): a JSON array of positional arguments with an "
+            'optional options object last (["README.md", {"offset": 10}]), or an object of named '
+            'parameters ({"path": "README.md", "offset": 10}). Unknown, missing or wrongly typed '
+            "ones are refused with invalid-input naming the parameter, after the tool-set check."
         ),
     )
 
@@ -177,6 +190,14 @@ class ToolAction(ClientFrame):
         value = _drop_colon(value)
         if isinstance(value, str) and not value.strip():
             raise ValueError("tool must not be blank")
+        return value
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _array_or_object(cls, value: Any) -> Any:
+        # One message naming `args`, not one per branch of the union.
+        if not isinstance(value, list | dict):
+            raise ValueError("args must be a JSON array (positional) or object (named)")
         return value
 
 
@@ -236,6 +257,31 @@ class IrcResponse(ClientFrame):
     text: str = Field(
         max_length=64 * 1024, description="The text; newlines and long lines are split for IRC."
     )
+    in_reply_to: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The evidence id of the line this answers (an irc_message's evidence_id); "
+        "the answer's evidence entry replies to it. An unknown id is invalid-input.",
+    )
+
+
+class Progress(ClientFrame):
+    type: Literal["progress"] = Field(
+        description="One short progress line while the agent works, said as a NOTICE from its "
+        "nick (only when agents.yaml gives it progress: notice; dropped otherwise). "
+        "No answer on success."
+    )
+    to: str = Field(
+        min_length=1,
+        max_length=256,
+        description="The #channel or IRC nick the work was asked from.",
+    )
+    text: str = Field(
+        min_length=1,
+        max_length=400,
+        description="The line, e.g. 'claude-1 ▸ test: 3 passed, 1 failed' (one line).",
+    )
 
 
 class Chat(ClientFrame):
@@ -262,7 +308,19 @@ class EvidenceQueryFrame(ClientFrame):
         ),
     )
     limit: int | None = Field(
-        default=None, ge=1, description="At most this many entries (default 100, clamped to 1000)."
+        default=None,
+        ge=1,
+        description=(
+            "At most this many entries (default 100, clamped to 1000; with q: default 20, "
+            "clamped to 100)."
+        ),
+    )
+    q: str | None = Field(
+        default=None,
+        description=(
+            "Words to search the entries' text for (full-text search, best first; "
+            "docs/evidence.md, search); the filters still apply. At most 2000 characters."
+        ),
     )
 
 
@@ -315,13 +373,23 @@ class Ping(ClientFrame):
     type: Literal["ping"] = Field(description="Answered by pong.")
 
 
+class Interrupt(ClientFrame):
+    type: Literal["interrupt"] = Field(
+        description=(
+            "Stop the agent's running session at once (its running step returns code interrupted, "
+            "its processes are killed; the session concludes with reason interrupted). Answered by "
+            "an interrupted push, or error session-stopped / no-active-peripheral."
+        )
+    )
+
+
 CLIENT_FRAMES: tuple[type[ClientFrame], ...] = (
-    Ready, Message, PeripheralStart, ToolAction, Hop, PeripheralStop, IrcResponse,
-    Chat, EvidenceQueryFrame, Subscribe, Resume, Reply, Ping,
+    Ready, Message, PeripheralStart, ToolAction, Hop, PeripheralStop, IrcResponse, Progress,
+    Chat, EvidenceQueryFrame, Subscribe, Resume, Reply, Ping, Interrupt,
 )  # fmt: skip
 AnyClientFrame = Annotated[
-    Ready | Message | PeripheralStart | ToolAction | Hop | PeripheralStop | IrcResponse
-    | Chat | EvidenceQueryFrame | Subscribe | Resume | Reply | Ping,
+    Ready | Message | PeripheralStart | ToolAction | Hop | PeripheralStop | IrcResponse | Progress
+    | Chat | EvidenceQueryFrame | Subscribe | Resume | Reply | Ping | Interrupt,
     Field(discriminator="type"),
 ]  # fmt: skip
 _CLIENT = TypeAdapter(AnyClientFrame)
@@ -363,6 +431,11 @@ class ReadyAck(ServerFrame):
     default_peripheral: str = Field(
         description="What peripheral_start without an id starts (routing by agent type)."
     )
+    progress: Literal["off", "notice"] = Field(
+        default="off",
+        description="agents.yaml's progress setting for this agent: with notice, send a "
+        "progress frame per step while working on a request.",
+    )
 
 
 class Receipt(ServerFrame):
@@ -385,6 +458,15 @@ class Receipt(ServerFrame):
     )
 
 
+class RelatedWork(BaseModel):
+    """One earlier entry relevant to a new session's goal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    evidence_id: str = Field(description="The entry's evidence id (GET /api/alpha/evidence/{id}).")
+    summary: str = Field(description="What it says, one line (at most 200 characters).")
+
+
 class PeripheralStarted(ServerFrame):
     type: Literal["peripheral_started"] = Field(
         default="peripheral_started", description="The answer to peripheral_start."
@@ -393,6 +475,13 @@ class PeripheralStarted(ServerFrame):
     session_id: str = Field(description="The new session's id (sess-<uuid>).")
     tools: list[str] = Field(description="The tools this session may use.")
     scope: Any = Field(description="Its scope: a name, or {paths: [...]}.")
+    related: list[RelatedWork] | None = Field(
+        default=None,
+        description=(
+            "Only when the start carried a goal: the few earlier conclusions and refusals (any "
+            "agent's) most relevant to it, best first, by evidence search; may be empty."
+        ),
+    )
 
 
 class ToolResult(ServerFrame):
@@ -440,6 +529,10 @@ class IrcMessage(ServerFrame):
     private: bool | None = Field(
         default=None, description="true for a private message to the agent's nick."
     )
+    evidence_id: str | None = Field(
+        default=None,
+        description="The evidence entry of this line; answer with irc_response.in_reply_to.",
+    )
     seq: int = Field(description="The agent's push seq (for resume).")
 
 
@@ -483,8 +576,17 @@ class EvidenceResult(ServerFrame):
     type: Literal["evidence_result"] = Field(
         default="evidence_result", description="The answer to evidence_query."
     )
-    entries: list[dict[str, Any]] = Field(description="Matching entries, newest first.")
+    entries: list[dict[str, Any]] = Field(
+        description="Matching entries, newest first (with q: best match first)."
+    )
     count: int = Field(description="How many entries are in this answer.")
+    results: list[dict[str, Any]] | None = Field(
+        default=None,
+        description=(
+            "Only with q: one {evidence_id, match, score, snippet} per entry, in the same order "
+            "(match: phrase, all or any; absent otherwise)."
+        ),
+    )
 
 
 class EvidencePush(ServerFrame):
@@ -493,6 +595,27 @@ class EvidencePush(ServerFrame):
     )
     entry: dict[str, Any] = Field(description="The entry (its own seq is evidence/seq).")
     seq: int = Field(description="The agent's push seq (for resume).")
+
+
+class ApprovalPending(ServerFrame):
+    type: Literal["approval_pending"] = Field(
+        default="approval_pending",
+        description="Push: the agent's action waits for a human's approval (docs/peripherals.md, approvals).",
+    )
+    approval_id: str = Field(description="The approval's short id (futon: approve ID).")
+    what: str = Field(description="Exactly what is asked: the peripheral to enter, or the tool and its arguments.")
+    session_id: str = Field(description="The session whose action waits.")
+    expires_in_s: float = Field(description="Seconds until the request expires (denied).")
+    seq: int | None = Field(default=None, description="The agent's push seq (for resume).")
+
+
+class Interrupted(ServerFrame):
+    type: Literal["interrupted"] = Field(
+        default="interrupted", description="Push: a human (or the agent's own interrupt) stopped the session."
+    )
+    session_id: str = Field(description="The session that concluded with reason interrupted.")
+    by: str = Field(description="Who interrupted it (an approver's nick, admin, or the agent).")
+    seq: int | None = Field(default=None, description="The agent's push seq (for resume).")
 
 
 class Pong(ServerFrame):
@@ -516,11 +639,13 @@ class ErrorFrame(ServerFrame):
 SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
     ReadyAck, Receipt, PeripheralStarted, ToolResult, Hopped, PeripheralStopped, IrcMessage,
     ChatMessage, PushedMessage, Subscribed, EvidenceResult, EvidencePush, Pong, ErrorFrame,
+    ApprovalPending, Interrupted,
 )  # fmt: skip
 
 AnyServerFrame = Annotated[
     ReadyAck | Receipt | PeripheralStarted | ToolResult | Hopped | PeripheralStopped | IrcMessage
-    | ChatMessage | PushedMessage | Subscribed | EvidenceResult | EvidencePush | Pong | ErrorFrame,
+    | ChatMessage | PushedMessage | Subscribed | EvidenceResult | EvidencePush | Pong | ErrorFrame
+    | ApprovalPending | Interrupted,
     Field(discriminator="type"),
 ]  # fmt: skip
 _SERVER = TypeAdapter(AnyServerFrame)

@@ -78,6 +78,7 @@ class Said:
     thread: str
     agents: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
+    evidence_id: str | None = None  # the line's entry (None when recording failed)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -174,29 +175,41 @@ class Chat:
         transport: str,
         via: IrcSide | None = None,
         reach: Reach = "addressed",
+        notice: bool = False,
+        in_reply_to: str | None = None,
     ) -> Said:
         """``sender`` (an agent id, the daemon's nick, or any caller's name)
         says ``text`` to ``to`` (a ``#channel``, an agent id or nick, or an
         IRC nick). ``via`` limits IRC to one side (an answer goes where the
-        question was asked). Raises ``ProtocolError`` (``invalid-target``,
-        ``invalid-input``) or ``NotFound`` (``no-such-channel``,
+        question was asked). ``notice`` says it as an IRC NOTICE (recorded
+        with ``"notice": true``); ``in_reply_to`` (an evidence id) makes the
+        line's entry a reply to that entry. Raises ``ProtocolError``
+        (``invalid-target``, ``invalid-input`` — also for an ``in_reply_to``
+        the store does not hold) or ``NotFound`` (``no-such-channel``,
         ``unknown-target``) before anything is delivered."""
         if not text.strip():
             raise ProtocolError("there is nothing to say: 'text' is blank", code="invalid-input")
+        if in_reply_to is not None and not self.store.exists(in_reply_to):
+            raise ProtocolError(
+                f"in_reply_to names no evidence entry: {in_reply_to!r}",
+                code="invalid-input",
+                context={"in_reply_to": in_reply_to},
+            )
         sides = [via] if via is not None else list(self.sides)
+        line = _Line(text, transport, notice, in_reply_to)
         if is_channel(to):
-            return await self._to_channel(sender, to, text, transport, sides, reach)
-        return await self._to_one(sender, to, text, transport, sides)
+            return await self._to_channel(sender, to, line, sides, reach)
+        return await self._to_one(sender, to, line, sides)
 
     async def _to_channel(
         self,
         sender: str,
         channel: str,
-        text: str,
-        transport: str,
+        line: _Line,
         sides: list[IrcSide],
         reach: Reach,
     ) -> Said:
+        text, transport = line.text, line.transport
         if not valid_channel(channel):
             raise ProtocolError(
                 f"{channel!r} is not a channel name", code="invalid-target", context={"to": channel}
@@ -209,44 +222,37 @@ class Chat:
                 code="no-such-channel",
                 context={"to": channel},
             )
-        networks = await self._irc(sender, channel, text, carrying)
+        networks = await self._irc(sender, channel, text, carrying, notice=line.notice)
         hearers = [
             agent for agent in sitting if agent.id != sender and self._reaches(agent, text, reach)
         ]
         agents = await self._push_chat(hearers, sender, channel, text, transport)
         thread = thread_id(channel)
-        await self._record_line(
-            sender, thread, text, channel=channel, transport=transport, networks=networks
-        )
-        return Said(channel, thread, agents, networks)
+        entry_id = await self._record_line(sender, thread, line, channel=channel, networks=networks)
+        return Said(channel, thread, agents, networks, entry_id)
 
-    async def _to_one(
-        self, sender: str, to: str, text: str, transport: str, sides: list[IrcSide]
-    ) -> Said:
+    async def _to_one(self, sender: str, to: str, line: _Line, sides: list[IrcSide]) -> Said:
+        text, transport = line.text, line.transport
         agent = self.registry.find(to) or self.registry.owner_of_nick(to)
         if agent is not None:  # an agent is reached over its push queue, never through IRC
             agents = await self._push_chat([agent], sender, to, text, transport)
             thread = self.thread_of(sender, agent.id)
-            await self._record_line(
-                sender, thread, text, channel=None, transport=transport, networks=()
-            )
-            return Said(to, thread, agents)
+            entry_id = await self._record_line(sender, thread, line, channel=None, networks=())
+            return Said(to, thread, agents, evidence_id=entry_id)
         if not valid_nick(to):
             raise ProtocolError(
                 f"{to!r} is neither a channel, an agent nor an IRC nick",
                 code="invalid-target",
                 context={"to": to},
             )
-        networks = await self._irc(sender, to, text, sides)
+        networks = await self._irc(sender, to, text, sides, notice=line.notice)
         if not networks:
             raise NotFound(
                 f"no agent or IRC user is called {to!r}", code="unknown-target", context={"to": to}
             )
         thread = self.thread_of(sender, to)
-        await self._record_line(
-            sender, thread, text, channel=None, transport=transport, networks=networks
-        )
-        return Said(to, thread, (), networks)
+        entry_id = await self._record_line(sender, thread, line, channel=None, networks=networks)
+        return Said(to, thread, (), networks, entry_id)
 
     def _reaches(self, agent: AgentRecord, text: str, reach: Reach) -> bool:
         if reach == "everyone":
@@ -254,7 +260,7 @@ class Chat:
         return reach == "addressed" and mentions(text, agent.nick)
 
     async def _irc(
-        self, sender: str, to: str, text: str, sides: Iterable[IrcSide]
+        self, sender: str, to: str, text: str, sides: Iterable[IrcSide], *, notice: bool = False
     ) -> tuple[str, ...]:
         """Say the line on each side; the networks that took it. A side that
         fails is logged and skipped: the others still get the line. (A nick
@@ -265,7 +271,7 @@ class Chat:
         took = []
         for side in sides:
             try:
-                await side.say(nick, to, line)
+                await side.say(nick, to, line, notice=notice)
             except (ConnectionError, FutonError) as exc:
                 level = logging.WARNING if is_channel(to) else logging.INFO
                 log.log(level, "%s: not said to %s on %s: %s", sender, to, side.network, exc)
@@ -319,19 +325,20 @@ class Chat:
         transport: str,
         network: str | None,
         private_with: str | None = None,
-    ) -> None:
+        notice: bool = False,
+    ) -> str | None:
         """Record a line heard on IRC: in ``to``'s channel thread, or —
-        with ``private_with`` (the sender's nick) — in the private thread."""
+        with ``private_with`` (the sender's nick) — in the private thread.
+        Returns the entry's id (None when recording failed: it is logged)."""
         if private_with is not None:
             thread, channel = self.thread_of(private_with, to), None
         else:
             thread, channel = thread_id(to), to
-        await self._record_line(
+        return await self._record_line(
             author,
             thread,
-            text,
+            _Line(text, transport, notice, None),
             channel=channel,
-            transport=transport,
             networks=(network,) if network else (),
         )
 
@@ -339,26 +346,42 @@ class Chat:
         self,
         author: str,
         thread: str,
-        text: str,
+        line: _Line,
         *,
         channel: str | None,
-        transport: str,
         networks: Iterable[str],
-    ) -> None:
-        body = {
-            "text": text[:MAX_RECORDED_CHARS],
+    ) -> str | None:
+        body: dict[str, Any] = {
+            "text": line.text[:MAX_RECORDED_CHARS],
             "channel": channel,
-            "transport": _EVIDENCE_TRANSPORT.get(transport, transport),
+            "transport": _EVIDENCE_TRANSPORT.get(line.transport, line.transport),
             "network": ",".join(networks) or None,
         }
-        entry = {
+        if line.notice:
+            body["notice"] = True  # history plays it back as a NOTICE
+        entry: dict[str, Any] = {
             "subject": {"ref/type": "thread", "ref/id": thread},
             "type": "forum-post",
             "claim-type": "observation",
             "author": author,
             "body": body,
         }
+        if line.in_reply_to is not None:
+            entry["in-reply-to"] = line.in_reply_to
         try:
-            await self.store.append(entry)
+            stored = await self.store.append(entry)
         except FutonError as exc:  # the line was said: a failed record is logged, not unsaid
             log.error("could not record a line in %s: %s", thread, exc)
+            return None
+        entry_id = stored.get("evidence/id")
+        return entry_id if isinstance(entry_id, str) else None
+
+
+@dataclass(frozen=True)
+class _Line:
+    """What is said, besides who says it to whom."""
+
+    text: str
+    transport: str
+    notice: bool = False
+    in_reply_to: str | None = None

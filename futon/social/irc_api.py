@@ -4,7 +4,7 @@ the relay implements :class:`RelayHooks`. Neither imports the other."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class IrcSide(Protocol):
@@ -28,6 +28,17 @@ class IrcSide(Protocol):
 
     def joined(self, channel: str) -> bool:
         """Whether this side can speak in ``channel``."""
+
+
+@runtime_checkable
+class PresenceSide(Protocol):
+    """A side that hosts agents' nicks (the embedded server) and can show
+    whether each is connected: away (``/WHO`` ``G``, ``/WHOIS`` 301) while
+    it is not."""
+
+    def set_away(self, nick: str, message: str | None) -> None:
+        """Mark ``nick`` away with ``message``, or back (None). A nick the
+        side does not host is ignored."""
 
 
 class RelayHooks(Protocol):

@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 from futon.config.models import DispatchSection
 from futon.evidence.model import format_at
+from futon.evidence.related import related_work
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.peripherals.spec import normalise_id
@@ -93,6 +94,7 @@ class Receipt:
     fruit: Any = None
     reply: Any = None
     results: list[dict[str, Any]] | None = None
+    related: list[dict[str, Any]] | None = None  # earlier work on the payload's text (issue 21)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, target_type: str = "agent") -> dict[str, Any]:
@@ -102,7 +104,7 @@ class Receipt:
             "delivered": self.delivered,
             "at": self.at,
         }
-        for key in ("route", "session_id", "peripheral_id", "fruit", "reply", "results"):
+        for key in ("route", "session_id", "peripheral_id", "fruit", "reply", "results", "related"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -295,9 +297,14 @@ class Pipeline:
             context=context,
         )
         results = [{"tool": r.tool, "ok": r.ok, "result": r.result} for r in result.results]
+        # The payload's text is the session's goal: the earlier conclusions
+        # and refusals relevant to it come back with the receipt.
+        goal = payload.get("text")
+        related = related_work(self.store, goal) if isinstance(goal, str) else None
         return Receipt(
             inbound.msg_id, target.id, True, _now(), route="peripheral/run-chain",
             session_id=result.session_id, peripheral_id=result.peripheral_id, fruit=result.fruit, results=results,
+            related=related,
         )  # fmt: skip
 
     async def _persist(self, inbound: Inbound, mode: Mode, receipt: Receipt) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from futon.config.models import AgentsFile, AgentSpec
 from futon.evidence.model import format_at
 from futon.protocol.errors import Conflict, NotFound, PermissionDenied, ProtocolError
 from futon.protocol.irc_lines import irc_lower
+
+log = logging.getLogger("futon.registry")
+
+HELD_TYPES = frozenset({"irc_message", "chat_message"})  # delivered at connect, resume or not
 
 
 class AgentLink(Protocol):
@@ -50,14 +55,35 @@ def token_digest(token: str) -> str:
 
 @dataclass
 class AgentRecord:
+    """An agent as the daemon knows it. Setting :attr:`link` (its live
+    connection, or None) calls ``on_presence(record)`` when the agent goes
+    online or offline, so IRC can show the truth (away while offline)."""
+
     spec: AgentSpec
     source: str = "config"  # config | runtime
-    link: AgentLink | None = None
+    _link: AgentLink | None = field(default=None, repr=False)
     last_active: str | None = None
     seq: int = 0
     replay: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     session_id: str | None = None  # the active peripheral session
     peripheral_id: str | None = None
+    # The seq of the first push kept while the agent was offline: those are
+    # delivered when it connects, whether or not it sends ``resume``.
+    held_from: int | None = None
+    on_presence: Callable[[AgentRecord], None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def link(self) -> AgentLink | None:
+        return self._link
+
+    @link.setter
+    def link(self, value: AgentLink | None) -> None:
+        changed = (self._link is None) != (value is None)
+        self._link = value
+        if changed and self.on_presence is not None:
+            self.on_presence(self)
 
     @property
     def id(self) -> str:
@@ -96,6 +122,7 @@ class AgentRegistry:
         self.routing: dict[str, str] = {}
         self._agents: dict[str, AgentRecord] = {}
         self._on_added: list[Callable[[AgentRecord], None]] = []
+        self._on_presence: list[Callable[[AgentRecord], None]] = []
         self.load(agents)
 
     # ------------------------------------------------------------- config
@@ -117,7 +144,9 @@ class AgentRegistry:
             seen.add(spec.id)
             record = self._agents.get(spec.id)
             if record is None:
-                self._agents[spec.id] = AgentRecord(spec, replay=deque(maxlen=self.replay_window))
+                self._agents[spec.id] = AgentRecord(
+                    spec, replay=deque(maxlen=self.replay_window), on_presence=self._presence
+                )
             else:
                 record.spec = spec
                 record.source = "config"
@@ -212,7 +241,12 @@ class AgentRegistry:
             )
         except ValueError as exc:
             raise ProtocolError(f"invalid agent: {exc}", code="invalid-input") from None
-        record = AgentRecord(spec, source="runtime", replay=deque(maxlen=self.replay_window))
+        record = AgentRecord(
+            spec,
+            source="runtime",
+            replay=deque(maxlen=self.replay_window),
+            on_presence=self._presence,
+        )
         self._agents[agent_id] = record
         self._added(record)
         return record
@@ -227,6 +261,19 @@ class AgentRegistry:
         for callback in self._on_added:
             callback(record)
 
+    def on_presence(self, callback: Callable[[AgentRecord], None]) -> None:
+        """Call ``callback(record)`` whenever an agent connects or its last
+        connection goes (``record.connected`` tells which). Callbacks must
+        not block: they run where the link is set."""
+        self._on_presence.append(callback)
+
+    def _presence(self, record: AgentRecord) -> None:
+        for callback in self._on_presence:
+            try:
+                callback(record)
+            except Exception:  # a broken watcher must not break a handshake
+                log.exception("presence callback failed for %s", record.id)
+
     def deregister(self, agent_id: str) -> AgentRecord:
         record = self.get(agent_id)
         del self._agents[agent_id]
@@ -236,7 +283,11 @@ class AgentRegistry:
 
     def snapshot(self) -> dict[str, Any]:
         """Each agent's push seq and replay window, for the next daemon."""
-        return {r.id: {"seq": r.seq, "replay": list(r.replay)} for r in self._agents.values() if r.seq}
+        return {
+            r.id: {"seq": r.seq, "replay": list(r.replay), "held_from": r.held_from}
+            for r in self._agents.values()
+            if r.seq
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> int:
         """Take back seqs and replay windows saved by :meth:`snapshot`
@@ -249,6 +300,9 @@ class AgentRegistry:
             frames = [f for f in saved.get("replay", []) if isinstance(f, dict) and isinstance(f.get("seq"), int)]
             record.seq = max(int(saved.get("seq", 0)), record.seq)
             record.replay.extend(frames[-self.replay_window :] if self.replay_window else [])
+            held = saved.get("held_from")
+            if isinstance(held, int) and not isinstance(held, bool) and record.held_from is None:
+                record.held_from = held
             restored += 1
         return restored
 
@@ -259,7 +313,24 @@ class AgentRegistry:
         record.seq += 1
         frame = {**frame, "seq": record.seq}
         record.replay.append(frame)
+        if record.link is None and record.held_from is None:
+            record.held_from = record.seq
         return frame
+
+    def take_held(self, record: AgentRecord) -> list[dict[str, Any]]:
+        """The lines said to the agent while it was offline (``irc_message``
+        and ``chat_message`` pushes still in its replay window), oldest
+        first, once: the caller delivers them at connect. (A coordination
+        ``message`` sent meanwhile was already refused to its sender as
+        ``agent-unreachable``: only ``resume`` replays it.)"""
+        held, record.held_from = record.held_from, None
+        if held is None:
+            return []
+        return [
+            frame
+            for frame in record.replay
+            if frame["seq"] >= held and frame.get("type") in HELD_TYPES
+        ]
 
     def replay_since(self, record: AgentRecord, since_seq: int) -> list[dict[str, Any]]:
         """Pushes after ``since_seq``; ``replay-gap`` if some fell out of the window."""

@@ -32,15 +32,18 @@ from futon.peripherals.runner import PeripheralRunner
 from futon.protocol import frames as f
 from futon.protocol.errors import FutonError
 from futon.protocol.irc_lines import irc_lower
+from futon.social.approvals import Approvals
 from futon.social.chat import Chat, mentions
-from futon.social.irc_api import IrcSide
+from futon.social.irc_api import IrcSide, PresenceSide
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.relay")
 
-COMMANDS = ("agents", "status", "standup", "help")
+COMMANDS = ("agents", "status", "standup", "help", "approve", "deny", "stop")
 __all__ = ["COMMANDS", "IrcRelay", "allowed", "mentions"]
+OFFLINE_AWAY = "not connected: messages wait for it"
+MAX_TOLD_OFFLINE = 1000  # (sender, agent) pairs told an agent is offline, until it connects
 
 
 def allowed(access: IrcAccess, sender: str, agent_id: str, account: str | None = None) -> bool:
@@ -74,9 +77,13 @@ class IrcRelay:
         # The daemon passes the Chat every caller shares; a relay built alone gets its own.
         self.chat = chat or Chat(registry, pipeline, store, daemon_nick=daemon_nick)
         self.tickle: Any = None  # set by the daemon: while Tickle is enabled, standup adds its review
+        self.approvals: Approvals | None = None  # set by the daemon: approve/deny/stop (issue 17)
         self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
+        # (sender, agent) told the agent is offline: once per absence (cleared when it connects)
+        self._told_offline: set[tuple[str, str]] = set()
         self._showing: set[asyncio.Task[None]] = set()  # one per agent added at run time
         registry.on_added(self._agent_added)
+        registry.on_presence(self._presence)
 
     @property
     def sides(self) -> list[IrcSide]:
@@ -114,12 +121,27 @@ class IrcRelay:
     async def _show(self, record: AgentRecord) -> None:
         for side in self.sides:
             await side.ensure_agent(record.nick, list(record.spec.channels))
+            self._show_presence(side, record)
 
     async def show_agents(self) -> None:
-        """Make every agent visible in its channels on every side."""
+        """Make every agent visible in its channels on every side (away
+        while it is not connected)."""
         for side in self.sides:
             for record in self.registry.all():
                 await side.ensure_agent(record.nick, list(record.spec.channels))
+                self._show_presence(side, record)
+
+    def _presence(self, record: AgentRecord) -> None:
+        """Registry callback: an agent connected or went; IRC shows it."""
+        if record.connected:
+            self._told_offline = {t for t in self._told_offline if t[1] != record.id}
+        for side in self.sides:
+            self._show_presence(side, record)
+
+    @staticmethod
+    def _show_presence(side: IrcSide, record: AgentRecord) -> None:
+        if isinstance(side, PresenceSide):
+            side.set_away(record.nick, None if record.connected else OFFLINE_AWAY)
 
     # ------------------------------------------------------------- from IRC
 
@@ -135,26 +157,26 @@ class IrcRelay:
         account: str | None = None,
     ) -> None:
         author = self._human_author(sender)  # a transport reports humans only
-        await self.chat.record(
+        entry_id = await self.chat.record(
             author, target, text, transport="irc", network=side.network,
-            private_with=sender if private else None,
+            private_with=sender if private else None, notice=notice,
         )  # fmt: skip
         if notice:
             return  # IRC convention: nobody answers a NOTICE automatically
         if private:
             agent = self.registry.by_nick(target)
             if agent is not None:
-                await self._deliver(side, sender, agent, None, text, account)
+                await self._deliver(side, sender, agent, None, text, account, entry_id)
             return
         if self._addressed_to_daemon(text):
-            await self._command(side, sender, target, text)
+            await self._command(side, sender, target, text, account)
             return
         for agent in self.registry.in_channel(target):
             if irc_lower(agent.nick) == irc_lower(sender):
                 continue
             if agent.spec.relay == "mentions" and not mentions(text, agent.nick):
                 continue
-            await self._deliver(side, sender, agent, target, text, account)
+            await self._deliver(side, sender, agent, target, text, account, entry_id)
 
     async def on_event(self, side: IrcSide, kind: str, detail: str) -> None:
         log.info("irc %s: %s %s", side.network, kind, detail)
@@ -170,7 +192,8 @@ class IrcRelay:
         )
 
     async def _deliver(
-        self, side: IrcSide, sender: str, agent: AgentRecord, channel: str | None, text: str, account: str | None
+        self, side: IrcSide, sender: str, agent: AgentRecord, channel: str | None, text: str, account: str | None,
+        entry_id: str | None = None,
     ) -> None:
         if not allowed(self.registry.access, sender, agent.id, account):
             if (irc_lower(sender), agent.id) not in self._told:
@@ -179,9 +202,28 @@ class IrcRelay:
             return
         private = True if channel is None else None  # the key is absent on channel lines
         frame = f.IrcMessage.model_validate(
-            {"channel": channel, "from": sender, "text": text, "private": private, "seq": 0}
+            {"channel": channel, "from": sender, "text": text, "private": private, "evidence_id": entry_id, "seq": 0}
         )
-        await self.chat.push(agent, frame)  # seq=0: the registry stamps the agent's next one
+        sent = await self.chat.push(agent, frame)  # seq=0: the registry stamps the agent's next one
+        addressed = channel is None or mentions(text, agent.nick)  # not a relay: all line
+        if not sent and not agent.connected and addressed:
+            await self._tell_offline(side, sender, agent)
+
+    async def _tell_offline(self, side: IrcSide, sender: str, agent: AgentRecord) -> None:
+        """A NOTICE from the daemon to a human whose line waits for an
+        offline agent: once per sender and absence, recorded like every
+        line the daemon says."""
+        key = (irc_lower(sender), agent.id)
+        if key in self._told_offline:
+            return
+        if len(self._told_offline) >= MAX_TOLD_OFFLINE:
+            self._told_offline.clear()  # bounded: at worst someone is told twice
+        self._told_offline.add(key)
+        text = f"{agent.nick} is offline; it will get your message when it connects."
+        try:
+            await self.chat.say(self.daemon_nick, sender, text, transport="daemon", via=side, notice=True)
+        except FutonError as exc:
+            log.info("could not tell %s that %s is offline: %s", sender, agent.id, exc)
 
     # ------------------------------------------------------------- commands
 
@@ -189,9 +231,13 @@ class IrcRelay:
         nick = re.escape(irc_lower(self.daemon_nick))  # rfc1459: FUTON[1] is futon{1}
         return bool(re.match(rf"^\s*{nick}\s*[:,]", irc_lower(text)))
 
-    async def _command(self, side: IrcSide, sender: str, channel: str, text: str) -> None:
+    async def _command(self, side: IrcSide, sender: str, channel: str, text: str, account: str | None = None) -> None:
         words = text.split(None, 2)
         command = words[1].lower() if len(words) > 1 else "help"
+        if command in ("approve", "deny", "stop"):
+            rest = words[2] if len(words) > 2 else ""
+            await self._answer(side, channel, await self._human_in_the_loop(command, sender, rest, account))
+            return
         if command == "agents":
             parts = []
             for record in self.registry.all():
@@ -209,6 +255,47 @@ class IrcRelay:
         else:
             answer = f"commands: {', '.join(COMMANDS)} — e.g. '{self.daemon_nick}: agents'"
         await self._answer(side, channel, answer)
+
+    async def _human_in_the_loop(self, command: str, sender: str, rest: str, account: str | None) -> str:
+        """``approve ID``, ``deny ID [reason]``, ``stop AGENT`` (issue 17):
+        the answer to post; every refusal is a plain sentence with its code."""
+        approvals = self.approvals
+        if approvals is None:
+            return f"{sender}: approvals are not enabled here"
+        target, _, reason = rest.strip().partition(" ")
+        if not target:
+            usage = "stop AGENT" if command == "stop" else f"{command} ID" + (" [reason]" if command == "deny" else "")
+            return f"{sender}: usage: {self.daemon_nick}: {usage}"
+        try:
+            if command == "stop":
+                return await self._stop_agent(approvals, sender, target, account)
+            decided = await approvals.decide(
+                target, command, self._human_author(sender), reason.strip(), account=account
+            )
+        except FutonError as exc:
+            return f"{sender}: {exc.message} ({exc.code})"
+        return f"approval {decided['approval_id']} {decided['outcome']} by {sender}: {decided['what']}"
+
+    async def _stop_agent(self, approvals: Approvals, sender: str, name: str, account: str | None) -> str:
+        if not approvals.is_approver(sender, account):
+            return f"{sender}: only approvers may stop an agent (not-an-approver)"
+        agent = self.registry.find(name) or self.registry.owner_of_nick(name)
+        if agent is None:
+            return f"{sender}: no agent {name!r} (agent-not-found)"
+        running = [s for s in self.runner.sessions(agent.id) if s.active]
+        if not running:
+            return f"{sender}: {agent.nick} has no running session"
+        for session in running:
+            await self.runner.interrupt(session.id)
+            await self._notify_interrupted(agent, session.id, sender)
+        return f"{agent.nick} interrupted by {sender} ({', '.join(s.id for s in running)})"
+
+    async def _notify_interrupted(self, agent: AgentRecord, session_id: str, by: str) -> None:
+        """Tell the agent its session was interrupted (it ends its turn)."""
+        try:
+            await self.pipeline.push(agent, {"type": "interrupted", "session_id": session_id, "by": by})
+        except (FutonError, ConnectionError) as exc:
+            log.info("could not tell %s it was interrupted: %s", agent.id, exc)
 
     async def _answer(self, side: IrcSide, channel: str, text: str) -> None:
         """The daemon's own line, in its own nick, where the question was

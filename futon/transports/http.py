@@ -44,11 +44,14 @@ from futon import __version__
 from futon.config.models import HttpSection
 from futon.evidence.model import format_at
 from futon.evidence.query import EvidenceQuery
+from futon.evidence.search import SearchRequest
 from futon.evidence.store import EvidenceStore
+from futon.peripherals.audit import audit_session
 from futon.peripherals.runner import PeripheralRunner
 from futon.protocol import bodies
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 from futon.protocol.frames import MAX_SEQ, loads_bounded
+from futon.social.approvals import Approvals
 from futon.social.chat import Said
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRegistry, token_digest
@@ -98,6 +101,7 @@ class Services:
     on_deregister: Callable[[str], Awaitable[None]] | None = None
     reload: Callable[[], Awaitable[dict[str, Any]]] | None = None  # POST /api/alpha/config/reload
     metrics: Callable[[], str] | None = None  # GET /metrics: the exposition text
+    approvals: Approvals | None = None  # humans in the loop (issue 17)
 
     def apply_settings(self, http: HttpSection) -> None:
         """A reload: the admin token guards the very next request (the auth
@@ -477,6 +481,7 @@ class HttpApi:
             ("POST", "/api/alpha/evidence", self.evidence_post, "Append an evidence entry (agent route)"),
             ("GET", "/api/alpha/evidence", self.evidence_query, "Query evidence, newest first"),
             ("GET", "/api/alpha/evidence/count", self.evidence_count, "Count matching evidence"),
+            ("GET", "/api/alpha/evidence/search", self.evidence_search, "Full-text search of evidence, best first"),
             ("GET", "/api/alpha/evidence/stream", self.evidence_stream, "Server-Sent Events of new evidence"),
             ("POST", "/api/alpha/evidence/compact", self.evidence_compact, "Drop old ephemeral entries from the shards (admin)"),
             ("GET", "/api/alpha/evidence/{id}", self.evidence_get, "One evidence entry"),
@@ -487,6 +492,10 @@ class HttpApi:
             ("DELETE", "/api/alpha/agents/{id}", self.agents_delete, "Deregister an agent (closes its connection)"),
             ("GET", "/api/alpha/peripherals", self.peripherals, "The peripherals and their envelopes"),
             ("GET", "/api/alpha/sessions", self.sessions, "Peripheral sessions, newest first"),
+            ("GET", "/api/alpha/sessions/{id}/audit", self.session_audit, "Replay a session's evidence against the peripheral specs"),
+            ("GET", "/api/alpha/approvals", self.approvals, "Approvals waiting for a human (admin)"),
+            ("POST", "/api/alpha/approvals/{id}", self.approvals_decide, "Approve or deny a pending approval (admin)"),
+            ("POST", "/api/alpha/sessions/{id}/interrupt", self.session_interrupt, "Stop a running session at once (admin)"),
             ("POST", "/api/alpha/chat", self.chat, "Say something to a channel, nick or agent (agent route)"),
             ("POST", "/api/alpha/config/reload", self.config_reload, "Re-read the config files, as SIGHUP does"),
             ("GET", "/metrics", self.metrics, "Prometheus metrics, text format 0.0.4"),
@@ -576,6 +585,20 @@ class HttpApi:
     async def evidence_count(self, request: web.Request) -> web.Response:
         params = {k: v for k, v in _query_params(request).items() if k not in ("limit", "cursor")}
         return ok({"ok": True, "count": self._store().count(EvidenceQuery.from_params(params, strict_keys=True))})
+
+    async def evidence_search(self, request: web.Request) -> web.Response:
+        """``q`` plus the query filters; ranked hits with snippets
+        (futon.evidence.search). A bad query is invalid-query, never a 500."""
+        search = SearchRequest.from_params(_query_params(request), strict_keys=True)
+        hits = self._store().search(search)
+        return ok({"ok": True, "count": len(hits), "results": [hit.to_dict() for hit in hits]})
+
+    async def session_audit(self, request: web.Request) -> web.Response:
+        """Every violation of the specs the session's evidence shows; 404
+        session-not-found when the evidence has no such session."""
+        runner = _need(self.s.runner, "the peripheral runner")
+        report = audit_session(self._store(), runner.peripherals, request.match_info["id"])
+        return ok({"ok": True, **report.to_dict()})
 
     async def evidence_compact(self, request: web.Request) -> web.Response:
         body: bodies.CompactRequest = await read_body(request, bodies.CompactRequest)
@@ -699,6 +722,29 @@ class HttpApi:
         agent_id = request.query.get("agent-id") or request.query.get("agent_id")
         limit = _sessions_limit(request.query.get("limit"))
         return ok({"ok": True, "sessions": [info.to_dict() for info in runner.infos(agent_id, limit)]})
+
+    async def approvals(self, _: web.Request) -> web.Response:
+        approvals = _need(self.s.approvals, "approvals")
+        return ok({"ok": True, "approvals": [p.describe() for p in approvals.pending()]})
+
+    async def approvals_decide(self, request: web.Request) -> web.Response:
+        """The admin token decides (it is always an approver); recorded with
+        author ``admin``."""
+        body: bodies.ApprovalDecision = await read_body(request, bodies.ApprovalDecision)
+        approvals = _need(self.s.approvals, "approvals")
+        decided = await approvals.decide(request.match_info["id"], body.decision, "admin", body.reason, admin=True)
+        return ok({"ok": True, **decided})
+
+    async def session_interrupt(self, request: web.Request) -> web.Response:
+        """Cancel the running step, conclude ``interrupted``, tell the agent."""
+        runner = _need(self.s.runner, "the peripheral runner")
+        stopped = await runner.interrupt(request.match_info["id"])
+        record = self.s.registry.find(runner.get(stopped.session_id).agent_id) if self.s.registry else None
+        if record is not None and self.s.pipeline is not None:
+            push = {"type": "interrupted", "session_id": stopped.session_id, "by": "admin"}
+            await self.s.pipeline.push(record, push)
+        return ok({"ok": True, "session_id": stopped.session_id, "peripheral_id": stopped.peripheral_id,
+                   "reason": stopped.reason, "fruit": stopped.fruit})  # fmt: skip
 
     async def chat(self, request: web.Request) -> web.Response:
         body: bodies.ChatRequest = await read_body(request, bodies.ChatRequest)

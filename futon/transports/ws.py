@@ -45,7 +45,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from futon import __version__
 from futon.config.models import WsSection
 from futon.evidence.query import EvidenceQuery
+from futon.evidence.related import related_work
+from futon.evidence.search import SearchRequest
 from futon.evidence.store import EvidenceStore
+from futon.peripherals.args import to_positional
 from futon.peripherals.runner import PeripheralRunner, SessionSlot
 from futon.peripherals.session import Session
 from futon.protocol import frames as f
@@ -65,6 +68,17 @@ CLOSE_UNKNOWN_AGENT = 4004
 OUTBOUND_LIMIT = 2000  # frames queued for a slow peer before it is dropped
 MAX_PENDING_ACTIONS = 100  # peripheral frames waiting for the ordered worker
 MAX_PENDING_MESSAGES = 100  # message frames in flight (each may wait reply_timeout_s)
+
+
+def _positional(tool: str, args: list[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:
+    """Named arguments as the positional array when their names fit, so the
+    evidence records one form; otherwise as sent, for the dispatcher to
+    refuse in its order: ``tool-not-allowed`` for a tool outside the
+    envelope first, else ``invalid-input`` naming the parameter."""
+    if isinstance(args, dict):
+        with contextlib.suppress(ProtocolError):
+            return to_positional(tool.removeprefix(":"), args)
+    return args
 
 
 class WsHub:
@@ -135,6 +149,7 @@ class Connection:
         # service (runner.py); made at the first ``ready``.
         self.slot: SessionSlot | None = None
         self._shown_session: str | None = None  # what this socket put in the registry's presence
+        self._held_sent: tuple[int, int] = (1, 0)  # seqs delivered at connect (empty range: none)
         self.ws_session_id: str | None = None
         # Bounded by _enqueue (frames and bytes), not by maxsize: the closing
         # sentinel must always fit.
@@ -332,6 +347,8 @@ class Connection:
             return
         if isinstance(frame, f.Ready):
             await self._guard(frame, self._ready(frame))
+            if "resume" not in frame.capabilities:  # a client that resumes asks for them itself
+                await self._deliver_held()
         elif isinstance(frame, f.PeripheralStart | f.ToolAction | f.Hop | f.PeripheralStop):
             if self._actions.qsize() >= MAX_PENDING_ACTIONS:
                 busy = _busy(f"{MAX_PENDING_ACTIONS} actions are already waiting")
@@ -408,6 +425,7 @@ class Connection:
             server=f.ServerInfo(name="futon", version=__version__),
             peripherals=permitted,
             default_peripheral=registry.default_peripheral(record),
+            progress=record.spec.progress,
         )
 
     async def _flush_then_close(self, code: int, reason: str) -> None:
@@ -431,11 +449,14 @@ class Connection:
                 workspace=_workspace(agent),
             )
             described = session.peripheral.describe()
+            # A goal gets the earlier conclusions and refusals relevant to it.
+            related = None if frame.goal is None else [f.RelatedWork(**r) for r in related_work(self.hub.store, frame.goal)]
             return f.PeripheralStarted(
-                peripheral_id=session.peripheral.id, session_id=session.id, tools=described["tools"], scope=described["scope"]
+                peripheral_id=session.peripheral.id, session_id=session.id, tools=described["tools"], scope=described["scope"],
+                related=related,
             )
         if isinstance(frame, f.ToolAction):
-            result = await slot.step(frame.tool, frame.args)
+            result = await slot.step(frame.tool, _positional(frame.tool, frame.args))
             return f.ToolResult(tool=result.tool, ok=result.ok, result=result.result)
         if isinstance(frame, f.Hop):
             hop = await slot.hop(frame.to, frame.exit_condition, frame.reason, frame.context)
@@ -495,17 +516,43 @@ class Connection:
             params = dict(frame.filters)
             if frame.limit is not None:
                 params["limit"] = frame.limit
+            if frame.q is not None or "q" in params:
+                return self._search(SearchRequest.from_params({**params, "q": frame.q or params.get("q")}))
             page = self.hub.store.query(EvidenceQuery.from_params(params))
             return f.EvidenceResult(entries=page.entries, count=len(page.entries))
         if isinstance(frame, f.Subscribe):
             return await self._subscribe(frame)
         if isinstance(frame, f.Resume):
+            low, high = self._held_sent
             for pushed in self.hub.registry.replay_since(agent, frame.since_seq):
-                await self.send(pushed)
+                if not low <= pushed["seq"] <= high:  # sent at connect on this socket already
+                    await self.send(pushed)
             return None
         if isinstance(frame, f.IrcResponse | f.Chat):
             return await self._chat(frame)
+        if isinstance(frame, f.Progress):
+            return await self._progress(frame)
+        if isinstance(frame, f.Interrupt):
+            return await self._interrupt(agent)
         raise ProtocolError(f"frame {frame.type!r} is not handled here", code="invalid-frame")
+
+    async def _interrupt(self, agent: AgentRecord) -> f.ServerFrame:
+        """The agent's own controller stops its running session at once
+        (issue 17). Read by the reader loop, not the ordered worker, so it
+        reaches a step (or an approval wait) that is still running."""
+        running = [s for s in self.hub.runner.sessions(agent.id) if s.active]
+        if not running:
+            raise FutonError(f"{agent.id} has no running session", code="no-active-peripheral")
+        stopped = await self.hub.runner.interrupt(running[0].id)
+        return f.Interrupted(session_id=stopped.session_id, by=agent.id)
+
+    def _search(self, search: SearchRequest) -> f.EvidenceResult:
+        hits = self.hub.store.search(search)
+        results = [
+            {"evidence_id": h.entry["evidence/id"], "match": h.tier, "score": round(h.score, 4), "snippet": h.snippet}
+            for h in hits
+        ]
+        return f.EvidenceResult(entries=[h.entry for h in hits], count=len(hits), results=results)
 
     async def _subscribe(self, frame: f.Subscribe) -> f.ServerFrame | None:
         """Ack first, then the backlog after ``since_seq``, then live entries."""
@@ -536,10 +583,36 @@ class Connection:
             raise ProtocolError("irc_response needs 'channel' or 'nick'", code="invalid-frame")
         # A line that reaches nobody raises (no-such-channel, unknown-target):
         # _guard answers it as an error frame with the frame's req_id.
-        await self.hub.chat.say(agent.id, to, frame.text, transport="websocket")
+        in_reply_to = frame.in_reply_to if isinstance(frame, f.IrcResponse) else None
+        await self.hub.chat.say(agent.id, to, frame.text, transport="websocket", in_reply_to=in_reply_to)
         if self.slot is not None:
             await self.slot.say(to, frame.text)  # a step when the session is in chat
         return None
+
+    async def _progress(self, frame: f.Progress) -> f.ServerFrame | None:
+        """A progress line: a NOTICE from the agent's nick where the work was
+        asked, recorded like any line; pushed to no agent. Dropped without
+        an answer when the agent's ``progress`` is ``off``."""
+        agent = self._agent()
+        if agent.spec.progress != "notice":
+            return None
+        text = " ".join(frame.text.split())  # one line
+        await self.hub.chat.say(agent.id, frame.to, text, transport="websocket", reach="nobody", notice=True)
+        return None
+
+    async def _deliver_held(self) -> None:
+        """After a successful ``ready``: the pushes kept while the agent was
+        offline go out now, so a client that never sends ``resume`` gets
+        them too (a later ``resume`` on this socket skips them). A client
+        whose ``ready`` lists the capability ``resume`` fetches them itself."""
+        agent = self.agent
+        if agent is None or agent.link is not self:
+            return
+        held = self.hub.registry.take_held(agent)
+        if held:
+            self._held_sent = (held[0]["seq"], held[-1]["seq"])
+        for pushed in held:
+            await self.send(pushed)
 
     # ------------------------------------------------------------- helpers
 

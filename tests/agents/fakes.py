@@ -40,8 +40,13 @@ class Call:
 
     @classmethod
     def tool(cls, name: str, *args: Any) -> Call:
-        """A futon tool call the way the runtime offers tools: ``{"args": [...]}``."""
+        """A futon tool call in the older positional form: ``{"args": [...]}``."""
         return cls(name, {"args": list(args)})
+
+    @classmethod
+    def named(cls, name: str, **params: Any) -> Call:
+        """A futon tool call with named parameters, as its schema shows them."""
+        return cls(name, dict(params))
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_a_chat_becomes_a_turn_with_tool_use_and_tool_result_blocks(
     daemon: Daemon, http: aiohttp.ClientSession, fake_anthropic
 ) -> None:  # type: ignore[no-untyped-def]
-    fake = await fake_anthropic([Call.tool("read", "README.md"), Say("README.md says hello")])
+    fake = await fake_anthropic(
+        [Call.named("read", path="README.md"), Say("README.md says hello")]
+    )
     async with running_agent(daemon, driver_for(fake)):
         answer = await ask_by_chat(http, daemon, "what does README.md say?")
     assert answer == "README.md says hello"
@@ -47,11 +49,12 @@ async def test_a_chat_becomes_a_turn_with_tool_use_and_tool_result_blocks(
         "stream" not in first and isinstance(first["system"], str) and "claude-1" in first["system"]
     )
     tools = {t["name"]: t for t in first["tools"]}
-    assert set(tools) == {"read", "glob", "grep", "bash-readonly", "web-fetch", "hop", "reply"}
-    assert tools["read"]["input_schema"]["properties"]["args"]["type"] == "array"
+    assert set(tools) == {"read", "glob", "grep", "bash-readonly", "web-fetch", "evidence-search", "hop", "reply"}
+    assert tools["read"]["input_schema"]["properties"]["path"]["type"] == "string"
+    assert tools["read"]["input_schema"]["required"] == ["path"]
     assert tools["hop"]["input_schema"]["required"] == ["to", "exit_condition", "reason"]
     tool_use = second["messages"][1]["content"][-1]
-    assert tool_use["type"] == "tool_use" and tool_use["input"] == {"args": ["README.md"]}
+    assert tool_use["type"] == "tool_use" and tool_use["input"] == {"path": "README.md"}
     (result,) = tool_results(second)
     assert result["tool_use_id"] == tool_use["id"] and "is_error" not in result
     assert "hello" in result["content"]

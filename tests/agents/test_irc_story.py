@@ -52,12 +52,12 @@ async def test_an_agent_asked_in_irc_fixes_a_failing_test_and_reports_the_count(
             "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n\ndef test_zero():\n    assert add(0, 0) == 0\n"
         )
         model = await ReportingModel([
-            Call.tool("grep", "return a - b", "src"),
-            Call.tool("read", "src/calc.py"),
+            Call.named("grep", pattern="return a - b", path="src"),
+            Call.named("read", path="src/calc.py"),
             Call("hop", {"to": "edit", "exit_condition": "found-target", "reason": "add subtracts"}),
-            Call.tool("edit", "src/calc.py", "return a - b", "return a + b"),
+            Call.named("edit", path="src/calc.py", old="return a - b", new="return a + b"),
             Call("hop", {"to": "test", "exit_condition": "hop-test", "reason": "run the suite"}),
-            Call.tool("bash-test", f"{PYTEST} -q tests"),
+            Call.named("bash-test", command=f"{PYTEST} -q tests"),
         ]).start()  # fmt: skip
         try:
             driver = OpenAIDriver("fake-model", base_url=model.root + "/v1", retry=FAST_RETRY)

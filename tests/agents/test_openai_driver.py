@@ -15,7 +15,7 @@ from tests.agents.conftest import FAST_RETRY, ask_by_chat, entries, running_agen
 from tests.agents.fakes import Call, Fail, FakeOpenAI, Garbage, Say
 from tests.transports.kit import connected
 
-EXPLORE_TOOLS = {"read", "glob", "grep", "bash-readonly", "web-fetch"}
+EXPLORE_TOOLS = {"read", "glob", "grep", "bash-readonly", "web-fetch", "evidence-search"}
 
 
 def driver_for(fake: FakeOpenAI) -> OpenAIDriver:
@@ -29,9 +29,9 @@ def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_a_chat_becomes_a_turn_that_reads_a_file_and_answers_the_sender(
     daemon: Daemon, http: aiohttp.ClientSession, fake_openai
 ) -> None:  # type: ignore[no-untyped-def]
-    """Tools offered as {args: <array schema>}, the call run as a tool_action,
+    """Tools offered with named parameters, the call run as a tool_action,
     its result fed back under the call's id, the answer chatted back."""
-    fake = await fake_openai([Call.tool("read", "README.md"), Say("README.md says hello")])
+    fake = await fake_openai([Call.named("read", path="README.md"), Say("README.md says hello")])
     async with running_agent(daemon, driver_for(fake)) as runtime:
         answer = await ask_by_chat(http, daemon, "what does README.md say?")
     assert answer == "README.md says hello"
@@ -42,9 +42,10 @@ async def test_a_chat_becomes_a_turn_that_reads_a_file_and_answers_the_sender(
     tools = {t["function"]["name"]: t["function"] for t in first["tools"]}
     assert set(tools) == EXPLORE_TOOLS | {"hop", "reply"}
     read = tools["read"]["parameters"]
-    assert read["type"] == "object" and read["required"] == ["args"]
-    assert read["properties"]["args"]["type"] == "array"
-    assert read["properties"]["args"]["prefixItems"][0]["type"] == "string"
+    assert read["type"] == "object" and read["required"] == ["path"]
+    assert list(read["properties"]) == ["path", "offset", "limit"]
+    assert read["properties"]["path"]["type"] == "string"
+    assert all(p.get("description") for p in read["properties"].values())
     assert "codex-1 (chat): what does README.md say?" in first["messages"][-1]["content"]
     call_id = second["messages"][-2]["tool_calls"][0]["id"]
     assert second["messages"][-1]["tool_call_id"] == call_id
@@ -76,8 +77,8 @@ async def test_invalid_json_arguments_are_fed_back_as_that_calls_error(
 ) -> None:  # type: ignore[no-untyped-def]
     fake = await fake_openai([
         Call("read", '{"args": ["README.md"'),  # cut off
-        Call("read", {"path": "README.md"}),  # invented shape
-        Call.tool("read", "README.md"),
+        Call("read", {"file": "README.md"}),  # invented parameter
+        Call.named("read", path="README.md"),
         Say("hello, after two tries"),
     ])  # fmt: skip
     async with running_agent(daemon, driver_for(fake)):
@@ -86,7 +87,8 @@ async def test_invalid_json_arguments_are_fed_back_as_that_calls_error(
     results = tool_results(fake.requests[3])
     assert results[0]["error"]["code"] == "invalid-json"
     assert (
-        results[1]["error"]["code"] == "invalid-input" and "args" in results[1]["error"]["message"]
+        results[1]["error"]["code"] == "invalid-input"
+        and "unknown parameter 'file'" in results[1]["error"]["message"]
     )
     assert results[2]["ok"] is True
 

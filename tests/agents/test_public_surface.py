@@ -21,7 +21,8 @@ PUBLIC = {
 }  # fmt: skip
 
 DRIVERS = {
-    "DRIVERS", "AnthropicDriver", "CommandDriver", "Driver", "DriverError", "ModelMessage", "ModelTurn",
+    "DRIVERS", "AnthropicDriver", "ClaudeCodeDriver", "CodexCliDriver", "CommandDriver", "Driver",
+    "DriverError", "ModelMessage", "ModelTurn",
     "OpenAIDriver", "RetryPolicy", "ScriptDriver", "ToolCall", "ToolSpec", "make_driver",
 }  # fmt: skip
 

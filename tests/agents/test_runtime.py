@@ -22,7 +22,7 @@ from futon.agents.drivers.script import ScriptDriver
 from futon.agents.runtime import AgentRuntime, Request, Toolbox, endpoints, tool_spec
 from futon.cli.agent_cmd import DEFAULT_URL, default_url
 from futon.daemon.app import Daemon
-from futon.peripherals.args import args_schema
+from futon.peripherals.args import args_schema, named_schema
 from futon.protocol.errors import FutonError
 from tests.agents.conftest import ask_by_chat, entries, running_agent, ws_url
 from tests.support import futon_env, make_config, until
@@ -243,14 +243,20 @@ def test_requests_know_where_their_answer_goes() -> None:
     assert Request.from_push(own, "claude-1") is None  # type: ignore[arg-type]
 
 
-def test_tools_are_functions_of_one_args_array_with_defs_lifted() -> None:
+def test_tools_are_functions_of_named_parameters_with_nested_models_inlined() -> None:
     spec = tool_spec("failed-route-add")
-    assert spec.parameters["properties"]["args"]["prefixItems"][1]["$ref"].startswith("#/$defs/")
-    assert "$defs" in spec.parameters and "$defs" not in spec.parameters["properties"]["args"]
-    assert (
-        spec.parameters["properties"]["args"]["prefixItems"]
-        == args_schema("failed-route-add")["prefixItems"]
-    )
+    schema = named_schema("failed-route-add")  # one source
+    assert spec.description == schema.pop("description") and spec.parameters == schema
+    assert list(spec.parameters["properties"]) == ["id", "record"]
+    assert spec.parameters["required"] == ["id", "record"]
+    record = spec.parameters["properties"]["record"]
+    # The nested model is inlined: no $ref to resolve, no $defs, no prefixItems.
+    assert record["type"] == "object" and "blocker_id" in record["properties"]
+    assert "$defs" not in spec.parameters and "$ref" not in json.dumps(spec.parameters)
+    assert "prefixItems" not in json.dumps(spec.parameters)
+    # Its positional items are the same argument model (one source of truth).
+    positional = args_schema("failed-route-add")["prefixItems"]
+    assert len(positional) == len(spec.parameters["properties"])
     box = Toolbox(["read", "odd.tool", "reply"])
     names = [s.name for s in box.specs]
     assert names == ["read", "odd_tool", "reply_2", "hop", "reply"]

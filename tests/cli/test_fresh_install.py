@@ -71,8 +71,10 @@ def futon(bin_dir: Path, *args: str | Path, cwd: Path) -> str:
 
 
 class Agent:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, http: aiohttp.ClientSession, base: str) -> None:
         self.ws = ws
+        self.http = http
+        self.base = base  # the daemon's HTTP API (loopback, no admin token: the caller is the admin)
         self.ids = itertools.count(1)
 
     async def ask(self, frame: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +84,10 @@ class Agent:
             reply = json.loads((await self.ws.receive(timeout=60)).data)
             if reply.get("req_id") == req_id:
                 return reply
+            if reply.get("type") == "approval_pending":  # deploy waits for a human: the admin approves
+                url = f"{self.base}/api/alpha/approvals/{reply['approval_id']}"
+                async with self.http.post(url, json={"decision": "approve"}) as decided:
+                    assert decided.status == 200, await decided.text()
 
 
 def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60) -> dict[str, int]:
@@ -133,7 +139,7 @@ async def test_a_wheel_installs_inits_serves_and_every_peripheral_answers(
         answered: dict[str, Any] = {}
         async with aiohttp.ClientSession() as http, \
                 http.ws_connect(f"ws://127.0.0.1:{ports['http']}/agency/ws", max_msg_size=0) as ws:  # fmt: skip
-            agent = Agent(ws)
+            agent = Agent(ws, http, f"http://127.0.0.1:{ports['http']}")
             assert (await agent.ask({"type": "ready", "agent_id": "claude-1"}))["type"] == "ready_ack"
             for peripheral, call in FIRST_TOOL.items():
                 started = await agent.ask({"type": "peripheral_start", "peripheral_id": peripheral})

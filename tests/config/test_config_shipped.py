@@ -14,10 +14,11 @@ from futon.config.models import AgentsFile, DaemonConfig
 from futon.config.yamlfile import dump_yaml, round_trip_yaml
 from tests.config.support import SHIPPED, SHIPPED_FILES
 
-# Copied from spec/peripherals.md, "The eleven": id → (tools, scope, entry, exit, context).
+# Copied from spec/peripherals.md, "The eleven": id → (tools, scope, entry, exit, context);
+# issue 21 adds evidence-search to explore, reflect, proof, mission and mission-control.
 SPEC_TABLE: dict[str, tuple[str, str, str, str, str]] = {
     "explore": (
-        "read glob grep bash-readonly web-fetch",
+        "read glob grep bash-readonly web-fetch evidence-search",
         "full-codebase",
         "default from-reflect",
         "found-target ready-to-edit user-request hop-reflect",
@@ -45,7 +46,7 @@ SPEC_TABLE: dict[str, tuple[str, str, str, str, str]] = {
         "session-id commit-message",
     ),
     "reflect": (
-        "read musn-log",
+        "read musn-log evidence-search",
         "session-log-only",
         "session-close user-request agent-request from-any",
         "par-generated",
@@ -54,7 +55,7 @@ SPEC_TABLE: dict[str, tuple[str, str, str, str, str]] = {
     "proof": (
         "read glob grep write bash bash-readonly proof-load proof-save ledger-query ledger-upsert "
         "dag-check dag-impact canonical-get canonical-update cycle-begin cycle-advance cycle-get "
-        "cycle-list failed-route-add status-validate gate-check",
+        "cycle-list failed-route-add status-validate gate-check evidence-search",
         "full-codebase",
         "from-explore user-request from-any",
         "cycle-completed blocked hop-reflect hop-explore user-request",
@@ -78,7 +79,7 @@ SPEC_TABLE: dict[str, tuple[str, str, str, str, str]] = {
         "read glob grep write bash bash-readonly mission-load mission-save obligation-query "
         "obligation-upsert dag-check dag-impact mission-spec-get mission-spec-update cycle-begin "
         "cycle-advance cycle-get cycle-list failed-approach-add status-validate gate-check "
-        "corpus-check evidence-query",
+        "corpus-check evidence-query evidence-search",
         "full-codebase",
         "from-explore user-request from-any",
         "cycle-completed blocked hop-reflect hop-explore user-request",
@@ -92,7 +93,8 @@ SPEC_TABLE: dict[str, tuple[str, str, str, str, str]] = {
         "session-id alfworld-state",
     ),
     "mission-control": (
-        "read glob grep bash-readonly mc-inventory mc-devmaps mc-coverage mc-mana mc-review mc-bulletin",
+        "read glob grep bash-readonly mc-inventory mc-devmaps mc-coverage mc-mana mc-review mc-bulletin "
+        "evidence-search",
         "full-codebase",
         "from-any user-request",
         "review-complete hop-reflect hop-explore user-request",

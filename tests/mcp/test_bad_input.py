@@ -110,7 +110,7 @@ async def test_unknown_tools_and_arguments_that_do_not_fit_are_mcp_errors(tmp_pa
         for bad in (
             {},
             {"args": "README.md"},
-            {"path": "README.md"},
+            {"path": 42},
             {"args": ["README.md"], "x": 1},
         ):
             result = await mcp.call("read", bad)

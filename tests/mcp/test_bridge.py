@@ -1,7 +1,7 @@
 """``futon mcp`` against a real daemon, driven by the ``mcp`` SDK's stdio
-client: the envelope's tools and nothing else, refusals as MCP tool errors,
-hops that change the tool list, an IRC reply a raw IRC client sees, and the
-evidence chain of it all."""
+client: every tool listed all the time, the envelope enforced at call time
+(refusals as MCP tool errors), hops that change the allowed tools, an IRC
+reply a raw IRC client sees, and the evidence chain of it all."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from futon.agents.tooldefs import tool_spec
 from futon.evidence import EvidenceQuery
+from futon.peripherals.args import ARGS
 from tests.mcp.kit import futon_mcp, text, ws_url
 from tests.support import until
 from tests.transports.irc.kit import RawClient
@@ -33,24 +34,27 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
         await joe.register("joe")
         await joe.join("#futon")
         async with futon_mcp("claude-1", ws_url(daemon)) as mcp:
-            # Before a start: the control tools only.
-            assert set(await mcp.tool_names()) == CONTROLS
+            # Every tool, all the time: clients do not pick up a changed list
+            # mid-turn, so the envelope answers at call time instead.
+            everything = CONTROLS | set(ARGS)
+            assert set(await mcp.tool_names()) == everything
 
             started = await mcp.ok("futon_start", {"peripheral": "explore"})
             assert started["peripheral_id"] == "explore"
             await until(lambda: len(mcp.notifications) >= 1)
             listed = {t.name: t for t in (await mcp.session.list_tools()).tools}
-            assert set(listed) - CONTROLS == set(started["tools"])  # exactly the envelope's tools
-            assert "read" in listed and "edit" not in listed and "write" not in listed
+            assert set(listed) == everything and set(started["tools"]) < set(listed)
+            assert "read" in started["tools"] and "edit" not in started["tools"]
+            assert "edit" in listed and "write" in listed  # listed, refused below
             # The input schema is the runtime's own tool definition.
             assert listed["read"].input_schema == tool_spec("read").parameters
 
-            read = await mcp.ok("read", {"args": ["README.md"]})
+            read = await mcp.ok("read", {"path": "README.md"})
             assert read["ok"] is True and "hello" in str(read["result"])
-            grep = await mcp.ok("grep", {"args": ["return a - b", "src"]})
+            grep = await mcp.ok("grep", {"pattern": "return a - b", "path": "src"})
             assert grep["ok"] is True and "app.py" in str(grep["result"])
 
-            refused = await mcp.call("edit", {"args": ["src/app.py", "a - b", "a + b"]})
+            refused = await mcp.call("edit", {"path": "src/app.py", "old": "a - b", "new": "a + b"})
             assert refused.is_error and text(refused).startswith("tool-not-allowed: ")
             assert (
                 workspace / "src" / "app.py"
@@ -63,12 +67,13 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
             assert hopped["to"] == "edit" and hopped["session_id"] == started["session_id"]
             await until(lambda: len(mcp.notifications) > before)
             names = set(await mcp.tool_names())
-            assert "edit" in names and "write" in names and names - CONTROLS == set(hopped["tools"])
+            assert names == everything and {"edit", "write"} <= set(hopped["tools"])
 
+            # The older positional form still works.
             wrote = await mcp.ok("write", {"args": ["src/new.py", "X = 1\n"]})
             assert wrote["ok"] is True
             assert (workspace / "src" / "new.py").read_text() == "X = 1\n"
-            outside = await mcp.call("write", {"args": ["../escape.txt", "no"]})
+            outside = await mcp.call("write", {"path": "../escape.txt", "content": "no"})
             assert outside.is_error and text(outside).startswith("out-of-scope: ")
             assert not (tmp_path / "escape.txt").exists()
 
@@ -85,7 +90,7 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
             before = len(mcp.notifications)
             await mcp.ok("futon_stop", {"reason": "done"})
             await until(lambda: len(mcp.notifications) > before)
-            assert set(await mcp.tool_names()) == CONTROLS
+            assert set(await mcp.tool_names()) == everything
         await joe.close()
 
         store = daemon.store
@@ -102,6 +107,9 @@ async def test_an_mcp_client_works_inside_the_envelope(tmp_path: Path) -> None:
     ]
     tools_run = [s[1] for s in steps if s[0] == "coordination" and s[1]]
     assert tools_run[:2] == ["read", "grep"] and "write" in tools_run
+    # Named parameters are recorded in the positional form, like a WS agent's.
+    ran = [e["evidence/body"] for e in story if "ok" in e["evidence/body"]]
+    assert ran[0]["args"] == ["README.md"] and ran[1]["args"] == ["return a - b", "src"]
     assert ("mode-transition", "edit") in steps
     # The refusal is on record like a WS agent's, and each entry answers the
     # one before it: one session chain, one author.

@@ -13,6 +13,7 @@ from futon.config.loader import load_config
 from futon.config.models import ToolsSection
 from futon.evidence import EvidenceQuery, MemoryStore
 from futon.evidence.store import EvidenceStore
+from futon.peripherals.approval import ApprovalRequest
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import Peripheral, load_peripherals
@@ -62,6 +63,17 @@ class RecordingBackend(ToolBackend):
         return [tool for tool, _, _ in self.calls]
 
 
+@dataclass
+class HumanSaysYes:
+    """An approver whose human approves every request at once, keeping
+    what was asked (the engine's unit tests; approvals have their own)."""
+
+    asked: list[ApprovalRequest] = field(default_factory=list)
+
+    async def approve(self, request: ApprovalRequest) -> None:
+        self.asked.append(request)
+
+
 def make_runner(
     workspace: Path,
     backend: ToolBackend | None = None,
@@ -74,7 +86,26 @@ def make_runner(
         store or MemoryStore(),
         ToolsSection(**settings),
         workspace,
+        approver=HumanSaysYes(),
     )
+
+
+async def human_asks(store: EvidenceStore, agent_id: str, text: str = "please", nick: str = "joe") -> str:
+    """A human's line to ``agent_id`` in #futon, recorded as the IRC relay
+    records it; its evidence id is what a ``user-request`` hop cites."""
+    entry = await store.append(
+        {
+            "subject": {"ref/type": "thread", "ref/id": "irc/#futon"},
+            "type": "forum-post",
+            "claim-type": "observation",
+            "author": nick,
+            "body": {"text": f"{agent_id}: {text}", "channel": "#futon", "transport": "irc", "network": "futon"},
+        }
+    )
+    return str(entry["evidence/id"])
+
+
+PASSING_RUN = {"exit": 0, "out": "1 passed in 0.01s", "err": ""}
 
 
 def session_entries(store: EvidenceStore, session_id: str) -> list[dict[str, Any]]:

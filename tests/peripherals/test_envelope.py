@@ -35,6 +35,7 @@ SAMPLE_ARGS: dict[str, list[Any]] = {
     "bash-readonly": ["ls"],
     "web-fetch": ["https://example.org/"],
     "musn-log": [],
+    "evidence-search": ["retry logic"],
     # domain tools
     "proof-load": ["P1"], "proof-save": ["P1"], "ledger-query": ["P1"], "ledger-upsert": ["P1", "L1", {}],
     "mission-load": ["M1"], "mission-save": ["M1"], "obligation-query": ["M1"], "obligation-upsert": ["M1", "O1", {}],
@@ -89,11 +90,11 @@ async def test_backend_is_reached_exactly_for_allowed_tools(workspace: Path, per
 def test_the_shipped_envelopes_match_the_spec_table() -> None:
     """peripherals.md, the eleven: tool sets as the table gives them."""
     expected = {
-        "explore": "read glob grep bash-readonly web-fetch",
+        "explore": "read glob grep bash-readonly web-fetch evidence-search",
         "edit": "read edit write bash",
         "test": "read bash-test",
         "deploy": "bash-git bash-deploy",
-        "reflect": "read musn-log",
+        "reflect": "read musn-log evidence-search",
         "chat": "",
         "discipline": "psr-search psr-select pur-update pur-mark-pivot par-punctuate",
         "alfworld": "alfworld-action bell whistle",

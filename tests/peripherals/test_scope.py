@@ -90,7 +90,10 @@ async def test_a_symlink_inside_the_workspace_is_followed_to_its_target(workspac
     ("tool", "args", "fragment"),
     [
         ("read", "src/app.py", "must be a JSON array"),
-        ("read", {"path": "x"}, "must be a JSON array"),
+        # An object is the named form now: its names are checked instead.
+        ("read", {"path": "x", "colour": 1}, "unknown parameter 'colour'"),
+        ("read", {"offset": 1}, "missing parameter 'path'"),
+        ("read", {"path": "x", "offset": -1}, "argument 'offset'"),
         ("read", [], "missing argument 'path'"),
         ("read", [42], "'path'"),
         ("read", ["a\x00b"], "NUL"),

@@ -11,7 +11,13 @@ import pytest
 
 from futon.evidence import MemoryStore
 from futon.protocol.errors import FutonError, NotFound, PermissionDenied, ToolError
-from tests.peripherals.support import RecordingBackend, make_runner, session_entries
+from tests.peripherals.support import (
+    PASSING_RUN,
+    RecordingBackend,
+    human_asks,
+    make_runner,
+    session_entries,
+)
 
 
 async def test_evidence_runs_goal_steps_tension_hop_conclusion_in_one_reply_chain(workspace: Path) -> None:
@@ -160,8 +166,14 @@ async def test_hops_that_break_the_rules_are_refused_and_change_nothing(
     ],
 )
 async def test_hops_that_follow_the_rules_keep_the_session(workspace: Path, source: str, target: str, condition: str) -> None:
-    session = await make_runner(workspace).start("claude-1", source)
-    hop = await session.hop(target, condition, "next")
+    store = MemoryStore()
+    session = await make_runner(workspace, RecordingBackend(replies={"bash-test": PASSING_RUN}), store).start("claude-1", source)
+    given: dict[str, str] = {}
+    if condition == "user-request":  # a fact, checked: a human's message to the agent, cited
+        given["request"] = await human_asks(store, "claude-1")
+    if target == "deploy":  # a fact, checked: the session's last test run passed
+        assert (await session.step("bash-test", ["pytest tests"])).ok
+    hop = await session.hop(target, condition, "next", context=given)
     assert (hop.from_id, hop.to_id, hop.session_id) == (source, target, session.id)
     assert session.peripheral.id == target
     assert hop.tools == list(session.peripheral.spec.tools)
@@ -171,6 +183,7 @@ async def test_hop_carries_found_files_to_edit_and_changed_files_to_test(workspa
     backend = RecordingBackend(
         replies={"grep": [{"file": "src/app.py", "line": 2, "content": "return a - b"}], "edit": {"file": "src/app.py", "replacements": 1}}
     )
+    backend.replies["bash-test"] = PASSING_RUN
     session = await make_runner(workspace, backend).start("claude-1", "explore")
     await session.step("grep", ["a - b"])
     to_edit = await session.hop("edit", "found-target", "fix")
@@ -178,6 +191,7 @@ async def test_hop_carries_found_files_to_edit_and_changed_files_to_test(workspa
     await session.step("edit", ["src/app.py", "a - b", "a + b"])
     to_test = await session.hop("test", "hop-test", "check", context={"target-files": ["ignored"]})
     assert to_test.context == {"session-id": session.id, "changed-files": ["src/app.py"]}
+    await session.step("bash-test", ["pytest tests"])  # deploy needs the last run to have passed
     to_deploy = await session.hop("deploy", "hop-deploy", "ship", context={"commit-message": "fix: add"})
     assert to_deploy.context == {"session-id": session.id, "commit-message": "fix: add"}
 

@@ -46,6 +46,7 @@ from ruamel.yaml import YAML
 
 from futon.config.loader import load_config
 from futon.daemon.app import Daemon
+from futon.social.approvals import Pending
 from tests.support import make_config
 from tests.transports.kit import AgentClient, base_url
 
@@ -198,6 +199,22 @@ def _widen_test_sandbox(config_dir: Path) -> None:
     yaml.dump(doc, path)
 
 
+def _admin_approves_every_request(daemon: Daemon) -> None:
+    """Entering deploy waits for a human (issue 17, ``approval: human``):
+    here the admin grants each request as it is made — the walls inside
+    the envelope are what these tests probe, not the approval."""
+    approvals = daemon.approvals
+    assert approvals is not None
+    granting: set[asyncio.Task[Any]] = set()
+
+    def grant(pending: Pending) -> None:
+        task = asyncio.get_running_loop().create_task(approvals.decide(pending.id, "approve", "admin", admin=True))
+        granting.add(task)
+        task.add_done_callback(granting.discard)
+
+    approvals.on_request.append(grant)
+
+
 @pytest.fixture
 async def arena(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Arena]:
     secret = "s3cr3t-" + secrets.token_hex(12)
@@ -240,6 +257,7 @@ async def arena(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         daemon = Daemon(load_config(config_path))
         await daemon.start()
         stack.push_async_callback(daemon.stop)
+        _admin_approves_every_request(daemon)
         http = await stack.enter_async_context(aiohttp.ClientSession())
         arena_ref = Arena(tmp_path, daemon, http)
         arena_ref.secret = secret

@@ -88,7 +88,6 @@ async def read_to_eof(reader: asyncio.StreamReader, timeout: float = 10) -> byte
 # ------------------------------------------------------------------ WS: never reads
 
 
-@pytest.mark.parametrize("ready", [False, True], ids=["before-ready", "after-ready"])
 async def dribble(writer: asyncio.StreamWriter, byte: bytes, *, first: bytes = b"", every: float = 0.05) -> None:
     """A slowloris: ``first``, then one ``byte`` per ``every`` seconds, never
     a line end, until the peer hangs up. The pause between bytes is the
@@ -103,6 +102,7 @@ async def dribble(writer: asyncio.StreamWriter, byte: bytes, *, first: bytes = b
         return
 
 
+@pytest.mark.parametrize("ready", [False, True], ids=["before-ready", "after-ready"])
 async def test_a_ws_client_that_never_reads_is_dropped_and_memory_stays_bounded(
     tmp_path: Path, ready: bool
 ) -> None:

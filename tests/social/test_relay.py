@@ -77,8 +77,9 @@ async def test_channel_lines_reach_mentioned_agents_and_relay_all_agents(world) 
     assert [p["text"] for p in pushed(registry, "codex-1")] == ["morning all", "claude-1: please look at src/app.py"]
     assert pushed(registry, "tickle-1") == []
     frame = pushed(registry, "claude-1")[0]
-    assert frame == {"type": "irc_message", "channel": "#futon", "from": "joe", "text": "claude-1: please look at src/app.py", "transport": "irc", "seq": 1}
     thread = store.query(EvidenceQuery(subject_type="thread", subject_id="irc/#futon")).entries
+    question = thread[0]["evidence/id"]  # the frame names the human's line (issue 17)
+    assert frame == {"type": "irc_message", "channel": "#futon", "from": "joe", "text": "claude-1: please look at src/app.py", "transport": "irc", "evidence_id": question, "seq": 1}
     assert [e["evidence/body"]["text"] for e in reversed(thread)] == ["morning all", "claude-1: please look at src/app.py"]
     assert thread[0]["evidence/author"] == "joe" and thread[0]["evidence/body"]["network"] == "embedded"
 
@@ -86,7 +87,8 @@ async def test_channel_lines_reach_mentioned_agents_and_relay_all_agents(world) 
 async def test_private_lines_reach_the_agent_and_are_threaded_by_both_nicks(world) -> None:  # type: ignore[no-untyped-def]
     relay, side, registry, store = world
     await relay.on_message(side, "Joe", "claude-1", "psst", private=True)
-    assert pushed(registry, "claude-1")[0] == {"type": "irc_message", "channel": None, "from": "Joe", "text": "psst", "transport": "irc", "private": True, "seq": 1}
+    question = store.query(EvidenceQuery(subject_id="irc/claude-1+joe")).entries[0]["evidence/id"]
+    assert pushed(registry, "claude-1")[0] == {"type": "irc_message", "channel": None, "from": "Joe", "text": "psst", "transport": "irc", "private": True, "evidence_id": question, "seq": 1}
     assert store.query(EvidenceQuery(subject_id="irc/claude-1+joe")).entries[0]["evidence/body"]["channel"] is None
 
 

@@ -104,11 +104,18 @@ async def agent_socket(http: aiohttp.ClientSession, daemon: Daemon, path: str = 
 
 
 @asynccontextmanager
-async def connected(http: aiohttp.ClientSession, daemon: Daemon, agent_id: str, token: str | None = None) -> AsyncIterator[AgentClient]:
+async def connected(
+    http: aiohttp.ClientSession, daemon: Daemon, agent_id: str, token: str | None = None, *, resumes: bool = False
+) -> AsyncIterator[AgentClient]:
+    """A socket past ``ready``. ``resumes`` declares the ``resume`` capability:
+    the pushes kept while the agent was offline wait for its ``resume``
+    instead of arriving at connect."""
     async with agent_socket(http, daemon) as agent:
         frame: dict[str, Any] = {"type": "ready", "agent_id": agent_id}
         if token:
             frame["token"] = token
+        if resumes:
+            frame["capabilities"] = ["resume"]
         ack = await agent.ask(frame)
         assert ack["type"] == "ready_ack", ack
         yield agent

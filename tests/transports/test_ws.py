@@ -214,7 +214,7 @@ async def test_resume_replays_missed_pushes_and_reports_a_gap(tmp_path, http: ai
         for n in range(5):
             async with http.post(base_url(daemon) + "/api/alpha/chat", json={"to": "codex-1", "text": f"note {n}", "from": "joe"}) as r:
                 assert r.status == 202
-        async with connected(http, daemon, "codex-1") as codex:
+        async with connected(http, daemon, "codex-1", resumes=True) as codex:
             gap = await codex.ask({"type": "resume", "since_seq": 0})
             assert (gap["code"], gap["context"]["oldest_seq"]) == ("replay-gap", 3)
             await codex.send({"type": "resume", "since_seq": 3})
@@ -342,7 +342,7 @@ async def test_replay_windows_survive_a_daemon_restart(tmp_path, http: aiohttp.C
         for n in range(3):
             async with http.post(base_url(daemon) + "/api/alpha/chat", json={"to": "codex-1", "text": f"note {n}", "from": "joe"}) as r:
                 assert r.status == 202
-    async with running_daemon(tmp_path) as daemon, connected(http, daemon, "codex-1") as codex:
+    async with running_daemon(tmp_path) as daemon, connected(http, daemon, "codex-1", resumes=True) as codex:
         await codex.send({"type": "resume", "since_seq": 1})
         replayed = [await codex.recv() for _ in range(2)]
         assert [(m["seq"], m["text"]) for m in replayed] == [(2, "note 1"), (3, "note 2")]

@@ -1,6 +1,7 @@
 """Model drivers for ``futon agent run``: one small interface
 (:class:`~futon.agents.drivers.base.Driver`) and four implementations —
-``openai``, ``anthropic``, ``command`` and ``script``."""
+``openai``, ``anthropic``, ``command`` and ``script`` — and two presets of
+``command`` for the real CLIs, ``claude-code`` and ``codex-cli``."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from futon.agents.drivers.base import (
     ToolCall,
     ToolSpec,
 )
+from futon.agents.drivers.claude_code import ClaudeCodeDriver
+from futon.agents.drivers.codex_cli import CodexCliDriver
 from futon.agents.drivers.command import CommandDriver
 from futon.agents.drivers.openai import OpenAIDriver
 from futon.agents.drivers.script import ScriptDriver
 
-DRIVERS = ("openai", "anthropic", "command", "script")
+DRIVERS = ("openai", "anthropic", "command", "script", "claude-code", "codex-cli")
 
 
 def make_driver(
@@ -34,6 +37,7 @@ def make_driver(
     script: str | None = None,
     timeout_s: float = 300,
     env: Mapping[str, str] | None = None,
+    cli: str | None = None,
 ) -> Driver:
     """The driver ``futon agent run --driver NAME`` asks for; ``ValueError``
     naming the missing option otherwise."""
@@ -56,6 +60,14 @@ def make_driver(
         if not cmd:
             raise ValueError("--cmd is required with --driver command (e.g. --cmd 'claude -p')")
         return CommandDriver(cmd, timeout_s=timeout_s)
+    if name in ("claude-code", "codex-cli"):
+        # The CLI reads its key itself; --api-key-env names another variable to pass on.
+        default_env = "ANTHROPIC_API_KEY" if name == "claude-code" else "OPENAI_API_KEY"
+        key = env.get(api_key_env or default_env) or None
+        if api_key_env and not key:
+            raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        preset = ClaudeCodeDriver if name == "claude-code" else CodexCliDriver
+        return preset(cli=cli, model=model, base_url=base_url, api_key=key, timeout_s=timeout_s)
     if name == "script":
         if not script:
             raise ValueError("--script FILE is required with --driver script")
@@ -66,6 +78,8 @@ def make_driver(
 __all__ = [
     "DRIVERS",
     "AnthropicDriver",
+    "ClaudeCodeDriver",
+    "CodexCliDriver",
     "CommandDriver",
     "Driver",
     "DriverError",

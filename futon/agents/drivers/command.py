@@ -62,6 +62,7 @@ class CommandDriver(Driver):
         timeout_s: float = 300,
         cwd: str | None = None,
         mcp: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.argv:
@@ -69,6 +70,7 @@ class CommandDriver(Driver):
         self.timeout_s = timeout_s
         self.cwd = cwd
         self.mcp = mcp
+        self.env = dict(env or {})  # added to the command's environment (presets)
         self.client: AgentClient | None = None
 
     def bind(self, client: AgentClient) -> None:
@@ -77,7 +79,7 @@ class CommandDriver(Driver):
 
     async def complete(self, messages: list[ModelMessage], tools: list[ToolSpec]) -> ModelTurn:
         if not self.mcp:
-            return await self._run(self.argv, transcript(messages), None)
+            return await self._run(self.argv, transcript(messages), self.env or None)
         if self.client is None:
             raise DriverError("--mcp needs the agent's connection (CommandDriver.bind)")
         with tempfile.TemporaryDirectory(prefix="futon-mcp-") as folder:
@@ -95,7 +97,7 @@ class CommandDriver(Driver):
             argv = [_fill(arg, values) for arg in self.argv]
             async with Relay(self.client, relay_path):
                 return await self._run(
-                    argv, transcript(messages), {"FUTON_MCP_CONFIG": str(config)}
+                    argv, transcript(messages), {**self.env, "FUTON_MCP_CONFIG": str(config)}
                 )
 
     async def _run(self, argv: list[str], prompt: str, env: dict[str, str] | None) -> ModelTurn:

@@ -6,8 +6,9 @@ across the whole run, each either
 
 - ``{text: "..."}`` — the model answers (no tool call), or
 - ``{tool_calls: [{name, arguments}], text?: "..."}`` — the model calls
-  tools. ``arguments`` is the object the model passes (``{args: [...]}`` for
-  a futon tool, ``{to, exit_condition, reason}`` for ``hop``,
+  tools. ``arguments`` is the object the model passes (the named parameters
+  of a futon tool, e.g. ``{path: README.md}`` for ``read``, or the older
+  ``{args: [...]}``; ``{to, exit_condition, reason}`` for ``hop``,
   ``{text}`` for ``reply``); a string is sent as-is, so a script can also
   play a model that writes invalid JSON.
 

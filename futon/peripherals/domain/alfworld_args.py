@@ -20,7 +20,9 @@ VERBS: tuple[str, ...] = (
 class AlfworldActionArgs(ToolArgs):
     tool = "alfworld-action"
     summary = "Act in the text environment: a command starting with " + ", ".join(VERBS) + "."
-    action: str = Field(min_length=1, max_length=500)
+    action: str = Field(
+        min_length=1, max_length=500, description="One command, e.g. `open fridge 1`."
+    )
 
     @field_validator("action")
     @classmethod
@@ -40,21 +42,28 @@ class AlfworldActionArgs(ToolArgs):
 class BellArgs(ToolArgs):
     tool = "bell"
     summary = "Ring a room: broadcast a message to the agents in it."
-    room: str = Field(min_length=1, max_length=64, pattern=r"^[#&]?[A-Za-z0-9][A-Za-z0-9_.#&-]*$")
-    text: str = Field(min_length=1, max_length=4000)
+    room: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[#&]?[A-Za-z0-9][A-Za-z0-9_.#&-]*$",
+        description="The room (a channel; `kitchen` means `#kitchen`).",
+    )
+    text: str = Field(min_length=1, max_length=4000, description="The message.")
 
 
 class WhistleOptions(Options):
     timeout_s: float = Field(
-        default=60.0, gt=0, le=600, description="how long to wait for the answer"
+        default=60.0, gt=0, le=600, description="How many seconds to wait for the answer."
     )
 
 
 class WhistleArgs(ToolArgs):
     tool = "whistle"
     summary = "Ask one agent and wait for its answer."
-    agent_id: str = Field(min_length=1, max_length=30, pattern=_AGENT_ID.pattern)
-    text: str = Field(min_length=1, max_length=4000)
+    agent_id: str = Field(
+        min_length=1, max_length=30, pattern=_AGENT_ID.pattern, description="The agent to ask."
+    )
+    text: str = Field(min_length=1, max_length=4000, description="The question.")
     options: WhistleOptions = Field(default_factory=WhistleOptions)
 
 

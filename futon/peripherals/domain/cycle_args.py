@@ -39,8 +39,12 @@ def _at_most(value: _V, limit: int, what: str) -> _V:
     return value
 
 
+ID_DOC = "The id of the problem or mission (letters, digits, `.`, `_`, `-`)."
+CYCLE_DOC = "The id of the cycle (as cycle-begin returned it)."
+
+
 class _StateArgs(ToolArgs):
-    id: Id
+    id: Id = Field(description=ID_DOC)
 
 
 class ProofLoadArgs(_StateArgs):
@@ -54,8 +58,10 @@ class MissionLoadArgs(_StateArgs):
 
 
 class _SaveArgs(ToolArgs):
-    id: Id
-    state: dict[str, Any] | None = None
+    id: Id = Field(description=ID_DOC)
+    state: dict[str, Any] | None = Field(
+        default=None, description="The edited state to save (default: the current state)."
+    )
 
     @field_validator("state")
     @classmethod
@@ -78,11 +84,13 @@ class MissionSaveArgs(_SaveArgs):
 
 
 class QueryOptions(Options):
-    status: Status | None = None
+    status: Status | None = Field(
+        default=None, description="Only the items with this status (default: all)."
+    )
 
 
 class _QueryArgs(ToolArgs):
-    id: Id
+    id: Id = Field(description=ID_DOC)
     options: QueryOptions = Field(default_factory=QueryOptions)
 
 
@@ -100,18 +108,28 @@ class ItemChanges(Options):
     """What an upsert may set. Keys left out keep their value; ``null``
     clears ``evidence_type``, ``evidence`` and ``notes``."""
 
-    statement: str | None = Field(default=None, max_length=MAX_NOTE)
-    status: str | None = Field(default=None, max_length=64)
-    depends_on: list[Id] | None = Field(default=None, max_length=1000)
-    evidence_type: str | None = Field(default=None, max_length=200)
-    evidence: str | None = Field(default=None, max_length=MAX_NOTE)
-    notes: str | None = Field(default=None, max_length=MAX_NOTE)
+    statement: str | None = Field(
+        default=None, max_length=MAX_NOTE, description="What the item states."
+    )
+    status: str | None = Field(
+        default=None, max_length=64, description="The new status (the status rules apply)."
+    )
+    depends_on: list[Id] | None = Field(
+        default=None, max_length=1000, description="The ids of the items this one depends on."
+    )
+    evidence_type: str | None = Field(
+        default=None, max_length=200, description="The kind of evidence for the status."
+    )
+    evidence: str | None = Field(
+        default=None, max_length=MAX_NOTE, description="The evidence for the status."
+    )
+    notes: str | None = Field(default=None, max_length=MAX_NOTE, description="Free notes.")
 
 
 class _UpsertArgs(ToolArgs):
-    id: Id
-    item_id: Id
-    changes: ItemChanges
+    id: Id = Field(description=ID_DOC)
+    item_id: Id = Field(description="The id of the item to create or change.")
+    changes: ItemChanges = Field(description="The keys to set; keys left out keep their value.")
 
 
 class LedgerUpsertArgs(_UpsertArgs):
@@ -145,9 +163,9 @@ class MissionSpecGetArgs(_StateArgs):
 
 
 class _SpecUpdateArgs(ToolArgs):
-    id: Id
-    text: str = Field(min_length=1, max_length=MAX_STATEMENT)
-    reason: str = Field(min_length=1, max_length=4096)
+    id: Id = Field(description=ID_DOC)
+    text: str = Field(min_length=1, max_length=MAX_STATEMENT, description="The whole new text.")
+    reason: str = Field(min_length=1, max_length=4096, description="Why it changes.")
 
 
 class CanonicalUpdateArgs(_SpecUpdateArgs):
@@ -163,16 +181,18 @@ class MissionSpecUpdateArgs(_SpecUpdateArgs):
 class CycleBeginArgs(ToolArgs):
     tool = "cycle-begin"
     summary = "Begin a cycle on a blocker (an item id); the session enters phase observe."
-    id: Id
-    blocker_id: Id
+    id: Id = Field(description=ID_DOC)
+    blocker_id: Id = Field(description="The id of the item the cycle works on.")
 
 
 class CycleAdvanceArgs(ToolArgs):
     tool = "cycle-advance"
     summary = "Record the current phase's outputs and move the session's cycle to the next phase."
-    id: Id
-    cycle_id: Id
-    phase_data: dict[str, Any]
+    id: Id = Field(description=ID_DOC)
+    cycle_id: Id = Field(description=CYCLE_DOC)
+    phase_data: dict[str, Any] = Field(
+        description="The outputs the current phase requires, as an object."
+    )
 
     @field_validator("phase_data")
     @classmethod
@@ -183,8 +203,8 @@ class CycleAdvanceArgs(ToolArgs):
 class CycleGetArgs(ToolArgs):
     tool = "cycle-get"
     summary = "One cycle with its phase history."
-    id: Id
-    cycle_id: Id
+    id: Id = Field(description=ID_DOC)
+    cycle_id: Id = Field(description=CYCLE_DOC)
 
 
 class CycleListArgs(_StateArgs):
@@ -193,15 +213,19 @@ class CycleListArgs(_StateArgs):
 
 
 class FailureInput(Options):
-    blocker_id: Id
-    approach: str = Field(min_length=1, max_length=MAX_NOTE)
-    structural_obstruction: str = Field(max_length=MAX_NOTE)
-    failure_reason: str = Field(min_length=1, max_length=MAX_NOTE)
+    blocker_id: Id = Field(description="The id of the item the attempt was for.")
+    approach: str = Field(min_length=1, max_length=MAX_NOTE, description="What was tried.")
+    structural_obstruction: str = Field(
+        max_length=MAX_NOTE, description="What in the structure of the problem stood in the way."
+    )
+    failure_reason: str = Field(
+        min_length=1, max_length=MAX_NOTE, description="Why the attempt failed."
+    )
 
 
 class _FailureArgs(ToolArgs):
-    id: Id
-    record: FailureInput
+    id: Id = Field(description=ID_DOC)
+    record: FailureInput = Field(description="The failed attempt.")
 
 
 class FailedRouteAddArgs(_FailureArgs):
@@ -217,33 +241,40 @@ class FailedApproachAddArgs(_FailureArgs):
 class StatusValidateArgs(ToolArgs):
     tool = "status-validate"
     summary = "Whether a status change is allowed on the given evidence: {valid, reason}."
-    from_status: str | None = Field(max_length=64)
-    to_status: str = Field(min_length=1, max_length=64)
-    evidence_type: str | None = Field(default=None, max_length=200)
+    from_status: str | None = Field(
+        max_length=64, description="The current status (null: a new item)."
+    )
+    to_status: str = Field(min_length=1, max_length=64, description="The status to move to.")
+    evidence_type: str | None = Field(
+        default=None, max_length=200, description="The kind of evidence offered for it."
+    )
 
 
 class GateCheckArgs(ToolArgs):
     tool = "gate-check"
     summary = "Run gates G5 scope … G0 commit on a cycle: {gates, all_passed}."
-    id: Id
-    cycle_id: Id
+    id: Id = Field(description=ID_DOC)
+    cycle_id: Id = Field(description=CYCLE_DOC)
 
 
 class CorpusOptions(Options):
-    top_k: int = Field(default=10, ge=1, le=50)
+    top_k: int = Field(default=10, ge=1, le=50, description="How many hits at most.")
 
 
 class CorpusCheckArgs(ToolArgs):
     tool = "corpus-check"
     summary = "Search the mission's local corpus folder: {hits: [{source, score, excerpt}]}."
-    query: str = Field(min_length=1, max_length=2000)
+    query: str = Field(min_length=1, max_length=2000, description="What to search for.")
     options: CorpusOptions = Field(default_factory=CorpusOptions)
 
 
 class EvidenceQueryArgs(ToolArgs):
     tool = "evidence-query"
     summary = "Query the evidence landscape with the HTTP query keys: {entries, next_cursor}."
-    filters: dict[str, Any] = Field(default_factory=dict)
+    filters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The HTTP query keys (author, session-id, type, claim-type, tag, since …).",
+    )
 
     @field_validator("filters")
     @classmethod

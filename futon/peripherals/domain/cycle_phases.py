@@ -56,7 +56,7 @@ from futon.peripherals.dispatch import Envelope
 from futon.peripherals.domain.cycle_state import PHASES, Phase, kind_of
 from futon.protocol.errors import PermissionDenied
 
-READ = frozenset({"read", "glob", "grep", "bash-readonly"})
+READ = frozenset({"read", "glob", "grep", "bash-readonly", "evidence-search"})  # evidence-search: every phase
 LOAD = frozenset({"proof-load", "mission-load"})
 SAVE = frozenset({"proof-save", "mission-save"})
 QUERY = frozenset({"ledger-query", "obligation-query"})

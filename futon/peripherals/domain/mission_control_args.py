@@ -41,8 +41,12 @@ class McReviewArgs(ToolArgs):
 class McBulletinArgs(ToolArgs):
     tool = "mc-bulletin"
     summary = "Post a bulletin to an IRC channel (default #futon)."
-    text: str = Field(min_length=1, max_length=4000)
-    channel: str = Field(default=DEFAULT_CHANNEL, pattern=r"^[#&][^\s,\x07]{1,63}$")
+    text: str = Field(min_length=1, max_length=4000, description="The bulletin.")
+    channel: str = Field(
+        default=DEFAULT_CHANNEL,
+        pattern=r"^[#&][^\s,\x07]{1,63}$",
+        description="The IRC channel to post to.",
+    )
 
     @field_validator("text")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.tools import ToolBackend, ToolContext
 from futon.peripherals.tools import files as file_tools
+from futon.peripherals.tools.evidence_search import evidence_search
 from futon.peripherals.tools.limits import ProcessLimiter
 from futon.peripherals.tools.musn import musn_log
 from futon.peripherals.tools.sandbox import Sandbox
@@ -62,6 +63,7 @@ class RealBackend(ToolBackend):
             "bash-readonly": shell.bash_readonly,
             "web-fetch": fetch,
             "musn-log": musn_log,
+            "evidence-search": evidence_search,
         }
 
     def register(self, tool: str, impl: ToolImpl, *, replace: bool = False) -> None:

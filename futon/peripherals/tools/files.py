@@ -486,7 +486,7 @@ def _grep_entry(walk: _Walk, grep: _Grep, dir_fd: int, rel: str, entry: os.DirEn
 
 def _grep(args: GrepArgs, ctx: ToolContext) -> list[dict[str, Any]]:
     grep = _Grep(
-        _compile(args.regex, args.options.case_insensitive),
+        _compile(args.pattern, args.options.case_insensitive),
         args.options.max_matches,
         time.monotonic() + ctx.settings.timeout_s,
     )

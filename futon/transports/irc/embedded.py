@@ -50,6 +50,13 @@ class EmbeddedSide(IrcListenerBase):
     def joined(self, channel: str) -> bool:
         return bool(self._server().members(channel))
 
+    def set_away(self, nick: str, message: str | None) -> None:
+        """PresenceSide: an agent offline is away; a nick not (yet) shown is skipped."""
+        if self.server is None:
+            return
+        with contextlib.suppress(FutonError):
+            self.server.set_away(nick, message)
+
     # ------------------------------------------------------------- listener
 
     async def on_message(

@@ -39,6 +39,7 @@ from futon.protocol.irc_lines import (
     valid_channel,
     valid_nick,
 )
+from futon.transports.irc.history import HISTORY_CAP, History, HistorySource
 from futon.transports.irc.options import (
     AWAYLEN,
     KICKLEN,
@@ -57,6 +58,7 @@ log = logging.getLogger("futon.irc")
 
 VERSION = f"futon-{__version__}"
 SUPPORTED_CAPS = ("message-tags", "server-time")
+HISTORY_CAPS = ("batch", HISTORY_CAP)  # offered when the server has a history source
 PRE_REGISTRATION = frozenset({"NICK", "USER", "PASS", "CAP", "PING", "PONG", "QUIT"})
 USER_MODES = "i"
 CHANNEL_MODES = "nt"
@@ -88,6 +90,7 @@ class IrcHandlers:
         reserved: Callable[[str], bool] = _never_reserved,
         clock: Clock = time.monotonic,
         wall: Callable[[], float] = time.time,
+        history: HistorySource | None = None,
     ) -> None:
         self.settings = settings
         self.state = state if state is not None else IrcState()
@@ -126,6 +129,12 @@ class IrcHandlers:
             "VERSION": (self.on_version, 0),
             "TIME": (self.on_time, 0),
         }
+        # Join playback and CHATHISTORY, when the daemon gives a history source.
+        self.history = History(self, history) if history is not None else None
+        self.caps: tuple[str, ...] = SUPPORTED_CAPS
+        if self.history is not None:
+            self.commands["CHATHISTORY"] = (self.history.on_chathistory, 1)
+            self.caps = SUPPORTED_CAPS + HISTORY_CAPS
 
     # -------------------------------------------------------- dispatch
 
@@ -229,6 +238,8 @@ class IrcHandlers:
                 self.reply(user, "332", chan.name, chan.topic)
                 self.reply(user, "333", chan.name, chan.topic_by, str(chan.topic_at))
             self.names(user, chan)
+            if self.history is not None:
+                self.history.on_join(user, chan)
             self.out.hook("on_join", user.nick, chan.name)
         return chan
 
@@ -383,6 +394,8 @@ class IrcHandlers:
             "TOPICLEN=" + str(TOPICLEN),
             f"TARGMAX=PRIVMSG:{MAXTARGETS},NOTICE:{MAXTARGETS},JOIN:,PART:,KICK:1,WHOIS:1",
         ]
+        if self.history is not None:
+            tokens.append(f"CHATHISTORY={s.chathistory_max}")
         for start in range(0, len(tokens), 12):
             self.reply(client, "005", *tokens[start : start + 12], "are supported by this server")
         self.motd(client)
@@ -417,7 +430,7 @@ class IrcHandlers:
         if sub == "LS":
             if not client.registered:
                 client.cap_negotiating = True
-            self.from_server(client, "CAP", client.name, "LS", " ".join(SUPPORTED_CAPS))
+            self.from_server(client, "CAP", client.name, "LS", " ".join(self.caps))
         elif sub == "LIST":
             self.from_server(client, "CAP", client.name, "LIST", " ".join(sorted(client.caps)))
         elif sub == "REQ":
@@ -425,7 +438,7 @@ class IrcHandlers:
                 client.cap_negotiating = True
             wanted = msg.params[1] if len(msg.params) > 1 else ""
             names = wanted.split()
-            if names and all(n.lstrip("-") in SUPPORTED_CAPS for n in names):
+            if names and all(n.lstrip("-") in self.caps for n in names):
                 for n in names:
                     if n.startswith("-"):
                         client.caps.discard(n[1:])

@@ -46,6 +46,7 @@ from futon.protocol.irc_lines import (
     render,
 )
 from futon.transports.irc.handlers import IrcHandlers
+from futon.transports.irc.history import HistorySource
 from futon.transports.irc.listener import IrcListener
 from futon.transports.irc.options import IrcHome, IrcLimits
 from futon.transports.irc.outbox import Outbox
@@ -95,6 +96,7 @@ class IrcServer:
         limits: IrcLimits | None = None,
         home: IrcHome | None = None,
         clock: Clock = time.monotonic,
+        history: HistorySource | None = None,
     ) -> None:
         self.settings = settings
         self.listener = listener
@@ -109,6 +111,7 @@ class IrcServer:
             home=home,
             reserved=self._reserved,
             clock=clock,
+            history=history,
         )
         self._virtual = VirtualUsers(self.handlers)
         self._clock = clock
@@ -214,6 +217,12 @@ class IrcServer:
         guest = self._virtual.evict(nick, reason)
         await self._pump()
         return guest
+
+    def set_away(self, nick: str, message: str | None) -> None:
+        """Mark the virtual user ``nick`` away (``/WHO`` ``G``, ``/WHOIS``
+        301, ``301`` to whoever messages it) with ``message``, or back with
+        None. Raises ``NotFound`` when there is no such virtual user."""
+        self._virtual.set_away(nick, message)
 
     async def remove_virtual(self, nick: str, reason: str = "Leaving") -> None:
         """The virtual user quits: ``QUIT :reason`` to everyone who shared
@@ -393,11 +402,18 @@ class IrcServer:
         if writer.is_closing():
             return
         tags: dict[str, str] = {}
+        own = dict(message.tags)
+        stamp = own.pop("time", None)  # a played-back line carries its original time
+        batch = own.pop("batch", None)
         if "server-time" in client.caps:
             now = datetime.now(UTC)
-            tags["time"] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+            tags["time"] = stamp or (
+                now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+            )
+        if batch is not None and "batch" in client.caps:
+            tags["batch"] = batch
         if "message-tags" in client.caps:
-            tags.update(message.tags)
+            tags.update(own)
         try:
             line = render(
                 Message(message.command, message.params, message.source, tags, message.trailing)

@@ -16,13 +16,14 @@ from futon.protocol.errors import Conflict, NotFound, PermissionDenied, Protocol
 from futon.protocol.irc_lines import (
     MAX_BODY_BYTES,
     Message,
+    irc_lower,
     split_utf8,
     truncate_utf8,
     valid_channel,
     valid_nick,
 )
 from futon.transports.irc.handlers import IrcHandlers, clean_word, one_line
-from futon.transports.irc.options import KICKLEN, REALNAMELEN, USERLEN
+from futon.transports.irc.options import AWAYLEN, KICKLEN, REALNAMELEN, USERLEN
 from futon.transports.irc.state import Client, User
 
 log = logging.getLogger("futon.irc")
@@ -68,6 +69,26 @@ class VirtualUsers:
                 f"{channel!r} is not a valid channel name", context={"channel": channel}
             )
         self.handlers.join(vuser, channel)
+        chan = self.state.channel(channel)
+        if chan is None:
+            return
+        # Channel operator status is the daemon's, never an agent's: an agent
+        # that creates a channel is not op; the daemon's nick takes op (a MODE
+        # line for the members) wherever it sits.
+        home = self.handlers.home
+        if home is not None and irc_lower(nick) == irc_lower(home.nick):
+            if vuser not in chan.ops:
+                chan.ops.add(vuser)
+                out = Message("MODE", [chan.name, "+o", vuser.nick], self.handlers.settings.name)
+                for client in chan.clients():
+                    self.handlers.send(client, out)
+        elif home is not None:
+            chan.ops.discard(vuser)
+
+    def set_away(self, nick: str, message: str | None) -> None:
+        """Away with ``message`` (cut to AWAYLEN), or back (None)."""
+        vuser = self.state.virtual(nick)
+        vuser.away = truncate_utf8(one_line(message), AWAYLEN) if message else None
 
     def part(self, nick: str, channel: str, reason: str | None = None) -> None:
         vuser = self.state.virtual(nick)
