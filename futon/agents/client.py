@@ -273,11 +273,16 @@ class AgentClient:
         peripheral_id: str | None = None,
         *,
         goal: str | None = None,
+        request: str | None = None,
         timeout: float | None = None,
     ) -> f.PeripheralStarted:
         """Open a peripheral session (the routed default without an id);
-        with a ``goal`` the answer's ``related`` lists earlier work on it."""
-        frame = f.PeripheralStart(type="peripheral_start", peripheral_id=peripheral_id, goal=goal)
+        with a ``goal`` the answer's ``related`` lists earlier work on it;
+        ``request`` (the evidence id of the human's line it answers) makes
+        the session's goal entry reply to that line."""
+        frame = f.PeripheralStart(
+            type="peripheral_start", peripheral_id=peripheral_id, goal=goal, request=request
+        )
         return await self._request(frame, f.PeripheralStarted, timeout)
 
     async def act(

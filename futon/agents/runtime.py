@@ -685,7 +685,9 @@ class AgentRuntime:
             session = None
         if session is None:
             try:
-                started = await self.client.start(request.peripheral, goal=request.text[:MAX_GOAL_CHARS])
+                started = await self.client.start(
+                    request.peripheral, goal=request.text[:MAX_GOAL_CHARS], request=request.evidence_id
+                )
             except Disconnected:
                 raise
             except FutonError as exc:

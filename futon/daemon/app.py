@@ -180,6 +180,9 @@ class Daemon:
             metrics=self.metrics.render,
             approvals=self.approvals,
         )
+        self.ws.approvals = self.approvals  # operator clients decide over WS (issue 17)
+        services = self.services
+        self.ws.admin_token_sha256 = lambda: services.admin_token_sha256  # live: reloads update it
         app = build_app(self.services)
         app.on_response_prepare.append(self._count_response)
         # HttpRunner: header/keep-alive timeouts and the per-address cap (transports/http.py).

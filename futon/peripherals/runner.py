@@ -185,7 +185,15 @@ class PeripheralRunner:
         permitted: list[str] | None = None,
         workspace: Path | None = None,
         context: dict[str, Any] | None = None,
+        request: str | None = None,
     ) -> Session:
+        """``request``: the evidence id of the human's line this session
+        answers (its goal entry replies to it); ``invalid-input`` when the
+        store does not hold it."""
+        if request is not None and not self.store.exists(request):
+            raise ProtocolError(
+                f"request names no evidence entry: {request!r}", code="invalid-input", context={"request": request}
+            )
         peripheral = self.peripheral(normalise_id(peripheral_id))
         self.check_permitted(peripheral.id, permitted)
         session = Session(
@@ -194,7 +202,7 @@ class PeripheralRunner:
         self._sessions[session.id] = session
         self._forget_old()
         try:
-            await session.begin()
+            await session.begin(request)
         except BaseException:  # no goal, no session (a goal written before a cancel: "interrupted")
             self._sessions.pop(session.id, None)
             raise
@@ -360,6 +368,7 @@ class SessionSlot:
         permitted: list[str] | None = None,
         workspace: Path | None = None,
         context: dict[str, Any] | None = None,
+        request: str | None = None,
     ) -> Session:
         held = self.session
         if held is not None:
@@ -368,7 +377,7 @@ class SessionSlot:
                 code="peripheral-already-active",
             )
         session = await self.runner.start(
-            self.agent_id, peripheral_id, permitted=permitted, workspace=workspace, context=context
+            self.agent_id, peripheral_id, permitted=permitted, workspace=workspace, context=context, request=request
         )
         self._set(session)
         return session

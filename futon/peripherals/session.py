@@ -168,13 +168,15 @@ class Session:
 
     # ------------------------------------------------------------- lifecycle
 
-    async def begin(self) -> None:
-        """Write the goal entry (called once by the runner)."""
-        await self._write(
-            "coordination",
-            "goal",
-            {"peripheral": self.peripheral.id, "agent": self.agent_id, "context": self.state.context},
-        )
+    async def begin(self, request: str | None = None) -> None:
+        """Write the goal entry (called once by the runner). ``request``: the
+        evidence id of the human's line the session answers; the goal entry
+        replies to it, so the chain from the answer leads back to the ask."""
+        body: dict[str, Any] = {"peripheral": self.peripheral.id, "agent": self.agent_id, "context": self.state.context}
+        if request is not None:
+            body["request"] = request
+            self._last_entry = request  # the goal is the first entry: it replies to the request
+        await self._write("coordination", "goal", body)
 
     @property
     def updated_at(self) -> str:

@@ -99,6 +99,15 @@ class Ready(ClientFrame):
         max_length=4096,
         description="The agent's token; required when the agent has a token_sha256.",
     )
+    admin_token: str | None = Field(
+        default=None,
+        max_length=4096,
+        description=(
+            "The daemon's admin token (http.admin_token_sha256): makes this socket an operator "
+            "client, which may send approval_decision. Without an admin token configured, any "
+            "value from a loopback peer does (as HTTP treats loopback callers as the admin)."
+        ),
+    )
     protocol_version: int | None = Field(
         default=None,
         description=(
@@ -156,6 +165,15 @@ class PeripheralStart(ClientFrame):
         description=(
             "What the session is for, in words (a human's request): the answer's related lists "
             "the earlier conclusions and refusals most relevant to it."
+        ),
+    )
+    request: str | None = Field(
+        default=None,
+        max_length=256,
+        description=(
+            "The evidence_id of the human's line this session answers (irc_message.evidence_id): "
+            "the session's goal entry replies to it. An id the store does not hold is "
+            "invalid-input."
         ),
     )
 
@@ -383,13 +401,32 @@ class Interrupt(ClientFrame):
     )
 
 
+class ApprovalDecisionFrame(ClientFrame):
+    type: Literal["approval_decision"] = Field(
+        description=(
+            "An operator client (ready with admin_token) approves or denies a pending approval; "
+            "recorded with author admin. Answered by approval_decided, or error not-an-approver / "
+            "approval-not-found / approval-already-decided / approval-expired."
+        )
+    )
+    approval_id: str = Field(
+        min_length=1, max_length=64, description="The approval's short id (approval_pending)."
+    )
+    decision: Literal["approve", "deny"] = Field(
+        description="approve lets the action through; deny refuses it."
+    )
+    reason: str = Field(
+        default="", max_length=4000, description="Why (shown to the agent and recorded)."
+    )
+
+
 CLIENT_FRAMES: tuple[type[ClientFrame], ...] = (
     Ready, Message, PeripheralStart, ToolAction, Hop, PeripheralStop, IrcResponse, Progress,
-    Chat, EvidenceQueryFrame, Subscribe, Resume, Reply, Ping, Interrupt,
+    Chat, EvidenceQueryFrame, Subscribe, Resume, Reply, Ping, Interrupt, ApprovalDecisionFrame,
 )  # fmt: skip
 AnyClientFrame = Annotated[
     Ready | Message | PeripheralStart | ToolAction | Hop | PeripheralStop | IrcResponse | Progress
-    | Chat | EvidenceQueryFrame | Subscribe | Resume | Reply | Ping | Interrupt,
+    | Chat | EvidenceQueryFrame | Subscribe | Resume | Reply | Ping | Interrupt | ApprovalDecisionFrame,
     Field(discriminator="type"),
 ]  # fmt: skip
 _CLIENT = TypeAdapter(AnyClientFrame)
@@ -618,6 +655,15 @@ class Interrupted(ServerFrame):
     seq: int | None = Field(default=None, description="The agent's push seq (for resume).")
 
 
+class ApprovalDecided(ServerFrame):
+    type: Literal["approval_decided"] = Field(
+        default="approval_decided", description="The answer to approval_decision: the approval is decided."
+    )
+    approval_id: str = Field(description="The approval decided.")
+    outcome: Literal["approved", "denied"] = Field(description="What the decision made of it.")
+    by: str = Field(description="Who decided, as recorded (admin for an operator client).")
+
+
 class Pong(ServerFrame):
     type: Literal["pong"] = Field(default="pong", description="The answer to ping.")
 
@@ -639,13 +685,13 @@ class ErrorFrame(ServerFrame):
 SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
     ReadyAck, Receipt, PeripheralStarted, ToolResult, Hopped, PeripheralStopped, IrcMessage,
     ChatMessage, PushedMessage, Subscribed, EvidenceResult, EvidencePush, Pong, ErrorFrame,
-    ApprovalPending, Interrupted,
+    ApprovalPending, Interrupted, ApprovalDecided,
 )  # fmt: skip
 
 AnyServerFrame = Annotated[
     ReadyAck | Receipt | PeripheralStarted | ToolResult | Hopped | PeripheralStopped | IrcMessage
     | ChatMessage | PushedMessage | Subscribed | EvidenceResult | EvidencePush | Pong | ErrorFrame
-    | ApprovalPending | Interrupted,
+    | ApprovalPending | Interrupted | ApprovalDecided,
     Field(discriminator="type"),
 ]  # fmt: skip
 _SERVER = TypeAdapter(AnyServerFrame)

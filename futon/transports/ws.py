@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -52,10 +54,11 @@ from futon.peripherals.args import to_positional
 from futon.peripherals.runner import PeripheralRunner, SessionSlot
 from futon.peripherals.session import Session
 from futon.protocol import frames as f
-from futon.protocol.errors import FutonError, ProtocolError
+from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
+from futon.social.approvals import Approvals
 from futon.social.chat import Chat
 from futon.social.pipeline import Inbound, Pipeline
-from futon.social.registry import AgentRecord, AgentRegistry
+from futon.social.registry import AgentRecord, AgentRegistry, token_digest
 from futon.transports.ratelimit import TokenBucket
 
 log = logging.getLogger("futon.ws")
@@ -108,6 +111,10 @@ class WsHub:
         self.closers: set[asyncio.Task[None]] = set()
         self.frames_in = 0  # text frames read and written, for /metrics
         self.frames_out = 0
+        # Operator clients (a ready with admin_token) decide approvals; the
+        # daemon sets both (the digest is read per handshake: reloads apply).
+        self.approvals: Approvals | None = None
+        self.admin_token_sha256: Callable[[], str | None] = lambda: None
 
     @property
     def count(self) -> int:
@@ -123,6 +130,7 @@ class WsHub:
         ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s, max_msg_size=self.settings.max_frame_bytes)
         await ws.prepare(request)
         connection = Connection(self, ws, request.transport)
+        connection.loopback = _is_loopback(request.remote)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -162,6 +170,8 @@ class Connection:
         self._bucket = TokenBucket(hub.settings.max_frames_per_s, hub.settings.burst)
         self._refused_in_a_row = 0  # rate-limited frames since the last accepted one
         self._closing = False
+        self.loopback = False  # the peer's address is loopback (set by WsHub.handle)
+        self.operator = False  # the ready carried a valid admin_token: may decide approvals
 
     # ------------------------------------------------------------- AgentLink
 
@@ -415,6 +425,7 @@ class Connection:
         record.link = self
         record.touch()
         self.agent = record
+        self.operator = frame.admin_token is not None and self._admin(frame.admin_token)
         if self.slot is None:
             self.slot = self.hub.runner.slot(record.id, self._show_session)
         self.ws_session_id = frame.session_id or self.ws_session_id or f"ws-{uuid.uuid4()}"
@@ -427,6 +438,26 @@ class Connection:
             default_peripheral=registry.default_peripheral(record),
             progress=record.spec.progress,
         )
+
+    def _admin(self, token: str) -> bool:
+        """The HTTP rule (transports/http.py auth): the admin token when one
+        is configured; without one, a loopback peer is the admin."""
+        digest = self.hub.admin_token_sha256()
+        if digest is None:
+            return self.loopback
+        return hmac.compare_digest(token_digest(token), digest)
+
+    async def _approval_decision(self, frame: f.ApprovalDecisionFrame) -> f.ServerFrame:
+        """An operator client decides, recorded with author ``admin`` (like
+        the HTTP route); any other socket is refused ``not-an-approver``."""
+        if not self.operator:
+            raise PermissionDenied(
+                "only an operator client (ready with admin_token) may decide approvals", code="not-an-approver"
+            )
+        if self.hub.approvals is None:
+            raise FutonError("approvals are not available in this daemon", code="internal-error")
+        decided = await self.hub.approvals.decide(frame.approval_id, frame.decision, "admin", frame.reason, admin=True)
+        return f.ApprovalDecided(approval_id=frame.approval_id, outcome=decided["outcome"], by=decided["by"])
 
     async def _flush_then_close(self, code: int, reason: str) -> None:
         deadline = time.monotonic() + 1
@@ -447,6 +478,7 @@ class Connection:
                 frame.peripheral_id or self.hub.registry.default_peripheral(agent),
                 permitted=agent.spec.peripherals,
                 workspace=_workspace(agent),
+                request=frame.request,
             )
             described = session.peripheral.describe()
             # A goal gets the earlier conclusions and refusals relevant to it.
@@ -534,6 +566,8 @@ class Connection:
             return await self._progress(frame)
         if isinstance(frame, f.Interrupt):
             return await self._interrupt(agent)
+        if isinstance(frame, f.ApprovalDecisionFrame):
+            return await self._approval_decision(frame)
         raise ProtocolError(f"frame {frame.type!r} is not handled here", code="invalid-frame")
 
     async def _interrupt(self, agent: AgentRecord) -> f.ServerFrame:
@@ -634,6 +668,13 @@ class Connection:
 
 def _busy(what: str) -> FutonError:
     return FutonError(f"{what}; wait for their answers", code="rate-limited")
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:  # a unix socket or an unparsable peer: not loopback
+        return False
 
 
 def _workspace(agent: AgentRecord) -> Path | None:

@@ -18,8 +18,11 @@ gets a short text answer and does not advance the script. Before each step
 after a tool call, the fake looks for that call's result in what the client
 sent back; a missing result is recorded in ``problems`` (and the fake
 answers 400) — a test asserts ``problems == []``, so a tool result that
-never reached the model fails it. ``results`` holds each call's result
-text, in order.
+never reached the model fails it; so does a result lacking the text its
+:class:`Use` step ``expect``-s (a typed code such as ``out-of-scope``).
+``results`` holds each call's result text, in order. A :class:`Drop` step
+cuts the stream mid-event, and every later main request too (a CLI that
+gives up mid-turn).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Use:
     tool: str
     named: dict[str, Any] = field(default_factory=dict)
     positional: list[Any] | None = None
+    expect: str | None = None  # text the call's result must contain (else a problem)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,14 @@ class Hang:
     (a CLI stuck mid-turn, for the runner's budget to end)."""
 
 
-Step = Use | Answer | Hang
+@dataclass(frozen=True)
+class Drop:
+    """The model's stream breaks: half an event, then the connection is
+    cut. Every later request of the main conversation (a CLI's retries) is
+    cut the same way, so the CLI gives up mid-turn."""
+
+
+Step = Use | Answer | Hang | Drop
 
 
 def wire_name(tool: str) -> str:
@@ -87,6 +98,8 @@ class FakeModel:
         self.problems: list[str] = []
         self.offered: list[list[str]] = []  # tool names of each main request
         self.pending: str | None = None  # the id of the call whose result is due
+        self.expecting: str | None = None  # what that result must contain
+        self.dropping = False  # a Drop step came: every main request is cut
         self.closing = asyncio.Event()  # ends the wait of a Hang step
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -140,7 +153,13 @@ class FakeModel:
                     status=400,
                 )
             self.results.append(result)
-            self.pending = None
+            if self.expecting is not None and self.expecting not in result:
+                self.problems.append(
+                    f"the result of call {self.pending} lacks {self.expecting!r}: {result[:300]}"
+                )
+            self.pending = self.expecting = None
+        if self.dropping:
+            return await self.cut(request)
         if self.done:
             return await self.send(request, body, [("text", "(script over)")])
         step = self.script[self.position]
@@ -148,6 +167,9 @@ class FakeModel:
         if isinstance(step, Hang):
             await self.closing.wait()
             return web.Response(status=503)
+        if isinstance(step, Drop):
+            self.dropping = True
+            return await self.cut(request)
         if isinstance(step, Answer):
             text = step.text(self.results) if callable(step.text) else step.text
             return await self.send(request, body, [("text", text)])
@@ -157,7 +179,17 @@ class FakeModel:
             arguments = {"args": list(step.positional)}
         call_id = f"call_{next(self._ids)}"
         self.pending = call_id
+        self.expecting = step.expect
         return await self.send(request, body, [("tool", (call_id, name, arguments))])
+
+    @staticmethod
+    async def cut(request: web.Request) -> web.StreamResponse:
+        """Half an SSE event, then the connection cut under the client."""
+        response = await open_sse(request)
+        await response.write(b'event: message_start\ndata: {"type": "mess')
+        if request.transport is not None:
+            request.transport.abort()
+        return response
 
     @staticmethod
     def offered_name(tool: str, names: list[str]) -> str:

@@ -14,7 +14,10 @@ and `futon mcp`: a fake API key, a private HOME under /var/tmp, and every
 proxy variable pointing at a listener that fails the test when a CLI
 connects anywhere else (the presets' own flags keep them off the network).
 A CLI stuck mid-turn is killed after `--max-seconds`, with a `could not`
-line in the channel and a `tension` entry.
+line in the channel and a `tension` entry; one whose model stream breaks
+exits non-zero mid-turn, with the same. Bad tool calls (a tool the CLI does
+not offer, wrong-typed or missing arguments, a path outside the workspace)
+come back to the model as refusals naming their code, and nothing is written.
 """
 
 from __future__ import annotations
@@ -37,7 +40,16 @@ from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from futon.peripherals.spec import Peripheral
 from futon.protocol.irc_lines import Message
-from tests.agents.fake_models import Answer, FakeMessages, FakeModel, FakeResponses, Hang, Step, Use
+from tests.agents.fake_models import (
+    Answer,
+    Drop,
+    FakeMessages,
+    FakeModel,
+    FakeResponses,
+    Hang,
+    Step,
+    Use,
+)
 from tests.mcp.kit import ws_url
 from tests.support import futon_env, until
 from tests.transports.irc.kit import RawClient
@@ -125,6 +137,7 @@ async def ask_in_irc(
     *,
     max_seconds: float,
     settled: Callable[[], object] = lambda: True,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Message, str]:
     """joe asks the agent in #futon, run by ``futon agent run --driver
     <cli>`` as a user would; the channel line it answers with and the end of
@@ -163,6 +176,7 @@ async def ask_in_irc(
         },
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
+        **(extra_env or {}),
     }
     joe = await RawClient.connect(daemon.ports["irc"])
     joe.auto_pong = True
@@ -300,6 +314,85 @@ async def test_a_cli_stuck_mid_turn_is_killed_after_its_budget_with_a_could_not_
     assert reasons == ["no answer within 8 s"], reasons
     # The CLI was killed with its process group, and the MCP server it started
     # ends with its stdin: no process is left with this test's HOME.
+    await until(
+        lambda: _processes_with(f"HOME={private_home}") == [],
+        timeout=30,
+        what="the CLI and its MCP server gone",
+    )
+
+
+@pytest.mark.parametrize("cli", [CLAUDE, CODEX], ids=["claude-code", "codex-cli"])
+async def test_bad_tool_calls_come_back_to_the_model_as_typed_refusals(
+    cli: Cli, tmp_path: Path, private_home: Path
+) -> None:
+    require(cli)
+    async with running_daemon(tmp_path, irc__server__enabled=True, irc__server__port=0) as daemon:
+        daemon.registry.routing["codex"] = "explore"
+        workspace = daemon.config.workspace
+        secret = workspace.parent / "outside" / "secret"
+        secret.parent.mkdir()
+        secret.write_text("sentinel\n")
+        before = files(workspace)
+        model = await cli.fake([
+            # Not a futon tool: the CLI does not offer it, so it refuses the call itself.
+            Use("mcp__futon__frobnicate", {"path": "README.md"}, expect=cli.no_such_tool),
+            Use("read", {"path": 42}, expect="invalid-input"),
+            Use("read", {}, expect="invalid-input"),
+            Use("read", {"path": "../outside/secret"}, expect="out-of-scope"),
+            Use("futon_hop", {"to": "edit", "exit_condition": "found-target", "reason": "write"}),
+            Use("write", {"path": "../outside/secret", "content": "overwritten"},
+                expect="out-of-scope"),
+            Use("write", {"path": "../outside/new.txt", "content": "x"}, expect="out-of-scope"),
+            Answer("could not do it"),
+        ]).start()  # fmt: skip
+        answer, log = await ask_in_irc(cli, daemon, model, private_home, max_seconds=120)
+        store = daemon.store
+        assert store is not None
+        mine = list(reversed(store.query(EvidenceQuery(author=cli.agent, limit=200)).entries))
+    assert model.problems == [], (model.results, log)
+    assert answer.params == ["#futon", "joe: could not do it"], (model.results, log)
+    assert len(model.results) == 7, model.results
+    # Nothing written: the workspace as it was, the outside sentinel untouched.
+    assert files(workspace) == before
+    assert secret.read_text() == "sentinel\n"
+    assert sorted(p.name for p in secret.parent.iterdir()) == ["secret"]
+    # The unknown tool never reached futon; the others are refused with their codes.
+    tools = [e["evidence/body"].get("tool") for e in mine]
+    assert "frobnicate" not in tools and "mcp__futon__frobnicate" not in tools, tools
+    refusals = [e["evidence/body"] for e in mine if e.get("evidence/claim-type") == "tension"]
+    codes = [(r.get("tool"), r.get("code")) for r in refusals]
+    assert codes == [
+        ("read", "invalid-input"),
+        ("read", "invalid-input"),
+        ("read", "out-of-scope"),
+        ("write", "out-of-scope"),
+        ("write", "out-of-scope"),
+    ], codes
+
+
+@pytest.mark.parametrize("cli", [CLAUDE, CODEX], ids=["claude-code", "codex-cli"])
+async def test_a_cli_that_exits_mid_turn_concludes_with_a_could_not_reply(
+    cli: Cli, tmp_path: Path, private_home: Path
+) -> None:
+    require(cli)
+    async with running_daemon(tmp_path, irc__server__enabled=True, irc__server__port=0) as daemon:
+        daemon.registry.routing["codex"] = "explore"
+        model = await cli.fake([Use("read", {"path": "README.md"}, expect="hello"), Drop()]).start()
+        store = daemon.store
+        assert store is not None
+        tension = EvidenceQuery(author=cli.agent, claim_type="tension")
+        answer, log = await ask_in_irc(
+            cli, daemon, model, private_home, max_seconds=120,
+            settled=lambda: bool(store.query(tension).entries),
+            extra_env={"CLAUDE_CODE_MAX_RETRIES": "0"},  # the stream breaks every time
+        )  # fmt: skip
+        reasons = [e["evidence/body"].get("reason") for e in store.query(tension).entries]
+    assert model.problems == [] and model.dropping, (model.results, log)
+    assert (answer.source or "").startswith(f"{cli.agent}!"), log
+    prefix = f"joe: [{cli.agent}] could not get an answer from the model: "
+    assert answer.params[0] == "#futon" and answer.params[1].startswith(prefix), answer.params
+    assert "exited with" in answer.params[1], answer.params
+    assert len(reasons) == 1 and "exited with" in str(reasons[0]), reasons
     await until(
         lambda: _processes_with(f"HOME={private_home}") == [],
         timeout=30,
