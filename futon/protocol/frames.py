@@ -868,6 +868,16 @@ def req_id_of(raw: str | bytes | Any) -> ReqId | None:
     return _valid_req_id(raw.get("req_id")) if isinstance(raw, dict) else None
 
 
+def push_fields(frame: ServerFrame) -> dict[str, Any]:
+    """A push as the registry stamps it: the model rendered on the wire
+    (aliases, the nulls the protocol keeps), without ``seq`` and ``req_id``
+    — each agent's push gets its own next seq."""
+    fields: dict[str, Any] = json.loads(render(frame))
+    fields.pop("seq", None)
+    fields.pop("req_id", None)
+    return fields
+
+
 def render(frame: ServerFrame) -> str:
     data = frame.model_dump(by_alias=True, exclude_none=True)
     for key in _KEEP_NULL.get(data["type"], ()):

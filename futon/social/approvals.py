@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.approval import ApprovalRequest
+from futon.protocol import frames as f
 from futon.protocol.errors import Conflict, FutonError, NotFound, PermissionDenied, ProtocolError
 from futon.protocol.irc_lines import irc_lower
 from futon.social.chat import Chat
@@ -48,7 +49,7 @@ KEEP_FINISHED = 1000  # finished ids remembered for a clear answer to a late dec
 Decision = Literal["approve", "deny"]
 Outcome = Literal["approved", "denied", "expired", "withdrawn"]
 Announce = Callable[[str, str], Awaitable[None]]  # (agent id, line) → said in its channel
-Notify = Callable[[str, dict[str, Any]], Awaitable[None]]  # (agent id, push frame)
+Notify = Callable[[str, f.ServerFrame], Awaitable[None]]  # (agent id, push frame)
 
 
 @dataclass
@@ -135,8 +136,8 @@ class Approvals:
         await self._tell(request.agent_id, f"approval {pending.id}: {request.agent_id} asks to {request.what} — "
                                            f"{hint} (expires in {self.timeout_s:g}s)")  # fmt: skip
         if self.notify is not None:
-            frame = {"type": "approval_pending", "approval_id": pending.id, "what": request.what,
-                     "session_id": request.session_id, "expires_in_s": self.timeout_s}  # fmt: skip
+            frame = f.ApprovalPending(approval_id=pending.id, what=request.what,
+                                      session_id=request.session_id, expires_in_s=self.timeout_s)  # fmt: skip
             try:
                 await self.notify(request.agent_id, frame)
             except (FutonError, ConnectionError) as exc:  # the agent is away: it still waits
@@ -277,7 +278,7 @@ def wire(
         if channels:
             await chat.say(daemon_nick, channels[0], line, transport="daemon", reach="nobody")
 
-    async def notify(agent_id: str, frame: dict[str, Any]) -> None:
+    async def notify(agent_id: str, frame: f.ServerFrame) -> None:
         record = registry.find(agent_id)
         if record is not None:
             await pipeline.push(record, frame)

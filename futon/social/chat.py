@@ -34,7 +34,6 @@ shape.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -131,16 +130,6 @@ def mentions(text: str, nick: str) -> bool:
         or re.search(rf"(^|\W){escaped}:", text, re.IGNORECASE)
         or re.search(rf"@{escaped}\b", text, re.IGNORECASE)
     )
-
-
-def push_fields(frame: f.IrcMessage | f.ChatMessage) -> dict[str, Any]:
-    """A push frame as the registry stamps it: the model rendered on the
-    wire (aliases, the nulls the protocol keeps), without ``seq`` — the
-    registry gives each push the agent's next seq."""
-    fields: dict[str, Any] = json.loads(f.render(frame))
-    fields.pop("seq", None)
-    fields.pop("req_id", None)
-    return fields
 
 
 class Chat:
@@ -305,7 +294,7 @@ class Chat:
     async def push(self, agent: AgentRecord, frame: f.IrcMessage | f.ChatMessage) -> bool:
         """Push one frame to an agent (seq, replay window); whether it went
         out now — an offline agent gets it on ``resume``."""
-        return await self.pipeline.push(agent, push_fields(frame))
+        return await self.pipeline.push(agent, frame)
 
     def thread_of(self, a: str, b: str) -> str:
         """The private thread of two parties; an agent named by its nick

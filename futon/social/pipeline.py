@@ -53,6 +53,7 @@ from futon.evidence.related import related_work
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.peripherals.spec import normalise_id
+from futon.protocol import frames as f
 from futon.protocol.errors import Conflict, FutonError, PermissionDenied, ProtocolError
 from futon.social.registry import AgentRecord, AgentRegistry
 
@@ -239,13 +240,11 @@ class Pipeline:
     async def _invoke(self, inbound: Inbound, target: AgentRecord, timeout_s: float) -> Receipt:
         """registry/invoke: push to the agent; wait for its reply."""
         at = _now()
-        frame = {
-            "type": "message",
-            "msg_id": inbound.msg_id,
-            "from": {"value": inbound.sender, "type": inbound.sender_type},
-            "payload": inbound.payload,
-            "mode": "coordination",
-        }
+        # seq=0: push_fields drops it; the registry stamps the agent's own.
+        frame = f.PushedMessage.model_validate({
+            "msg_id": inbound.msg_id, "from": {"value": inbound.sender, "type": inbound.sender_type},
+            "payload": inbound.payload, "mode": "coordination", "seq": 0,
+        })  # fmt: skip
         key = (target.id, inbound.msg_id)
         if key in self._waiting:
             raise ProtocolError(f"msg_id {inbound.msg_id!r} is already awaiting a reply", code="invalid-message")
@@ -338,10 +337,11 @@ class Pipeline:
 
     # ------------------------------------------------------------- delivery
 
-    async def push(self, record: AgentRecord, frame: dict[str, Any]) -> bool:
-        """Stamp a push with the agent's seq, keep it for resume, and send it
-        if the agent is connected. Returns whether it went out now."""
-        stamped = self.registry.stamp(record, frame)
+    async def push(self, record: AgentRecord, frame: f.ServerFrame) -> bool:
+        """Stamp a push (built from its frame model) with the agent's seq,
+        keep it for resume, and send it if the agent is connected. Returns
+        whether it went out now."""
+        stamped = self.registry.stamp(record, f.push_fields(frame))
         link = record.link
         if link is None:
             return False

@@ -293,7 +293,7 @@ class IrcRelay:
     async def _notify_interrupted(self, agent: AgentRecord, session_id: str, by: str) -> None:
         """Tell the agent its session was interrupted (it ends its turn)."""
         try:
-            await self.pipeline.push(agent, {"type": "interrupted", "session_id": session_id, "by": by})
+            await self.pipeline.push(agent, f.Interrupted(session_id=session_id, by=by))
         except (FutonError, ConnectionError) as exc:
             log.info("could not tell %s it was interrupted: %s", agent.id, exc)
 

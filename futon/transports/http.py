@@ -49,6 +49,7 @@ from futon.evidence.store import EvidenceStore
 from futon.peripherals.audit import audit_session
 from futon.peripherals.runner import PeripheralRunner
 from futon.protocol import bodies
+from futon.protocol import frames as f
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 from futon.protocol.frames import MAX_SEQ, loads_bounded
 from futon.social.approvals import Approvals
@@ -741,8 +742,7 @@ class HttpApi:
         stopped = await runner.interrupt(request.match_info["id"])
         record = self.s.registry.find(runner.get(stopped.session_id).agent_id) if self.s.registry else None
         if record is not None and self.s.pipeline is not None:
-            push = {"type": "interrupted", "session_id": stopped.session_id, "by": "admin"}
-            await self.s.pipeline.push(record, push)
+            await self.s.pipeline.push(record, f.Interrupted(session_id=stopped.session_id, by="admin"))
         return ok({"ok": True, "session_id": stopped.session_id, "peripheral_id": stopped.peripheral_id,
                    "reason": stopped.reason, "fruit": stopped.fruit})  # fmt: skip
 

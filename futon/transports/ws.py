@@ -598,7 +598,7 @@ class Connection:
 
         def deliver(entry: dict[str, Any]) -> None:
             if query.matches(entry) and not self._closing:
-                self._spawn(pipeline.push(agent, {"type": "evidence", "entry": entry}))
+                self._spawn(pipeline.push(agent, f.EvidencePush(entry=entry, seq=0)))
 
         ack = f.Subscribed(filters=frame.filters, req_id=frame.req_id)
         if not self._enqueue(f.render(ack)):
@@ -606,7 +606,7 @@ class Connection:
         if frame.since_seq is not None:
             backlog = self.hub.store.query(replace(query, after_seq=frame.since_seq, before_seq=None, limit=1000))
             for entry in backlog.entries:
-                await pipeline.push(agent, {"type": "evidence", "entry": entry})
+                await pipeline.push(agent, f.EvidencePush(entry=entry, seq=0))
         self._unsubscribe = self.hub.store.subscribe(deliver)
         return None
 

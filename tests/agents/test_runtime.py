@@ -24,6 +24,7 @@ from futon.cli.agent_cmd import DEFAULT_URL, default_url
 from futon.daemon.app import Daemon
 from futon.peripherals.args import args_schema, named_schema
 from futon.protocol.errors import FutonError
+from futon.protocol.frames import IrcMessage
 from tests.agents.conftest import ask_by_chat, entries, running_agent, ws_url
 from tests.support import futon_env, make_config, until
 from tests.transports.irc.kit import RawClient
@@ -71,24 +72,15 @@ async def _answered_in_the_channel_to_the_nick(daemon: Daemon, driver: ScriptDri
     async with running_agent(daemon, driver) as runtime:
         await daemon.pipeline.push(
             record,
-            {
-                "type": "irc_message",
-                "channel": "#futon",
-                "from": "alice",
-                "text": "claude-1: hi",
-                "transport": "irc",
-            },
+            IrcMessage.model_validate(
+                {"channel": "#futon", "from": "alice", "text": "claude-1: hi", "transport": "irc", "seq": 0}
+            ),
         )
         await daemon.pipeline.push(
             record,
-            {
-                "type": "irc_message",
-                "channel": None,
-                "from": "alice",
-                "text": "psst",
-                "transport": "irc",
-                "private": True,
-            },
+            IrcMessage.model_validate(
+                {"channel": None, "from": "alice", "text": "psst", "transport": "irc", "private": True, "seq": 0}
+            ),
         )
         await until(lambda: len(runtime.outcomes) == 2)
         assert [o.ok for o in runtime.outcomes] == [True, True]

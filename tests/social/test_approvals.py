@@ -17,6 +17,7 @@ from futon.peripherals.approval import ApprovalRequest
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import Peripheral
 from futon.protocol.errors import FutonError
+from futon.protocol.frames import ServerFrame, push_fields
 from futon.social.approvals import Approvals, Pending
 from tests.peripherals.support import RecordingBackend, make_runner, session_entries
 
@@ -33,8 +34,8 @@ class Desk:
         async def announce(agent_id: str, line: str) -> None:
             self.said.append((agent_id, line))
 
-        async def notify(agent_id: str, frame: dict[str, Any]) -> None:
-            self.pushed.append((agent_id, frame))
+        async def notify(agent_id: str, frame: ServerFrame) -> None:
+            self.pushed.append((agent_id, push_fields(frame)))  # as the wire carries it
 
         self.approvals = Approvals(
             self.store, approvers=["joe", "svc-ann"], announce=announce, notify=notify, **options
