@@ -44,8 +44,8 @@ from futon.evidence.store import EvidenceStore
 from futon.protocol import frames as f
 from futon.protocol.errors import FutonError, NotFound, ProtocolError
 
-# TODO(H-B): switch to the consolidated case-folding function once it lands
-# in futon/protocol/irc_lines.py; irc_lower is the rfc1459 mapping used today.
+# irc_lower is futon's one IRC case folding (rfc1459), shared with the IRC
+# server, bot mode, the registry and the relay.
 from futon.protocol.irc_lines import irc_lower, valid_channel, valid_nick
 from futon.social.irc_api import IrcSide
 from futon.social.pipeline import Pipeline
