@@ -30,9 +30,7 @@ instead of behind a ToolSearch tool).
 
 from __future__ import annotations
 
-import shutil
-
-from futon.agents.drivers.command import MCP_SERVER_NAME, CommandDriver
+from futon.agents.drivers.command import MCP_SERVER_NAME, CommandDriver, find_cli
 
 PINNED_VERSION = "2.1.328"
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -79,9 +77,7 @@ class ClaudeCodeDriver(CommandDriver):
         timeout_s: float = 300,
         cwd: str | None = None,
     ) -> None:
-        binary = cli or shutil.which("claude")
-        if not binary:
-            raise ValueError("claude is not on PATH; name the Claude Code binary with --cli PATH")
+        binary = find_cli(cli, "claude", "Claude Code")
         super().__init__(
             claude_code_argv(binary, model),
             timeout_s=timeout_s,

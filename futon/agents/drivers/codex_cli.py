@@ -40,9 +40,8 @@ does not work when that home is under ``/tmp``.
 from __future__ import annotations
 
 import json
-import shutil
 
-from futon.agents.drivers.command import MCP_SERVER_NAME, CommandDriver
+from futon.agents.drivers.command import MCP_SERVER_NAME, CommandDriver, find_cli
 
 PINNED_VERSION = "0.169.0"
 KEY_ENV = "OPENAI_API_KEY"
@@ -90,9 +89,7 @@ class CodexCliDriver(CommandDriver):
         timeout_s: float = 300,
         cwd: str | None = None,
     ) -> None:
-        binary = cli or shutil.which("codex")
-        if not binary:
-            raise ValueError("codex is not on PATH; name the Codex CLI binary with --cli PATH")
+        binary = find_cli(cli, "codex", "Codex CLI")
         super().__init__(
             codex_argv(binary, model, base_url),
             timeout_s=timeout_s,

@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -131,6 +132,15 @@ class CommandDriver(Driver):
                 f"{self.argv[0]!r} exited with {process.returncode}" + (f": {tail}" if tail else "")
             )
         return ModelTurn(text=out.decode("utf-8", "replace").strip())
+
+
+def find_cli(cli: str | None, program: str, what: str) -> str:
+    """The binary a CLI preset runs: ``cli`` when given, else ``program``
+    on PATH; a usage error naming ``--cli PATH`` when there is none."""
+    binary = cli or shutil.which(program)
+    if not binary:
+        raise ValueError(f"{program} is not on PATH; name the {what} binary with --cli PATH")
+    return binary
 
 
 def _fill(arg: str, values: dict[str, str]) -> str:
