@@ -33,22 +33,27 @@ lint: $(STAMP)
 # bubblewrap (the sandbox every tool process runs in), ii (a real terminal IRC client),
 # chromium (the web page's browser test, driven by Playwright without a
 # browser download), ngircd and inspircd (real IRC networks for bot mode),
-# openssl (a self-signed certificate for the TLS-verification test).
+# openssl (a self-signed certificate for the TLS-verification test),
+# postgresql (throwaway clusters for the PostgreSQL evidence store's tests,
+# tests/pg_cluster.py: initdb lives in /usr/lib/postgresql/*/bin, off PATH).
 # Installed when missing and we can (root with apt-get); the build never
 # fails here — a test that needs a missing one fails (or, for the optional
 # InspIRCd, skips) and says why. Packaged IRC servers would start a system
-# service on 6667, futon's embedded port: it is disabled again at once.
-DEBIAN_PACKAGES := bwrap:bubblewrap ii:ii chromium:chromium ngircd:ngircd inspircd:inspircd openssl:openssl
+# service on 6667, futon's embedded port (and postgresql one on 5432): it is
+# disabled again at once.
+DEBIAN_PACKAGES := bwrap:bubblewrap ii:ii chromium:chromium ngircd:ngircd inspircd:inspircd openssl:openssl \
+                   initdb:postgresql
 
 .PHONY: packages sandbox
 packages:
 	@for pair in $(DEBIAN_PACKAGES); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] && continue; \
+	  ls /usr/lib/postgresql/*/bin/$$cmd >/dev/null 2>&1 && continue; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    { apt-get install -y -q $$pkg || { apt-get update -q && apt-get install -y -q $$pkg; }; } \
-	      && { case $$pkg in ngircd|inspircd) systemctl disable --now $$pkg >/dev/null 2>&1 || true;; esac; } \
+	      && { case $$pkg in ngircd|inspircd|postgresql) systemctl disable --now $$pkg >/dev/null 2>&1 || true;; esac; } \
 	      || echo "warning: could not install $$pkg; the tests that need it will say so" >&2; \
 	  else \
 	    echo "warning: $$cmd not found and cannot be installed here; the tests that need it will say so" >&2; \

@@ -7,7 +7,12 @@
   with no store, no index and no validation at all;
 - ``append``: ``POST /api/alpha/evidence`` appends the body as one line to a
   file (``fsync`` per request when DATA_DIR ends in ``+fsync``) and answers
-  201 — the cost of a durable write with no validation, chain or index.
+  201 — the cost of a durable write with no validation, chain or index;
+- ``ws``: ``GET /ws``, a WebSocket that answers each ``tool_action`` with
+  ``tool: read`` by reading the named file under DATA_DIR (opened and read
+  per request, as the daemon does) and sending a ``tool_result`` frame;
+  any other frame gets ``{"type": <its type>, "req_id": …, "ok": true}`` —
+  the cost of the socket and the file with no envelope, session or evidence.
 """
 
 from __future__ import annotations
@@ -77,6 +82,29 @@ def append_app(target: Path, fsync: bool) -> web.Application:
     return app
 
 
+def ws_app(root: Path) -> web.Application:
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type != web.WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            if frame.get("type") == "tool_action" and frame.get("tool") == "read":
+                with open(root / frame["args"][0], encoding="utf-8") as handle:
+                    text = handle.read()
+                reply = {"type": "tool_result", "req_id": frame.get("req_id"), "tool": "read",
+                         "ok": True, "result": text}  # fmt: skip
+            else:
+                reply = {"type": frame.get("type"), "req_id": frame.get("req_id"), "ok": True}
+            await ws.send_str(json.dumps(reply))
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", socket)
+    return app
+
+
 async def serve(app: web.Application) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -89,6 +117,8 @@ def main() -> None:
     kind, where = sys.argv[1], sys.argv[2]
     if kind == "memory":
         app = memory_app(Path(where))
+    elif kind == "ws":
+        app = ws_app(Path(where))
     else:
         app = append_app(Path(where.removesuffix("+fsync")), where.endswith("+fsync"))
     asyncio.run(serve(app))

@@ -55,3 +55,12 @@ def within_goal(what: str, ratios: dict[int, float], goal: float, unit: str, bas
     met = all(r <= goal for r in ratios.values())
     measured = ", ".join(f"{n} {unit}{'s' if n > 1 else ''} {r:.2f}×" for n, r in ratios.items())
     return f"goal: {what} within {goal:g}× of {baseline} — measured {measured} → {'met' if met else 'NOT met'}"
+
+
+def result(measure: str, futon: str, baseline: str, ratio: float, goal: str, met: bool) -> str:
+    """One row of the report's goal table (issue 19), printed by a bench
+    and collected by bench/run_all.py: ``result: measure | futon |
+    baseline | ratio | goal | met``. ``futon`` and ``baseline`` carry their
+    units; ``ratio`` is futon over baseline in the goal's sense."""
+    cells = (measure, futon, baseline, f"{ratio:.2f}×", goal, "met" if met else "NOT met")
+    return "result: " + " | ".join(c.replace("|", "/") for c in cells)

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +35,9 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import machine, percentile, table  # noqa: E402
+from bench.common import machine, percentile, result, table  # noqa: E402
 from bench.evidence_query import build  # noqa: E402
+from bench.profiling import summary  # noqa: E402
 from futon.config.edit import set_value  # noqa: E402
 
 SHIPPED = HERE.parent / "futon" / "data" / "config"  # the shipped configuration (package data)
@@ -52,11 +56,15 @@ def config_for(folder: Path, data_dir: Path, fsync: str) -> Path:
     return path
 
 
-def start_futon(config: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_futon(config: Path, data_dir: Path, profile: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """``futon serve``; with ``profile``, under bench/profiled_serve.py
+    (profile a window with :func:`profiling`)."""
     ports = data_dir / "ports.json"
     ports.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "futon", "serve", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    argv = [sys.executable, "-m", "futon", "serve", "--config", str(config)]
+    if profile is not None:
+        argv = [sys.executable, str(HERE / "profiled_serve.py"), "--config", str(config), "--out", str(profile)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -69,6 +77,22 @@ def start_futon(config: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], 
         time.sleep(0.05)
     proc.kill()
     raise SystemExit("futon serve did not start in time")
+
+
+@contextlib.contextmanager
+def profiling(proc: subprocess.Popen[bytes], profile: Path | None) -> Iterator[None]:
+    """Profile the daemon over the block (when it was started with a profile)."""
+    if profile is None:
+        yield
+        return
+    proc.send_signal(signal.SIGUSR1)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        while not profile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # written between two turns of the daemon's loop
 
 
 def start_baseline(kind: str, where: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -132,6 +156,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--profile", action="store_true", help="profile the daemon over the queries and the appends (fsync never)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="futon-http-", dir=HERE))
     lines: list[str] = []
@@ -139,10 +164,12 @@ def main() -> None:
         data = work / "query" / "evidence"
         build(data, args.entries)
         config = config_for(work / "cfg-query", work / "query", "never")
-        futon, futon_port = start_futon(config, work / "query")
+        query_prof = work / "query.prof" if args.profile else None
+        futon, futon_port = start_futon(config, work / "query", query_prof)
         memory, memory_port = start_baseline("memory", str(data))
         rows = []
         goals = []
+        results = []
         try:
             for label, path, goal in (
                 ("query by session (limit 50)", "/api/alpha/evidence?session-id=sess-7&limit=50", 2.0),
@@ -150,12 +177,15 @@ def main() -> None:
                 ("count by tag", "/api/alpha/evidence/count?tag=peripheral", 3.0),
                 ("count by session", "/api/alpha/evidence/count?session-id=sess-7", 3.0),
             ):
-                ours = asyncio.run(p50_ms(f"http://127.0.0.1:{futon_port}", path, args.samples))
+                with profiling(futon, query_prof if label.startswith("query by session") else None):
+                    ours = asyncio.run(p50_ms(f"http://127.0.0.1:{futon_port}", path, args.samples))
                 base = asyncio.run(p50_ms(f"http://127.0.0.1:{memory_port}", path, args.samples))
                 ratio = ours[0] / base[0]
                 rows.append((label, f"{ours[0]:.2f} / {ours[1]:.2f}", f"{base[0]:.2f} / {base[1]:.2f}", f"{ratio:.2f}×"))
                 goals.append(f"goal: {label} p50 ≤ {goal:g}× in-memory — measured {ratio:.2f}× → "
                              f"{'met' if ratio <= goal else 'NOT met'}")  # fmt: skip
+                results.append(result(f"evidence {label} p50, {args.entries:,} entries", f"{ours[0]:.2f} ms",
+                                      f"{base[0]:.2f} ms (in-memory)", ratio, f"≤ {goal:g}×", ratio <= goal))  # fmt: skip
         finally:
             stop(futon)
             stop(memory)
@@ -166,11 +196,13 @@ def main() -> None:
         for fsync, goal in (("never", 0.7), ("always", 3.0)):
             folder = work / f"append-{fsync}"
             config = config_for(work / f"cfg-{fsync}", folder, fsync)
-            futon, futon_port = start_futon(config, folder)
+            append_prof = work / "append.prof" if args.profile and fsync == "never" else None
+            futon, futon_port = start_futon(config, folder, append_prof)
             target = str(work / f"baseline-{fsync}.jsonl") + ("+fsync" if fsync == "always" else "")
             bare, bare_port = start_baseline("append", target)
             try:
-                ours = asyncio.run(appends_per_s(f"http://127.0.0.1:{futon_port}", args.clients, args.seconds))
+                with profiling(futon, append_prof):
+                    ours = asyncio.run(appends_per_s(f"http://127.0.0.1:{futon_port}", args.clients, args.seconds))
                 base = asyncio.run(appends_per_s(f"http://127.0.0.1:{bare_port}", args.clients, args.seconds))
             finally:
                 stop(futon)
@@ -180,10 +212,16 @@ def main() -> None:
             rows.append((f"fsync: {fsync}", f"{ours:,.0f}/s", f"{base:,.0f}/s ({what})", f"{ratio:.2f}×"))
             goals.append(f"goal: appends with fsync: {fsync}, {args.clients} clients ≥ {goal:g}× the bare append server "
                          f"— measured {ratio:.2f}× → {'met' if ratio >= goal else 'NOT met'}")  # fmt: skip
+            results.append(result(f"evidence append over HTTP, fsync {fsync}, {args.clients} clients", f"{ours:,.0f}/s",
+                                  f"{base:,.0f}/s (bare append, {what})", ratio, f"≥ {goal:g}×", ratio >= goal))  # fmt: skip
         lines.append("")
         lines.append(table(f"Appends over HTTP, {args.clients} clients, {args.seconds:g} s",
                            ("durability", "futon", "bare append server", "ratio"), rows))  # fmt: skip
+        for prof, what in ((work / "query.prof", "query by session"), (work / "append.prof", "appends, fsync never")):
+            if args.profile:
+                lines += ["", summary(prof, f"futon serve, {what}")]
         lines.append("")
+        lines.extend(results)
         lines.extend(goals)
     finally:
         shutil.rmtree(work, ignore_errors=True)

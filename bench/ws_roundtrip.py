@@ -1,24 +1,30 @@
 """Agent WebSocket round trips: ``tool_action`` (``read`` of a small file)
-through a real daemon, beside a bare aiohttp WebSocket echo server, with
-the same client code and the same concurrency, in the same run.
+through a real daemon, beside a bare aiohttp WebSocket server that reads the
+same file and answers (``bench/baseline_servers.py ws``), with the same
+client code and the same concurrency, in the same run.
 
-1. Round trips/s and p50/p99 latency for 1, 10 and 100 concurrent agents.
+1. Actions/s and p50/p99 latency for 1, 10 and 100 concurrent agents.
    Each agent is its own agent, registered at run time over
    ``POST /api/alpha/agents`` (type mock); it connects to ``/agency/ws``,
    sends ``ready``, ``peripheral_start`` (explore), then loops
    ``tool_action read ["README.md"]``, awaiting each reply (by ``req_id``)
-   before sending the next. The echo clients send the very same frames;
-   the echo server returns each text message as it came.
-   Goal (issue 5): the tool round trip within 3× of the bare echo.
+   before sending the next. The baseline clients send the very same frames;
+   the baseline server opens and reads the file per action and answers a
+   ``tool_result`` frame.
+   Goals (issue 19): 1 agent p50 ≤ 2× the baseline's; 10 agents actions/s
+   ≥ 0.25× the baseline's.
 2. Memory per idle connection: RSS of the server process before and after
    200 connected agents (after ``ready``), divided by 200, for both.
+3. ``--profile``: one more window of 10 agents against a daemon run under
+   cProfile (not the measured one: cProfile slows it down); its top
+   functions are printed.
 
-The daemon (``futon serve``) and the echo server each run in their own
+The daemon (``futon serve``) and the baseline server each run in their own
 process, so the client load does not share their event loop. The daemon's
 WS rate limit is raised to 1e6 frames/s (burst 1e6) and evidence uses
 ``fsync: never``, so neither the limiter nor the disk is what is measured.
 
-Run: ``.venv/bin/python bench/ws_roundtrip.py [--seconds S]``.
+Run: ``.venv/bin/python bench/ws_roundtrip.py [--seconds S] [--profile]``.
 """
 
 from __future__ import annotations
@@ -42,14 +48,16 @@ try:  # a Ctrl-C while importing exits quietly too
 
     import aiohttp
 
-    from bench.common import machine, percentile, table, within_goal
-    from tests.support import futon_env, make_config
+    from bench import processes
+    from bench.common import machine, percentile, result, table
+    from bench.processes import RATE_LIMIT, log_tail, rss_kib, stop_process
+    from bench.profiling import summary
 except KeyboardInterrupt:
     sys.exit(130)
 
 CONCURRENCY = (1, 10, 100)
-RATE_LIMIT = 1_000_000
-GOAL = 3.0
+P50_GOAL = 2.0  # 1 agent: p50 at most this many times the baseline's
+RATE_GOAL = 0.25  # 10 agents: actions/s at least this share of the baseline's
 
 # The baseline servers: one tiny aiohttp app, run as `python -c BARE_SERVER`.
 # GET /ws echoes every text message; POST /dispatch answers a JSON body
@@ -95,27 +103,10 @@ asyncio.run(main())
 # ----------------------------------------------------------------- processes
 
 
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """Terminate and wait (kill after 10 s)."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @contextlib.contextmanager
 def bare_server(folder: Path) -> Iterator[tuple[str, int]]:
-    """The baseline app in its own process: yields (base url, pid)."""
+    """The echo/dispatch app (BARE_SERVER) in its own process: yields
+    (base url, pid). Used by bench/http_dispatch.py."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "bare.log"
     with open(log, "w") as err:
@@ -136,47 +127,31 @@ def bare_server(folder: Path) -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def daemon_process(folder: Path, **overrides: Any) -> Iterator[tuple[str, int]]:
-    """``futon serve`` in its own process on port 0, with a small workspace
-    (README.md, src/app.py): yields (base url, pid)."""
-    workspace = folder / "ws"
-    (workspace / "src").mkdir(parents=True, exist_ok=True)
-    (workspace / "README.md").write_text("hello\n")
-    (workspace / "src" / "app.py").write_text("def add(a, b):\n    return a + b\n")
-    overrides.setdefault("evidence__fsync", "never")
-    overrides.setdefault("ws__max_frames_per_s", float(RATE_LIMIT))
-    overrides.setdefault("ws__burst", RATE_LIMIT)
-    overrides.setdefault("http__max_connections_per_ip", 100_000)  # all clients are on 127.0.0.1 (--idle N)
-    config = make_config(folder / "cfg", workspace=str(workspace), **overrides)
-    ports = folder / "cfg" / "var" / "ports.json"
-    log = folder / "daemon.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "futon", "serve", "--config", str(config)],
-            stdout=out, stderr=subprocess.STDOUT, env=futon_env(), start_new_session=True,
-        )  # fmt: skip
+def file_server(workspace: Path) -> Iterator[tuple[str, int]]:
+    """``bench/baseline_servers.py ws`` over ``workspace`` in its own
+    process: yields (base url, pid)."""
+    script = Path(__file__).resolve().parent / "baseline_servers.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "ws", str(workspace)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
-        deadline = time.monotonic() + 30
-        port = None
-        while port is None:
-            if proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {proc.returncode}:\n{log_tail(log)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daemon wrote no ports.json within 30 s:\n{log_tail(log)}")
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                port = int(json.loads(ports.read_text())["http"])
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", proc.pid
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.isdigit():
+            raise RuntimeError("the baseline WS server did not start")
+        yield f"http://127.0.0.1:{int(line)}", proc.pid
     finally:
         stop_process(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+@contextlib.contextmanager
+def daemon_process(folder: Path, **overrides: Any) -> Iterator[tuple[str, int]]:
+    """``futon serve`` in its own process (see bench/processes.py): yields
+    (base url, pid). Used by bench/http_dispatch.py."""
+    with processes.daemon_process(folder, **overrides) as daemon:
+        yield daemon.url, daemon.pid
 
 
 async def register(http: aiohttp.ClientSession, base: str, agent_ids: list[str]) -> None:
@@ -268,34 +243,50 @@ async def idle_memory(http: aiohttp.ClientSession, ws_url: str, pid: int, agent_
 # ---------------------------------------------------------------------- run
 
 
-async def measure(daemon: tuple[str, int], bare: tuple[str, int], args: argparse.Namespace) -> dict[str, Any]:
-    (daemon_url, daemon_pid), (bare_url, bare_pid) = daemon, bare
-    out: dict[str, Any] = {"rows": [], "ratios": {}}
+async def measure(daemon: processes.Daemon, base: tuple[str, int], args: argparse.Namespace) -> dict[str, Any]:
+    base_url, base_pid = base
+    out: dict[str, Any] = {"rows": [], "rate": {}, "p50": {}}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         idle_ids = [f"idle-{i}" for i in range(args.idle)]
         warm_ids = [f"warm-{i}" for i in range(5)]
-        per_level = {c: [f"bench-c{c}-{i}" for i in range(c)] for c in CONCURRENCY}
-        await register(http, daemon_url, idle_ids + warm_ids + [a for ids in per_level.values() for a in ids])
+        per_level = {c: [f"bench-c{c}-{i}" for i in range(c)] for c in args.agents}
+        await register(http, daemon.url, idle_ids + warm_ids + [a for ids in per_level.values() for a in ids])
 
         # Memory first, while both processes are fresh.
-        out["mem_daemon"] = await idle_memory(http, daemon_url + "/agency/ws", daemon_pid, idle_ids, warm_ids)
-        out["mem_bare"] = await idle_memory(http, bare_url + "/ws", bare_pid, idle_ids, warm_ids)
+        out["mem_daemon"] = await idle_memory(http, daemon.url + "/agency/ws", daemon.pid, idle_ids, warm_ids)
+        out["mem_bare"] = await idle_memory(http, base_url + "/ws", base_pid, idle_ids, warm_ids)
 
-        for c in CONCURRENCY:
-            async with agents(http, bare_url + "/ws", per_level[c], "explore") as sockets:
-                echo_rate, echo_lat, echo_size = await round_trips(sockets, args.warmup, args.seconds)
-            async with agents(http, daemon_url + "/agency/ws", per_level[c], "explore") as sockets:
+        for c in args.agents:
+            async with agents(http, base_url + "/ws", per_level[c], "explore") as sockets:
+                b_rate, b_lat, b_size = await round_trips(sockets, args.warmup, args.seconds)
+            async with agents(http, daemon.url + "/agency/ws", per_level[c], "explore") as sockets:
                 rate, lat, size = await round_trips(sockets, args.warmup, args.seconds)
-            ratio = echo_rate / rate
-            out["ratios"][c] = ratio
+            b_p50, p50 = percentile(b_lat, 50), percentile(lat, 50)
+            out["rate"][c] = rate / b_rate
+            out["p50"][c] = p50 / b_p50
+            out.setdefault("figures", {})[c] = (rate, b_rate, p50, b_p50)
             out["rows"].append(
-                (c, "bare aiohttp echo (baseline)", f"{echo_rate:,.0f}", f"{percentile(echo_lat, 50):.2f}", f"{percentile(echo_lat, 99):.2f}", echo_size, "1.00×")
-            )
+                (c, "bare aiohttp WS, reads the file (baseline)", f"{b_rate:,.0f}", f"{b_p50:.2f}",
+                 f"{percentile(b_lat, 99):.2f}", b_size, "1.00×", "1.00×")
+            )  # fmt: skip
             out["rows"].append(
-                (c, "daemon: tool_action read → tool_result", f"{rate:,.0f}", f"{percentile(lat, 50):.2f}", f"{percentile(lat, 99):.2f}", size, f"{ratio:.2f}× slower")
-            )
+                (c, "daemon: tool_action read → tool_result", f"{rate:,.0f}", f"{p50:.2f}",
+                 f"{percentile(lat, 99):.2f}", size, f"{rate / b_rate:.2f}×", f"{p50 / b_p50:.2f}×")
+            )  # fmt: skip
     return out
+
+
+async def profiled_window(daemon: processes.Daemon, args: argparse.Namespace) -> float:
+    """10 agents for one window against a profiled daemon; actions/s."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        ids = [f"prof-{i}" for i in range(10)]
+        await register(http, daemon.url, ids)
+        async with agents(http, daemon.url + "/agency/ws", ids, "explore") as sockets:
+            await round_trips(sockets, 0, args.warmup)  # warm, unprofiled
+            with daemon.profiling():
+                rate, _, _ = await round_trips(sockets, 0, args.seconds)
+    return rate
 
 
 def report(out: dict[str, Any], args: argparse.Namespace) -> None:
@@ -304,34 +295,54 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
     print(
         f"note: only {cores} cores here — the server process under test and the client process (one asyncio loop "
-        "driving every agent) share them, so absolute figures are low and the client may also cap the echo "
+        "driving every agent) share them, so absolute figures are low and the client may also cap the "
         "baseline; compare the ratios."
     )
     print(
-        f"setup: daemon (`futon serve`) and echo server each in their own process; WS rate limit raised to "
+        f"setup: daemon (`futon serve`) and baseline server each in their own process; WS rate limit raised to "
         f"{RATE_LIMIT:,} frames/s, burst {RATE_LIMIT:,} (the limiter is not what is measured); evidence fsync: never; "
-        f"{args.seconds:g} s per configuration after {args.warmup:g} s warm-up; request frame {request} bytes for both."
+        f"{args.seconds:g} s per configuration after {args.warmup:g} s warm-up; request frame {request} bytes for both"
+        + ("; the daemon runs on uvloop" if args.uvloop else "") + "."
     )
     print()
     print(
         table(
             "tool_action round trips (one in flight per agent)",
-            ("agents", "what", "round trips/s", "p50 ms", "p99 ms", "reply bytes", "vs echo"),
+            ("agents", "what", "actions/s", "p50 ms", "p99 ms", "reply bytes", "actions/s vs baseline", "p50 vs baseline"),
             out["rows"],
         )
     )
     print()
     rows = []
     per = {}
-    for key, what in (("mem_bare", "bare aiohttp echo (baseline)"), ("mem_daemon", "daemon (after ready)")):
+    for key, what in (("mem_bare", "bare aiohttp WS (baseline)"), ("mem_daemon", "daemon (after ready)")):
         before, after = out[key]
         per[key] = (after - before) / args.idle
         rows.append((what, f"{before / 1024:.1f}", f"{after / 1024:.1f}", f"{per[key]:.1f}"))
     rows[0] += ("1.0×",)
     rows[1] += (f"{per['mem_daemon'] / per['mem_bare']:.1f}×" if per["mem_bare"] > 0 else "n/a",)
-    print(table(f"memory per idle WS connection ({args.idle} connected agents, VmRSS)", ("what", "RSS before MiB", "RSS after MiB", "KiB/connection", "vs echo"), rows))
+    print(table(f"memory per idle WS connection ({args.idle} connected agents, VmRSS)", ("what", "RSS before MiB", "RSS after MiB", "KiB/connection", "vs baseline"), rows))
+    if out.get("profile"):
+        print()
+        print(out["profile"])
     print()
-    print(within_goal("tool round trip", out["ratios"], GOAL, "agent", "the bare echo (round trips/s, same concurrency)"))
+    figures = out.get("figures", {})
+    if 1 in figures:
+        rate, b_rate, p50, b_p50 = figures[1]
+        print(result("WS tool_action read round trip, 1 agent, p50", f"{p50:.2f} ms", f"{b_p50:.2f} ms",
+                     p50 / b_p50, f"≤ {P50_GOAL:g}×", p50 / b_p50 <= P50_GOAL))  # fmt: skip
+    if 10 in figures:
+        rate, b_rate, p50, b_p50 = figures[10]
+        print(result("WS tool_action read round trips, 10 agents, actions/s", f"{rate:,.0f}/s", f"{b_rate:,.0f}/s",
+                     rate / b_rate, f"≥ {RATE_GOAL:g}×", rate / b_rate >= RATE_GOAL))  # fmt: skip
+    if 1 in out["p50"]:
+        r = out["p50"][1]
+        print(f"goal: WS tool_action round trip, 1 agent, p50 ≤ {P50_GOAL:g}× the bare file-reading WS server — "
+              f"measured {r:.2f}× → {'met' if r <= P50_GOAL else 'NOT met'}")  # fmt: skip
+    if 10 in out["rate"]:
+        r = out["rate"][10]
+        print(f"goal: WS tool_action round trips, 10 agents, actions/s ≥ {RATE_GOAL:g}× the bare file-reading WS server — "
+              f"measured {r:.2f}× → {'met' if r >= RATE_GOAL else 'NOT met'}")  # fmt: skip
 
 
 def main() -> None:
@@ -339,13 +350,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per configuration")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each window")
     parser.add_argument("--idle", type=int, default=200, help="idle connections for the memory figure")
+    parser.add_argument("--agents", type=int, nargs="+", default=list(CONCURRENCY), help="concurrency levels")
+    parser.add_argument("--profile", action="store_true", help="one more window against a daemon under cProfile")
+    parser.add_argument("--uvloop", action="store_true", help="run the daemon on uvloop (must be importable; measured only)")
     args = parser.parse_args()
     try:
         with contextlib.ExitStack() as stack:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="futon-ws-bench-")))
-            bare = stack.enter_context(bare_server(root / "bare"))
-            daemon = stack.enter_context(daemon_process(root / "daemon"))
-            out = asyncio.run(measure(daemon, bare, args))
+            daemon = stack.enter_context(processes.daemon_process(root / "daemon", uvloop=args.uvloop))
+            base = stack.enter_context(file_server(root / "daemon" / "ws"))
+            out = asyncio.run(measure(daemon, base, args))
+        if args.profile:
+            with tempfile.TemporaryDirectory(prefix="futon-ws-prof-") as tmp:
+                prof = Path(tmp) / "daemon.prof"
+                with processes.daemon_process(Path(tmp) / "daemon", profile=prof) as daemon:
+                    rate = asyncio.run(profiled_window(daemon, args))
+                out["profile"] = summary(prof, f"futon serve, 10 agents, {rate:,.0f} actions/s under cProfile")
         report(out, args)
     except KeyboardInterrupt:
         print("interrupted; servers stopped, temp files removed", file=sys.stderr)

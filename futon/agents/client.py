@@ -49,7 +49,7 @@ import logging
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -116,11 +116,14 @@ def _fingerprint(frame: f.ServerFrame) -> str:
 class AgentClient:
     """One agent's connection to a futon daemon (see the module docstring
     for the contract). Use as ``async with AgentClient(url, id) as client``
-    or call :meth:`connect` / :meth:`close` yourself."""
+    or call :meth:`connect` / :meth:`close` yourself.
+    ``url`` may be a list of the URLs of one team's daemons: a failed
+    attempt (first connect or reconnect) moves to the next one, round robin,
+    and the reconnect resumes there as it would on the same daemon."""
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         agent_id: str,
         token: str | None = None,
         *,
@@ -135,7 +138,13 @@ class AgentClient:
     ) -> None:
         if backoff_initial_s <= 0 or backoff_max_s < backoff_initial_s:
             raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
-        self.url = url
+        # Failover: several daemons of one team. Each failed attempt moves
+        # to the next URL (round robin); ``url`` is the one in use now.
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("need at least one daemon URL")
+        self._url_index = 0
+        self.url = self.urls[0]
         self.agent_id = agent_id
         self.token = token
         self.backoff_initial_s = backoff_initial_s
@@ -170,6 +179,7 @@ class AgentClient:
         self._subscription: dict[str, Any] | None = None
         self._evidence_seq: int | None = None
         self._on_reconnect: list[Callable[[f.ReadyAck], Any]] = []
+        self._on_interrupted: list[Callable[[f.Interrupted], None]] = []
 
     # ------------------------------------------------------------- lifecycle
 
@@ -199,16 +209,22 @@ class AgentClient:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         delay = self.backoff_initial_s
+        tries = 0
         while True:
+            tries += 1
             try:
                 ack = await self._open()
                 break
             except FutonError as exc:
-                if exc.code in FATAL_CODES or not wait:
+                last_url = not wait and tries >= len(self.urls)  # wait=False: each URL once
+                if exc.code in FATAL_CODES or last_url:
                     await self._http.close()
                     self._http = None
                     raise
                 log.warning("cannot connect to %s: %s; retrying", self.url, exc.message)
+                self._next_url()
+                if not wait:
+                    continue
             await asyncio.sleep(self._jitter(delay))
             delay = min(delay * 2, self.backoff_max_s)
         if since_seq is not None:
@@ -266,6 +282,12 @@ class AgentClient:
         the first connect); a coroutine result is awaited."""
         self._on_reconnect.append(callback)
 
+    def on_interrupted(self, callback: Callable[[f.Interrupted], None]) -> None:
+        """Call ``callback(frame)`` (synchronously, from the reader) for each
+        ``interrupted`` push: a human stopped the agent's session. A driver
+        whose model runs its own tools stops them there (codex-app-server)."""
+        self._on_interrupted.append(callback)
+
     # ------------------------------------------------------------- requests
 
     async def start(
@@ -301,6 +323,52 @@ class AgentClient:
         frame = f.ToolAction(type="tool_action", tool=tool, args=wire)
         return await self._request(frame, f.ToolResult, timeout)
 
+    # Native agents (a model running its own tools: the Codex App Server):
+    # the daemon judges each action against the active session's envelope
+    # without running it. Each returns the ``tool_checked`` frame (``.tool``:
+    # the futon tool that admits it, ``.evidence_id``: its step entry), or
+    # raises the refusal's FutonError with the code a refused tool_action
+    # gets (``tool-not-allowed``, ``out-of-scope``, ``approval-denied`` …).
+    # ``timeout`` should allow for a human's approval (``ask:`` tools).
+
+    async def check_command(
+        self, command: str, cwd: str | None = None, source: str | None = None,
+        *, timeout: float | None = None,
+    ) -> f.ToolChecked:  # fmt: skip
+        """Would the session run the shell command line ``command`` (in
+        ``cwd``: absolute under the workspace or workspace-relative)?"""
+        frame = f.ToolCheck(
+            type="tool_check", kind="command", command=command, cwd=cwd, source=source
+        )
+        return await self._request(frame, f.ToolChecked, timeout)
+
+    async def check_file_change(
+        self, paths: list[str], source: str | None = None, *, timeout: float | None = None
+    ) -> f.ToolChecked:
+        """May the session write every one of ``paths``?"""
+        frame = f.ToolCheck(type="tool_check", kind="file_change", paths=list(paths), source=source)
+        return await self._request(frame, f.ToolChecked, timeout)
+
+    async def check_tool(
+        self, tool: str, args: list[Any] | dict[str, Any] | None = None, source: str | None = None,
+        *, timeout: float | None = None,
+    ) -> f.ToolChecked:  # fmt: skip
+        """Would the session run ``tool`` with ``args`` (as :meth:`act` would)?"""
+        wire: list[Any] | dict[str, Any] = dict(args) if isinstance(args, dict) else list(args or [])
+        frame = f.ToolCheck(type="tool_check", kind="tool", tool=tool, args=wire, source=source)
+        return await self._request(frame, f.ToolChecked, timeout)
+
+    async def record_item(
+        self, kind: str, body: dict[str, Any], *, timeout: float | None = None
+    ) -> f.Recorded:
+        """Record what the native agent did (``kind``: agent_message, command,
+        file_change, plan, reasoning) in the active session's chain; returns
+        the ``recorded`` frame (``.evidence_id``). ``invalid-input`` for a
+        body over 16 KiB; ``no-active-peripheral`` without a session."""
+        # The server's own parsing: an unknown kind is invalid-frame, here as there.
+        frame = f.frame_from_object({"type": "native_item", "kind": kind, "body": body})
+        return await self._request(frame, f.Recorded, timeout)
+
     async def hop(
         self, to: str, exit_condition: str, reason: str = "", context: dict[str, Any] | None = None,
         *, timeout: float | None = None,
@@ -334,9 +402,17 @@ class AgentClient:
         the sender's receipt)."""
         await self._confirm(f.Reply(type="reply", msg_id=msg_id, payload=payload), timeout)
 
-    async def chat(self, to: str, text: str, *, timeout: float | None = None) -> None:
-        """Say ``text`` to a ``#channel``, a nick or an agent."""
-        await self._confirm(f.Chat(type="chat", to=to, text=text), timeout)
+    async def chat(
+        self,
+        to: str,
+        text: str,
+        *,
+        in_reply_to: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Say ``text`` to a ``#channel``, a nick or an agent; ``in_reply_to``
+        (a ``chat_message``'s ``evidence_id``) links the line to the question."""
+        await self._confirm(f.Chat(type="chat", to=to, text=text, in_reply_to=in_reply_to), timeout)
 
     async def irc_response(
         self,
@@ -571,6 +647,12 @@ class AgentClient:
                 self._collecting.append(frame)
             else:
                 self._accept(frame)
+        elif isinstance(frame, f.Interrupted):
+            for callback in list(self._on_interrupted):
+                try:
+                    callback(frame)
+                except Exception:  # a listener's bug must not stop the reader
+                    log.exception("an interrupted listener failed")
         elif isinstance(frame, f.ErrorFrame):
             log.warning("server error %s: %s", frame.code, frame.message)
 
@@ -655,6 +737,7 @@ class AgentClient:
                     return failed
                 failed = True
                 log.info("reconnect failed: %s", exc.message)
+                self._next_url()
             delay = min(delay * 2, self.backoff_max_s)
         return failed
 
@@ -717,6 +800,13 @@ class AgentClient:
             if continued and push.seq <= since_seq:
                 continue
             self._accept(push)
+
+    def _next_url(self) -> None:
+        """Try the next daemon of the team at the next attempt (failover)."""
+        if len(self.urls) > 1:
+            self._url_index = (self._url_index + 1) % len(self.urls)
+            self.url = self.urls[self._url_index]
+            log.info("trying the next daemon: %s", self.url)
 
     def _jitter(self, delay: float) -> float:
         return delay / 2 + random.uniform(0, delay / 2)

@@ -14,7 +14,9 @@ the agent becomes a **turn**, handled one at a time in arrival order:
    (or calls ``reply``), or the step/time budget runs out;
 4. send the answer back where the request came from: an IRC channel gets
    ``nick: answer``, a private IRC line and a chat get a reply to the
-   sender, a coordination message gets a ``reply`` frame ``{"text": answer}``;
+   sender, a coordination message gets a ``reply`` frame ``{"text": answer}``
+   (an IRC or chat answer names the question's ``evidence_id`` as its
+   ``in_reply_to``, and the session is started with it as ``request``);
    then stop the session (unless ``keep_session``).
 
 How futon tools look to a model: each tool is a function of its named
@@ -46,7 +48,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -108,7 +110,7 @@ class Request:
     msg_id: str | None = None  # message: what the reply answers
     peripheral: str | None = None  # message: the peripheral the payload asks for
     seq: int = 0
-    evidence_id: str | None = None  # irc: the human's line; the answer replies to it
+    evidence_id: str | None = None  # irc/chat: the question's line; the answer replies to it
 
     @property
     def progress_to(self) -> str | None:
@@ -135,7 +137,9 @@ class Request:
         if isinstance(push, f.ChatMessage):
             if push.from_ == agent_id:
                 return None
-            return cls("chat", push.from_, push.text, seq=push.seq)
+            return cls(
+                "chat", push.from_, push.text, seq=push.seq, evidence_id=push.evidence_id
+            )
         if isinstance(push, f.PushedMessage):
             if push.from_.value == agent_id:
                 return None
@@ -832,7 +836,9 @@ class AgentRuntime:
                         text, nick=request.sender, in_reply_to=request.evidence_id, timeout=30
                     )
                 elif request.kind == "chat":
-                    await self.client.chat(request.sender, text, timeout=30)
+                    await self.client.chat(
+                        request.sender, text, in_reply_to=request.evidence_id, timeout=30
+                    )
                 else:
                     assert request.msg_id is not None
                     await self.client.reply(request.msg_id, {"text": text}, timeout=30)
@@ -906,7 +912,7 @@ def _refusal(code: str, message: str) -> str:
 
 async def run_agent(
     agent_id: str,
-    url: str,
+    url: str | Sequence[str],
     driver: Driver,
     settings: TurnSettings | None = None,
     *,
@@ -914,10 +920,15 @@ async def run_agent(
     stop: asyncio.Event | None = None,
 ) -> int:
     """``futon agent run``: connect, answer pushes until ``stop`` is set or
-    the daemon ends the connection for good; the exit code."""
-    ws_url, http_base = endpoints(url)
-    client = AgentClient(ws_url, agent_id, token)
+    the daemon ends the connection for good; the exit code. Several URLs
+    (one team's daemons): the client fails over between them, and the HTTP
+    calls follow the daemon it is connected to."""
+    urls = [url] if isinstance(url, str) else list(url)
+    ws_urls = [endpoints(u)[0] for u in urls]
+    http_base = endpoints(urls[0])[1]
+    client = AgentClient(ws_urls, agent_id, token)
     http = DaemonHttp(http_base, token)
+    client.on_reconnect(lambda _ack: setattr(http, "base_url", endpoints(client.url)[1]))
     driver.bind(client)  # e.g. the command driver's --mcp relay rides this connection
     runtime = AgentRuntime(client, driver, settings, http=http)
     stop = stop or asyncio.Event()
@@ -925,10 +936,11 @@ async def run_agent(
         ack = await _until_stopped(client.connect(), stop)
         if ack is None:
             return 0
+        http.base_url = endpoints(client.url)[1]  # the first URL may have been down
         log.info(
             "%s connected to %s (driver %s; default peripheral %s)",
             agent_id,
-            ws_url,
+            client.url,
             driver.name,
             ack.default_peripheral,
         )

@@ -197,6 +197,12 @@ Drivers:
              PATH), --base-url (ending in /v1) becomes a Responses API model
              provider, --model its model; the key comes from OPENAI_API_KEY
              (or --api-key-env).
+  codex-app-server
+             The real Codex through its App Server (codex app-server), with
+             its own shell and patch tools: every command and patch it asks
+             to run is approved or declined by the active peripheral, and
+             what it does is recorded as evidence. Options as codex-cli;
+             the workspace comes from --config. Needs Codex 0.169.0.
 
 The model sees exactly the active peripheral's tools. Each takes its JSON
 array of arguments as one parameter, "args"; the model also gets "hop" (to,
@@ -221,12 +227,14 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--url",
+        action="append",
         help="The daemon, as ws://HOST:PORT/agency/ws or http://HOST:PORT (default: the "
-        "config's http.host and http.port, or the port in its data_dir/ports.json).",
+        "config's http.host and http.port, or the port in its data_dir/ports.json). "
+        "Repeat it for a team's daemons: the agent moves to the next when its own goes away.",
     )
     parser.add_argument("--token", help="The agent's token (default: $FUTON_AGENT_TOKEN).")
     parser.add_argument(
-        "--model", help="The model name, for the openai, anthropic, claude-code and codex-cli drivers."
+        "--model", help="The model name, for the openai, anthropic, claude-code, codex-cli and codex-app-server drivers."
     )
     parser.add_argument(
         "--base-url",
@@ -243,7 +251,7 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--cli",
         metavar="PATH",
-        help="The binary of the claude-code or codex-cli driver (default: claude or codex on PATH).",
+        help="The binary of the claude-code, codex-cli or codex-app-server driver (default: claude or codex on PATH).",
     )
     parser.add_argument(
         "--mcp",
@@ -325,13 +333,37 @@ def default_url(config_path: str) -> str:
     return f"ws://{host}:{port}/agency/ws"
 
 
+def _workspace(config_path: str) -> str | None:
+    """The daemon's workspace from its config (the codex-app-server
+    driver's thread runs there); None when the config cannot be read."""
+    from futon.config.loader import load_config
+
+    try:
+        return str(load_config(config_path).workspace)
+    except (FutonError, OSError):
+        return None
+
+
+def _hidden(config_path: str) -> list[str]:
+    """futon's hidden paths from the daemon's config (its data directory and
+    config files), which the codex-app-server driver's sandbox masks."""
+    from futon.config.loader import load_config
+
+    try:
+        config = load_config(config_path)
+    except (FutonError, OSError):
+        return []
+    return [str(p) for p in (config.data_dir, *config.files)]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from futon.agents.drivers import make_driver
     from futon.agents.runtime import TurnSettings, endpoints, run_agent
 
-    url = args.url or default_url(args.config)
+    urls: list[str] = args.url or [default_url(args.config)]
     try:
-        endpoints(url)
+        for url in urls:
+            endpoints(url)
         driver = make_driver(
             args.driver,
             model=args.model,
@@ -341,6 +373,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             script=args.script,
             timeout_s=args.max_seconds,
             cli=args.cli,
+            workspace=_workspace(args.config) if args.driver == "codex-app-server" else None,
+            hidden=_hidden(args.config) if args.driver == "codex-app-server" else (),
         )
         if args.mcp:
             from futon.agents.drivers.command import CommandDriver
@@ -367,7 +401,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            return await run_agent(args.agent_id, url, driver, settings, token=token, stop=stop)
+            return await run_agent(args.agent_id, urls, driver, settings, token=token, stop=stop)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)

@@ -92,7 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_config_option(audit)
-    audit.add_argument("session", metavar="SESSION", help="The session id (sess-...).")
+    audit.add_argument("session", metavar="SESSION", nargs="?", help="The session id (sess-...).")
+    audit.add_argument(
+        "--all", action="store_true", help="Audit every session whose goal is in the --since/--until window."
+    )
+    audit.add_argument("--since", metavar="WHEN", help="With --all: sessions started at or after this ISO-8601 time.")
+    audit.add_argument("--until", metavar="WHEN", help="With --all: sessions started before this ISO-8601 time.")
     audit.add_argument("--json", action="store_true", help="Print the report as JSON.")
     audit.set_defaults(func=cmd_audit)
 
@@ -161,6 +166,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     compact.add_argument("--json", action="store_true", help="Print the result as JSON.")
     compact.set_defaults(func=cmd_compact)
 
+    from futon.cli import evidence_copy
+
+    evidence_copy.register(actions)
+
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
@@ -194,9 +203,12 @@ def _evidence_dir(args: argparse.Namespace) -> Path:
     return Path(load_config(args.config).data_dir) / "evidence"
 
 
-def _open(args: argparse.Namespace):  # -> JsonlStore | None
+def _open(args: argparse.Namespace):  # -> EvidenceStore | None
     from futon.evidence.jsonl import list_shards, open_for_reading
 
+    postgres = _postgres(args)
+    if postgres is not None:
+        return postgres
     directory = _evidence_dir(args)
     if not list_shards(directory):
         print(f"(no evidence yet in {directory})", file=sys.stderr)
@@ -244,17 +256,25 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    """Exit 0: clean; 1: a violation; 2: usage, or no such session."""
     from futon.config.loader import load_config
     from futon.peripherals.audit import audit_session
     from futon.peripherals.spec import load_peripherals
-    from futon.protocol.errors import NotFound
+    from futon.protocol.errors import NotFound, ProtocolError
 
+    if args.all:
+        return _audit_all(args)
+    if args.session is None or args.since is not None or args.until is not None:
+        raise ProtocolError("give a SESSION, or --all --since WHEN [--until WHEN]", code="invalid-input")
     peripherals = load_peripherals(load_config(args.config).peripherals)
     store = _open(args)
-    if store is None:
-        raise NotFound(f"no session {args.session!r} in the evidence", code="session-not-found")
-    with store:
-        report = audit_session(store, peripherals, args.session)
+    try:
+        if store is None:
+            raise NotFound(f"no session {args.session!r} in the evidence", code="session-not-found")
+        with store:
+            report = audit_session(store, peripherals, args.session)
+    except NotFound as missing:  # exit 1 is kept for "violations": a script can trust it
+        raise ProtocolError(missing.message, code=missing.code) from None
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -265,6 +285,42 @@ def cmd_audit(args: argparse.Namespace) -> int:
             f"{report.session_id}: {report.entries} entries, {report.steps} steps, {report.hops} hops, "
             f"{report.refusals} refusals: {verdict}" + (" (cut at the audit bound)" if report.truncated else "")
         )
+    return 0 if report.clean else 1
+
+
+def _audit_all(args: argparse.Namespace) -> int:
+    from futon.config.loader import load_config
+    from futon.evidence.model import parse_at
+    from futon.peripherals.audit import WindowReport, audit_window
+    from futon.peripherals.spec import load_peripherals
+    from futon.protocol.errors import ProtocolError
+
+    if args.session is not None or args.since is None:
+        raise ProtocolError("--all takes no SESSION, and needs --since WHEN", code="invalid-input")
+    try:
+        since = parse_at(args.since)
+        until = parse_at(args.until) if args.until is not None else None
+    except ValueError as exc:
+        raise ProtocolError(f"--since/--until must be ISO-8601 times: {exc}", code="invalid-input") from None
+    peripherals = load_peripherals(load_config(args.config).peripherals)
+    store = _open(args)
+    if store is None:
+        report = WindowReport(since, until, 0)
+    else:
+        with store:
+            report = audit_window(store, peripherals, since, until)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for session in report.sessions:
+            verdict = "clean" if session.clean else f"{len(session.violations)} violation(s)"
+            print(f"{session.session_id}: {verdict}")
+            for violation in session.violations:
+                print(f"  {violation.evidence_id} (seq {violation.seq}): {violation.rule}: {violation.message}")
+        dirty = sum(1 for s in report.sessions if not s.clean)
+        print(f"{len(report.sessions)} session(s) audited, {dirty} with violations")
+        if report.more:
+            print(f"(the window holds more than {report.cap} sessions: narrow it)", file=sys.stderr)
     return 0 if report.clean else 1
 
 
@@ -338,6 +394,19 @@ def cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres(args: argparse.Namespace):  # -> PostgresStore | None
+    """The config's PostgreSQL store with ``evidence.backend: postgres``, else None."""
+    from futon.config.loader import load_config
+
+    config = load_config(args.config)
+    section = config.daemon.evidence
+    if section.backend != "postgres" or section.postgres is None:
+        return None
+    from futon.evidence.postgres import open_postgres
+
+    return open_postgres(section.postgres.dsn, password_env=section.postgres.password_env)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -349,6 +418,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         kept = Anchor.parse(args.anchor) if args.anchor else None
     except ValueError as exc:
         raise ProtocolError(f"--anchor: {exc}", code="invalid-input") from None
+    postgres = _postgres(args)
+    if postgres is not None:
+        from futon.evidence.pg_verify import verify_postgres
+
+        if kept is not None:
+            raise ProtocolError("--anchor is for the JSONL store's shards", code="invalid-input")
+        with postgres:
+            report = verify_postgres(postgres)
+        for problem in report.problems:
+            print(problem)
+        status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        print(f"{status}: {report.entries} entries, {report.bytes} bytes (PostgreSQL)")
+        return 0 if report.ok else 1
     directory = _evidence_dir(args)
     total = total_bytes(directory)
     console = Console(stderr=True)

@@ -81,6 +81,12 @@ class IrcServerSection(Strict):
     # when it joins; 0 = none. CHATHISTORY answers at most chathistory_max lines a request.
     history_lines: int = Field(default=20, ge=0, le=500)
     chathistory_max: int = Field(default=100, ge=1, le=1000)
+    # Flood control, a token bucket per connection: flood_burst lines at once, then
+    # flood_rate lines/s (the excess waits); more than flood_max_pending lines waiting
+    # is ERROR :Excess Flood. Raise them for bots or benchmarks that talk fast.
+    flood_burst: int = Field(default=20, ge=1)
+    flood_rate: PositiveFloat = 2.0
+    flood_max_pending: int = Field(default=100, ge=1)
 
 
 class SaslSection(Strict):
@@ -115,11 +121,30 @@ class IrcSection(Strict):
     networks: list[IrcNetwork] = Field(default_factory=list)
 
 
+class EvidencePostgresSection(Strict):
+    """Where the PostgreSQL evidence store lives (``evidence.backend: postgres``)."""
+
+    # postgresql://user@host:port/database — no password here: see password_env.
+    dsn: str = Field(min_length=1)
+    # The environment variable holding the password (none: the DSN's own
+    # authentication, e.g. peer, trust or ~/.pgpass).
+    password_env: str | None = Field(default=None, min_length=1)
+
+
 class EvidenceSection(Strict):
+    # jsonl: shards in data_dir, one daemon; postgres: one store for a team of daemons.
+    backend: Literal["jsonl", "postgres"] = "jsonl"
+    postgres: EvidencePostgresSection | None = None
     fsync: Literal["always", "interval", "never"] = "interval"
     fsync_interval_ms: int = Field(default=100, ge=1)
     shard_max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     shard_rollover: Literal["daily", "size"] = "daily"
+
+    @model_validator(mode="after")
+    def _postgres_needs_its_section(self) -> EvidenceSection:
+        if self.backend == "postgres" and self.postgres is None:
+            raise ValueError("evidence.backend is postgres but evidence.postgres (dsn) is not set")
+        return self
 
 
 class DispatchSection(Strict):
@@ -190,6 +215,9 @@ class TickleSection(Strict):
     interval_s: PositiveFloat = 60
     stale_after_s: PositiveFloat = 300
     escalate_to: list[str] = Field(default_factory=list)
+    # Audit the sessions concluded since the last audit this often (issue 21);
+    # 0 turns it off. Checked on each watch round (interval_s).
+    audit_every_s: float = Field(default=3600, ge=0)
 
 
 class DisciplineSection(Strict):
@@ -211,6 +239,9 @@ class DaemonConfig(Strict):
     # workspace, so the file tools never reach evidence or state.
     data_dir: str | None = None
     workspace: str | None = None
+    # This daemon's name in a team sharing one PostgreSQL evidence store
+    # (recorded with each entry it appends); null: the host name.
+    daemon_id: str | None = Field(default=None, min_length=1, max_length=256)
     files: FilesSection = Field(default_factory=FilesSection)
     http: HttpSection = Field(default_factory=HttpSection)
     ws: WsSection = Field(default_factory=WsSection)

@@ -40,7 +40,9 @@ from futon.daemon.notify import Notifier
 from futon.daemon.reload import ReloadPlan, plan_reload
 from futon.daemon.tasks import BackgroundTasks
 from futon.daemon.where import connect_lines
-from futon.evidence.jsonl import JsonlStore, open_store
+from futon.evidence.jsonl import open_store
+from futon.evidence.postgres import PostgresStore, open_postgres
+from futon.evidence.store import EvidenceStore
 from futon.peripherals.domain.installer import install as install_domain
 from futon.peripherals.runner import PeripheralRunner
 from futon.peripherals.spec import load_peripherals
@@ -54,6 +56,7 @@ from futon.social.messenger import DaemonMessenger
 from futon.social.pipeline import Pipeline
 from futon.social.registry import AgentRegistry
 from futon.social.relay import IrcRelay
+from futon.social.team import TeamBus
 from futon.social.tickle import Tickle
 from futon.transports.http import HttpRunner, Services, build_app
 from futon.transports.irc import IrcHome, IrcServer
@@ -74,7 +77,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.metrics = DaemonMetrics(_Gauges(self))
         self.services: Services | None = None
-        self.store: JsonlStore | None = None
+        self.store: EvidenceStore | None = None  # JSONL or PostgreSQL (evidence.backend)
         self.runner: PeripheralRunner | None = None
         self.registry = AgentRegistry(config.agents, replay_window=config.daemon.ws.replay_window)
         self.pipeline: Pipeline | None = None
@@ -82,6 +85,7 @@ class Daemon:
         self.tickle: Tickle | None = None
         self.chat: Chat | None = None  # the one chat path: WS, HTTP, IRC, messenger, Tickle
         self.relay: IrcRelay | None = None
+        self.team: TeamBus | None = None  # with the PostgreSQL store: the other daemons
         self.approvals: approvals_mod.Approvals | None = None  # humans in the loop (issue 17)
         self.irc_server: IrcServer | None = None
         self.bots: list[Any] = []  # IrcBot, one per configured network
@@ -118,14 +122,20 @@ class Daemon:
     async def start(self) -> None:
         settings = self.config.daemon
         self._load_replay()
-        self.store = open_store(
-            self.config.data_dir,
-            fsync=settings.evidence.fsync,
-            fsync_interval_ms=settings.evidence.fsync_interval_ms,
-            shard_max_bytes=settings.evidence.shard_max_bytes,
-            rollover=settings.evidence.shard_rollover,
-        )
-        log.info("evidence store at %s (%d entries, fsync=%s)", self.store.directory, self.store.last_seq, self.store.fsync)
+        if settings.evidence.backend == "postgres" and settings.evidence.postgres is not None:
+            pg = settings.evidence.postgres
+            self.store = open_postgres(pg.dsn, password_env=pg.password_env, daemon_id=settings.daemon_id)
+            log.info("evidence store in PostgreSQL (%d entries, daemon_id=%s)", self.store.last_seq, self.store.daemon_id)
+        else:
+            jsonl = open_store(
+                self.config.data_dir,
+                fsync=settings.evidence.fsync,
+                fsync_interval_ms=settings.evidence.fsync_interval_ms,
+                shard_max_bytes=settings.evidence.shard_max_bytes,
+                rollover=settings.evidence.shard_rollover,
+            )
+            self.store = jsonl
+            log.info("evidence store at %s (%d entries, fsync=%s)", jsonl.directory, jsonl.last_seq, jsonl.fsync)
         self._unsubscribe_metrics = self.store.subscribe(self.metrics.on_entry)
         backend = RealBackend()
         domain = install_domain(
@@ -145,6 +155,7 @@ class Daemon:
         )
         self.runner.fruits.update(domain.fruits)
         log.info("%d peripherals; workspace %s", len(self.runner.peripherals), self.config.workspace)
+        self.runner.specs_author = settings.irc.nick  # it records the specs before the first session (audit)
         pipeline = TimedPipeline(self.registry, self.runner, self.store, reply_timeout_s=settings.dispatch.reply_timeout_s)
         pipeline.metrics = self.metrics
         self.pipeline = pipeline
@@ -165,6 +176,7 @@ class Daemon:
         self.ws = WsHub(
             self.registry, self.runner, self.pipeline, self.store, settings.ws, chat=self.chat
         )
+        await self._start_team()
         self.services = Services(
             health=self,
             registry=self.registry,
@@ -208,6 +220,21 @@ class Daemon:
         for line in connect_lines(self.config, self.ports):  # where each kind of client goes
             log.info("%s", line)
         self._write_ports()
+
+    async def _start_team(self) -> None:
+        """With the PostgreSQL store this daemon is one of a team: presence
+        and routing to agents on the other daemons (social/team.py)."""
+        pg = self.config.daemon.evidence.postgres
+        if not isinstance(self.store, PostgresStore) or pg is None or self.pipeline is None or self.ws is None:
+            return
+        password = os.environ.get(pg.password_env) if pg.password_env else None
+        self.team = TeamBus(
+            pg.dsn, daemon_id=self.store.daemon_id, registry=self.registry, pipeline=self.pipeline, password=password
+        )
+        await self.team.start()
+        self.pipeline.team = self.team
+        self.ws.team = self.team
+        log.info("one of a team: daemon_id=%s (presence and routing in PostgreSQL)", self.team.daemon_id)
 
     async def _start_irc(self) -> None:
         settings = self.config.daemon.irc
@@ -316,7 +343,10 @@ class Daemon:
         before = {r.id: r.spec for r in self.registry.all()}
         gone = [record for agent_id in plan.agents.removed if (record := self.registry.find(agent_id)) is not None]
         self.registry.apply_settings(new.agents, settings.ws.replay_window)  # records keep their links
+        specs_before = self.runner.spec_sha256
         self.runner.apply_settings(settings.tools, peripherals)
+        if self.runner.spec_sha256 != specs_before:
+            await self.runner.record_specs()  # the version the next sessions run under (audit)
         if self.approvals is not None:
             self.approvals.apply_settings(new.agents.approvers, new.agents.approval_timeout_s)
         self.services.apply_settings(settings.http)
@@ -427,6 +457,9 @@ class Daemon:
             await step("stopping peripherals", self.runner.stop_all("shutdown"), 4)
         if self.ws is not None:  # 4. agents: 1001 going away
             await step("closing WebSockets", self.ws.close_all(), 2)
+        if self.team is not None:  # its agents may connect to another daemon at once
+            await step("leaving the team", self.team.close(), 2)
+            self.team = None
         if self._web is not None:  # 5. in-flight HTTP, SSE streams end
             await step("finishing HTTP requests", self._web.cleanup(), HTTP_DRAIN_S + 1)
             self._web = None

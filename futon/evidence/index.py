@@ -148,13 +148,57 @@ class ShardRecord:
     indexed_lines: int
 
 
+BEHIND_MAX = 512
+"""The most rows :meth:`Index.add` holds back (``commit=False``) before it
+writes them: bounds the buffer whatever the commit timer does."""
+
+
 class Index:
-    """Not thread-safe: the store calls it from one thread (the event loop's)."""
+    """Not thread-safe: the store calls it from one thread (the event loop's).
+
+    Write-behind: rows added with ``commit=False`` are held in memory and
+    written in one batch — at :meth:`commit`, before any read of the
+    database, or when :data:`BEHIND_MAX` are held — because SQLite costs
+    about a quarter per row in batches of a hundred of what it costs one row
+    at a time (issue 19). Every read sees them (``_db`` writes them first;
+    :meth:`existing`, on every append's path, answers from memory for them),
+    so nothing but the cost changes; a failed write keeps them for the next
+    try, and :meth:`rollback` drops them like the rest of the transaction.
+    """
 
     def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
         self.path = path
         self.read_only = read_only
-        self._db = self._connect_read_only() if read_only else self._connect()
+        self._conn = self._connect_read_only() if read_only else self._connect()
+        # Count bumps of the open transaction, written in one statement when it
+        # commits (six upserts per entry otherwise); _counted adds them in.
+        self._bumps: Counter[tuple[str, str]] = Counter()
+        # Rows held back (write-behind): the rows, their ids' seqs, what the
+        # callers already looked up, and the newest progress of each shard.
+        self._behind: list[tuple[EntryDict, Location]] = []
+        self._behind_ids: dict[str, int] = {}
+        self._behind_known: dict[str, int] = {}
+        self._behind_shards: dict[int, ShardRecord] = {}
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, with every held-back row written first: whoever
+        reads or writes through it sees them."""
+        if self._behind:
+            self._write_behind()
+        return self._conn
+
+    def _write_behind(self) -> None:
+        """Write the held-back rows in one batch. On failure they stay held
+        (the next commit tries again, and its failure is the store's cue to
+        degrade)."""
+        rows = self._behind
+        shards = list(self._behind_shards.values())
+        self._insert(rows, shards, self._behind_known)
+        self._behind = []
+        self._behind_ids = {}
+        self._behind_known = {}
+        self._behind_shards = {}
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """A reader beside a running daemon: sees what the daemon committed,
@@ -190,10 +234,11 @@ class Index:
         finally:
             # Uncommitted rows are lost, which is safe: the next start
             # catches up from the shards.
-            self._db.close()
+            self._conn.close()
 
     def reset(self) -> None:
         """Drop everything; the caller re-indexes from the shards."""
+        self.rollback()
         self._db.executescript(
             "DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS tags; DROP TABLE IF EXISTS shards;"
             "DROP TABLE IF EXISTS counts; DROP TABLE IF EXISTS texts;"
@@ -223,9 +268,33 @@ class Index:
         every touched page of ten B-trees to the WAL each time; deferring it
         is safe because the shards are the truth and the shard progress rows
         commit together with the entries they cover, so a crash only means
-        catching up from the shards at the next start."""
-        db = self._db
+        catching up from the shards at the next start. Such rows are also
+        held back and written in batches (see the class)."""
         rows = list(rows)
+        if not commit:
+            self._behind.extend(rows)
+            self._behind_ids.update((entry["evidence/id"], entry["evidence/seq"]) for entry, _ in rows)
+            if known:
+                self._behind_known.update(known)
+            for shard in shard_progress:
+                self._behind_shards[shard.no] = shard
+            if len(self._behind) >= BEHIND_MAX:
+                self._write_behind()
+            return
+        if self._behind:  # what is held back goes first, in seq order
+            self._write_behind()
+        self._insert(rows, shard_progress, known)
+        self.commit()
+
+    def _insert(
+        self,
+        rows: list[tuple[EntryDict, Location]],
+        shard_progress: Iterable[ShardRecord],
+        known: dict[str, int] | None,
+    ) -> None:
+        """Write ``rows`` into the open transaction (opened if none is),
+        all or nothing."""
+        db = self._conn
         # Replies are stored with the seq they point at too, so chains walk
         # integer keys instead of text ids.
         seq_of = {entry["evidence/id"]: entry["evidence/seq"] for entry, _ in rows}
@@ -234,7 +303,7 @@ class Index:
             seq_of.update({i: known[i] for i in outside if i in known})
             outside -= known.keys()
         if outside:
-            seq_of.update(self.existing(outside))
+            seq_of.update(self._existing_in_db(outside))
         opened = not db.in_transaction
         if opened:
             db.execute("BEGIN")
@@ -275,10 +344,10 @@ class Index:
             db.executemany("INSERT INTO texts(rowid, body, subject, author, tags) VALUES(?,?,?,?,?)", text_rows)
             if tag_rows:
                 db.executemany("INSERT OR IGNORE INTO tags VALUES(?,?)", tag_rows)
-            db.executemany(_BUMP, [(kind, key, n) for (kind, key), n in bumps.items()])
             for shard in shard_progress:
                 self._save_shard(shard)
             db.execute("RELEASE batch")
+            self._bumps.update(bumps)
         except BaseException:
             if db.in_transaction:  # SQLite may already have rolled back on I/O errors
                 db.execute("ROLLBACK TO batch")
@@ -286,29 +355,39 @@ class Index:
                 if opened:
                     db.execute("ROLLBACK")
             raise
-        if commit:
-            self.commit()
 
     @property
     def uncommitted(self) -> bool:
-        return self._db.in_transaction
+        return self._conn.in_transaction or bool(self._behind)
 
     def commit(self) -> None:
-        """Make deferred changes visible to other processes."""
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
+        """Make deferred changes visible to other processes (held-back rows
+        and the count bumps of the transaction are written first, inside it)."""
+        db = self._db
+        if db.in_transaction:
+            if self._bumps:
+                db.executemany(_BUMP, [(kind, key, n) for (kind, key), n in self._bumps.items()])
+                self._bumps.clear()
+            db.execute("COMMIT")
+        else:
+            self._bumps.clear()  # SQLite rolled the transaction back (an I/O error): its rows are gone too
 
     def rollback(self) -> None:
-        """Drop deferred changes (after a failed write, SQLite may already
-        have done so): the index is then what it last committed."""
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+        """Drop deferred changes, held-back rows included (after a failed
+        write, SQLite may already have done so): the index is then what it
+        last committed."""
+        self._bumps.clear()
+        self._behind, self._behind_ids, self._behind_known, self._behind_shards = [], {}, {}, {}
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
 
     def save_shard(self, shard: ShardRecord) -> None:
+        if self._behind:  # after the rows held back, in order
+            self._write_behind()
         self._save_shard(shard)
 
     def _save_shard(self, shard: ShardRecord) -> None:
-        self._db.execute(
+        self._conn.execute(
             "INSERT INTO shards(no,name,day,indexed_bytes,indexed_lines) VALUES(?,?,?,?,?) "
             "ON CONFLICT(no) DO UPDATE SET indexed_bytes=excluded.indexed_bytes, indexed_lines=excluded.indexed_lines",
             (shard.no, shard.name, shard.day, shard.indexed_bytes, shard.indexed_lines),
@@ -343,13 +422,28 @@ class Index:
         return self._db.execute("SELECT 1 FROM entries WHERE id=?", (entry_id,)).fetchone() is not None
 
     def existing(self, ids: Iterable[str]) -> dict[str, int]:
-        """Which of ``ids`` are indexed, with their seq (one query per 500 ids)."""
+        """Which of ``ids`` are indexed, with their seq (one query per 500
+        ids). Held-back rows are answered from memory, without writing them:
+        this is on every append's path."""
+        found: dict[str, int] = {}
+        rest = []
+        for entry_id in ids:
+            seq = self._behind_ids.get(entry_id)
+            if seq is None:
+                rest.append(entry_id)
+            else:
+                found[entry_id] = seq
+        if rest:
+            found.update(self._existing_in_db(rest))
+        return found
+
+    def _existing_in_db(self, ids: Iterable[str]) -> dict[str, int]:
         ids = list(ids)
         found: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(self._db.execute(f"SELECT id, seq FROM entries WHERE id IN ({marks})", chunk))
+            found.update(self._conn.execute(f"SELECT id, seq FROM entries WHERE id IN ({marks})", chunk))
         return found
 
     def locate(self, entry_id: str) -> Location | None:
@@ -435,7 +529,7 @@ class Index:
         kinds = (kind, kind + "~e") if query.include_ephemeral else (kind,)
         marks = ",".join("?" * len(kinds))
         row = self._db.execute(f"SELECT SUM(n) FROM counts WHERE key = ? AND kind IN ({marks})", (key, *kinds)).fetchone()
-        return int(row[0] or 0)
+        return int(row[0] or 0) + sum(self._bumps.get((k, key), 0) for k in kinds)
 
     def ancestors(self, entry_id: str) -> list[Location]:
         """The entry and its in-reply-to ancestors, root first.
@@ -526,6 +620,7 @@ class Index:
         """Rebuild the maintained counts from the tables (rare: after
         entries were forgotten)."""
         db = self._db
+        self._bumps.clear()  # recounted from the rows, uncommitted ones included
         db.execute("DELETE FROM counts")
         for kind, column in (("all", "''"), ("author", "author"), ("type", "type"), ("claim", "claim"), ("session", "session")):
             db.execute(

@@ -236,8 +236,13 @@ def _link(prev_hash: str, body: str) -> str:
     return digest.hexdigest()
 
 
+# One encoder for every entry: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, non-ASCII kept: what the chain hash covers."""
+    return _CANONICAL.encode(value)
 
 
 def format_at(moment: datetime) -> str:

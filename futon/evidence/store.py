@@ -7,6 +7,9 @@ chains, threads and live listeners. A backend supplies only ``_write`` (make
 a batch of lines durable, return where they went) and ``_read`` (fetch
 entries by location). ``MemoryStore`` keeps entries in a dict for fast unit
 tests; ``JsonlStore`` (``futon.evidence.jsonl``) keeps them in shards.
+``PostgresStore`` (``futon.evidence.postgres``) is the exception: its head
+lives in the database, so it seals each batch inside its own transaction
+with :func:`seal_batch` (the one chain rule) and answers reads in SQL.
 
 Contract for callers:
 - ``await append(raw)`` returns the stored entry only after the backend has
@@ -86,6 +89,44 @@ class _Head:
     seq: int = 0
     hash: str = GENESIS_HASH
     at: str = ""
+
+
+def referenced_ids(entries: list[EntryDict]) -> set[str]:
+    """The ids a batch must be checked against: its own and those it names."""
+    wanted = {e["evidence/id"] for e in entries}
+    wanted.update(e[k] for e in entries for k in _REFERENCES if e.get(k) is not None)
+    return wanted
+
+
+def seal_batch(
+    entries: list[EntryDict], head: _Head, existing: dict[str, int], now: str
+) -> tuple[list[Sealed], list[tuple[int, Exception]], _Head]:
+    """Seal a batch after ``head``: each entry is checked against
+    ``existing`` (ids already stored → seq) and the batch so far, and the
+    good ones get seq, time and hash. Returns them, the failures with their
+    index in ``entries``, and the new head. Shared by every backend, so the
+    chain is built one way whether the head lives in memory or in a
+    database row locked for the transaction."""
+    sealed: list[Sealed] = []
+    failures: list[tuple[int, Exception]] = []
+    batch_ids: set[str] = set()
+    for position, entry in enumerate(entries):
+        try:
+            EvidenceStore._check_references(entry, batch_ids, existing)
+            seq = head.seq + 1
+            # Time never runs backwards in the store, so `since`/`until`
+            # and seq order agree even if the wall clock steps back.
+            at = max(now, head.at)
+            stored, line = seal(entry, seq=seq, at=at, prev_hash=head.hash)
+            if len(line) > MAX_ENTRY_BYTES:
+                raise ProtocolError(f"entry is {len(line)} bytes; the limit is {MAX_ENTRY_BYTES}", code="invalid-entry")
+        except (ProtocolError, Conflict) as error:
+            failures.append((position, error))
+            continue
+        batch_ids.add(stored["evidence/id"])
+        head = _Head(seq, stored["evidence/hash"], at)
+        sealed.append(Sealed(stored, line, existing))
+    return sealed, failures, head
 
 
 class EvidenceStore(ABC):
@@ -181,32 +222,8 @@ class EvidenceStore(ABC):
     def _seal(self, entries: list[EntryDict]) -> tuple[list[Sealed], list[tuple[int, Exception]]]:
         """Check each entry against the store and the batch so far; give the
         good ones seq, time and hash. Failures come back with their index."""
-        sealed: list[Sealed] = []
-        failures: list[tuple[int, Exception]] = []
-        batch_ids: set[str] = set()
-        now = format_at(self._clock())
-        # One index lookup for the whole batch instead of one per reference.
-        wanted = {e["evidence/id"] for e in entries}
-        wanted.update(e[k] for e in entries for k in _REFERENCES if e.get(k) is not None)
-        existing = self._view.existing(wanted)
-        for position, entry in enumerate(entries):
-            try:
-                self._check_references(entry, batch_ids, existing)
-                seq = self._head.seq + 1
-                # Time never runs backwards in the store, so `since`/`until`
-                # and seq order agree even if the wall clock steps back.
-                at = max(now, self._head.at)
-                stored, line = seal(entry, seq=seq, at=at, prev_hash=self._head.hash)
-                if len(line) > MAX_ENTRY_BYTES:
-                    raise ProtocolError(
-                        f"entry is {len(line)} bytes; the limit is {MAX_ENTRY_BYTES}", code="invalid-entry"
-                    )
-            except (ProtocolError, Conflict) as error:
-                failures.append((position, error))
-                continue
-            batch_ids.add(stored["evidence/id"])
-            self._head = _Head(seq, stored["evidence/hash"], at)
-            sealed.append(Sealed(stored, line, existing))
+        existing = self._view.existing(referenced_ids(entries))
+        sealed, failures, self._head = seal_batch(entries, self._head, existing, format_at(self._clock()))
         return sealed, failures
 
     @staticmethod
@@ -262,10 +279,14 @@ class EvidenceStore(ABC):
                 else:
                     self._deferred.extend(rows)
                     self._schedule_index_commit()
-        for item in sealed:
+        self._notify(item.entry for item in sealed)
+
+    def _notify(self, entries: Iterable[EntryDict]) -> None:
+        """Hand each committed entry to every listener, in seq order."""
+        for entry in entries:
             for listener in list(self._listeners):
                 try:
-                    listener(item.entry)
+                    listener(entry)
                 except Exception:  # a broken listener must not break appends
                     log.exception("evidence listener failed")
 

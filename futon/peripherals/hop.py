@@ -15,6 +15,10 @@ from futon.protocol.errors import FutonError, PermissionDenied
 TESTS_PASSED = frozenset({"tests-passed", "tests-pass", "pass"})
 # Where a human's line is recorded: the IRC relay and the HTTP chat route.
 HUMAN_TRANSPORTS = frozenset({"irc", "http"})
+# Who said it, as the chat path records it (futon/social/chat.py, Speaker):
+# an agent may post on HTTP chat with its own token, so the transport alone
+# does not make a line a human's.
+HUMAN_SPEAKER = "human"
 
 
 def check_hop(current: Peripheral, target: Peripheral, exit_condition: str) -> None:
@@ -86,9 +90,10 @@ def check_facts(
       session's last test run passed (``test_result`` is the test fruit's
       ``result`` over the session's runs: the last run decides);
     - ``user-request``: ``context["request"]`` is the evidence id of a
-      human's line (recorded by the IRC relay or the HTTP chat route, not
-      by this agent) that addresses the agent — it mentions the agent or
-      was said to it privately;
+      human's line (recorded by the IRC relay or the HTTP chat route with
+      ``body.speaker: human`` — never an agent's line, whatever nick it
+      names — and not by this agent) that addresses the agent — it
+      mentions the agent or was said to it privately;
     - ``from-<p>`` claimed as the exit condition: the session is in ``p``.
     """
     claims_pass = exit_condition in TESTS_PASSED or "tests-passed" in target.spec.entry
@@ -117,7 +122,7 @@ def _not_a_request(request: Any, agent_id: str, store: EvidenceStore) -> str | N
     body = entry.get("evidence/body")
     if entry.get("evidence/type") != "forum-post" or not isinstance(body, dict):
         return f"{request} is not a chat line"
-    if body.get("transport") not in HUMAN_TRANSPORTS:
+    if body.get("transport") not in HUMAN_TRANSPORTS or body.get("speaker") != HUMAN_SPEAKER:
         return f"{request} was not said by a human over IRC or HTTP"
     author = str(entry.get("evidence/author", ""))
     if author.lower() == agent_id.lower():

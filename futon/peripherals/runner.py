@@ -6,7 +6,9 @@ sessions.
 Contract of :class:`PeripheralRunner`:
 
 - ``start`` → a live :class:`Session` (goal written); ``step`` / ``hop`` /
-  ``say`` / ``stop`` take the session's id; ``run_chain`` runs a scripted
+  ``say`` / ``stop`` take the session's id (so do ``check`` and
+  ``record_item``, for native agents: judge an action without running it,
+  record what the agent's own tools did); ``run_chain`` runs a scripted
   chain in one session and always stops it. Transports translate frames to
   these calls and hold nothing but ids; no other module calls a
   :class:`Session`'s own methods.
@@ -38,6 +40,7 @@ from typing import Any
 from futon.config.models import ToolsSection
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.approval import Approver
+from futon.peripherals.audit.specs import record_specs, spec_digest
 from futon.peripherals.dispatch import Dispatcher, Envelope, PhaseGate
 from futon.peripherals.history import (
     SessionInfo,
@@ -46,6 +49,7 @@ from futon.peripherals.history import (
     recorded_sessions,
 )
 from futon.peripherals.hop import check_hop
+from futon.peripherals.native import NativeCheck
 from futon.peripherals.session import FruitFn, HopResult, Session, StepResult
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import Messenger, ToolBackend
@@ -100,6 +104,9 @@ class PeripheralRunner:
         approver: Approver | None = None,
     ) -> None:
         self.peripherals = peripherals
+        self.spec_sha256 = spec_digest(peripherals)  # recorded by every goal and hop (issue 21)
+        self.specs_author = "futon"  # who records the specs (the daemon sets its nick)
+        self._specs_recorded: str | None = None  # the digest known to be on record
         # Decides approvals (issue 17); None: nobody can, so every action
         # that needs one is refused with approval-denied.
         self.approver = approver
@@ -169,6 +176,7 @@ class PeripheralRunner:
     def apply_settings(self, tools: ToolsSection, peripherals: dict[str, Peripheral]) -> None:
         """A reload: the next start, hop and action see these (module doc)."""
         self.peripherals = peripherals
+        self.spec_sha256 = spec_digest(peripherals)
         self.dispatcher.settings = tools
 
     def slot(self, agent_id: str, on_change: Callable[[Session | None], None] | None = None) -> SessionSlot:
@@ -196,6 +204,7 @@ class PeripheralRunner:
             )
         peripheral = self.peripheral(normalise_id(peripheral_id))
         self.check_permitted(peripheral.id, permitted)
+        await self.record_specs()
         session = Session(
             self, peripheral, agent_id, workspace or self.workspace, permitted=permitted, context=context
         )
@@ -223,6 +232,15 @@ class PeripheralRunner:
         """One tool action inside the session's current envelope."""
         return await self._live(session_id).step(tool, args)
 
+    async def check(self, session_id: str, check: NativeCheck) -> tuple[str, str]:
+        """Judge a native action (``tool_check``) by the admission ``step``
+        uses, running nothing: ``(admitting tool, step evidence id)``."""
+        return await self._live(session_id).check(check)
+
+    async def record_item(self, session_id: str, kind: str, body: Any) -> str:
+        """Record a native item (``native_item``); its evidence id."""
+        return await self._live(session_id).record_item(kind, body)
+
     async def hop(
         self,
         session_id: str,
@@ -233,7 +251,16 @@ class PeripheralRunner:
     ) -> HopResult:
         """Move the session to another peripheral (its exit and the
         target's entry allow it)."""
-        return await self._live(session_id).hop(to, exit_condition, reason, context)
+        session = self._live(session_id)
+        await self.record_specs()  # the hop records the digest of the specs in force
+        return await session.hop(to, exit_condition, reason, context)
+
+    async def record_specs(self) -> None:
+        """Make sure the specs in force are on record before a goal or hop
+        names their digest (the audit replays with them): one look-up per
+        version, an entry only when the newest record differs."""
+        if self._specs_recorded != self.spec_sha256:
+            self._specs_recorded = await record_specs(self.store, self.peripherals, self.specs_author)
 
     async def say(self, session_id: str, to: str, text: str) -> None:
         """A chat message the agent sent while in this session."""
@@ -384,6 +411,12 @@ class SessionSlot:
 
     async def step(self, tool: str, args: Any = None) -> StepResult:
         return await self.runner.step(self._held().id, tool, args)
+
+    async def check(self, check: NativeCheck) -> tuple[str, str]:
+        return await self.runner.check(self._held().id, check)
+
+    async def record_item(self, kind: str, body: Any) -> str:
+        return await self.runner.record_item(self._held().id, kind, body)
 
     async def hop(
         self, to: str, exit_condition: str, reason: str = "", context: dict[str, Any] | None = None

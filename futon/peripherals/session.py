@@ -5,6 +5,9 @@ A transport drives a session one action at a time. Contract:
 - actions of one session run one at a time, in arrival order (a lock);
 - every action is checked by the dispatcher before any backend code runs;
   a refusal raises the typed error and is written as a ``tension`` entry;
+- a native agent's action (``check``, native.py) goes through the same
+  admission as a step — ``ask`` approvals included — and runs nothing; it
+  is written as a ``step`` with ``native: true``;
 - a failed tool is data: ``StepResult(ok=False, result={"error", "code"})``;
 - ``stop`` is idempotent and safe against a concurrent stop or close: the
   first call stops (cancelling a running step, which kills its processes),
@@ -26,19 +29,21 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
+from futon.peripherals import native
 from futon.peripherals.approval import ApprovalRequest, Approver
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
 from futon.peripherals.fruit import fruit_of_tests, parse_test_output, workspace_fingerprint
 from futon.peripherals.history import SessionInfo, state_of
 from futon.peripherals.hop import carry, check_facts, check_hop
+from futon.peripherals.native import NativeCheck
 from futon.peripherals.spec import Peripheral, normalise_id
 from futon.peripherals.tools import Messenger, ToolBackend, ToolContext
 from futon.protocol.errors import FutonError, PermissionDenied, ToolError
@@ -47,6 +52,7 @@ log = logging.getLogger("futon.peripherals")
 
 EVIDENCE_CAP = 64 * 1024  # bytes of JSON kept inline for a step's args or result
 SESSION_LOG_KEPT = 1000  # newest entry ids a session keeps for its session-log
+NATIVE_TESTS_KEPT = 100  # admitted native test commands remembered per session
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class SessionHost(Protocol):
     messenger: Messenger | None
     fruits: dict[str, FruitFn]  # peripheral id → its fruit (domain peripherals)
     approver: Approver | None  # who decides approvals; None: nobody can, so they are denied
+    spec_sha256: str  # digest of the specs in force (audit/specs.py); goals and hops record it
 
     def peripheral(self, peripheral_id: str) -> Peripheral:
         """The peripheral ``peripheral_id``; ``NotFound`` when there is none."""
@@ -163,6 +170,9 @@ class Session:
         self._stop_reason_pending: str | None = None  # the reason of a stop under way
         self._stop_task: asyncio.Task[dict[str, Any]] | None = None
         self._last_entry: str | None = None
+        # Test commands a native check admitted (bash-test), newest last: a
+        # native command item reporting one of them counts as a test run.
+        self._native_tests: dict[str, None] = {}
         for path in self.state.context.get("target-files") or []:
             self._name_file(path)
 
@@ -173,6 +183,7 @@ class Session:
         evidence id of the human's line the session answers; the goal entry
         replies to it, so the chain from the answer leads back to the ask."""
         body: dict[str, Any] = {"peripheral": self.peripheral.id, "agent": self.agent_id, "context": self.state.context}
+        body["spec-sha256"] = self._runner.spec_sha256  # the audit replays against these specs
         if request is not None:
             body["request"] = request
             self._last_entry = request  # the goal is the first entry: it replies to the request
@@ -219,26 +230,23 @@ class Session:
         args = [] if args is None else args
         async with self._lock:
             self._ensure_active()
-            try:
-                admitted = self.admit(tool, args)
-            except FutonError as refusal:
-                await self._refused(tool, args, refusal)
-                raise
-            if admitted.tool in self.peripheral.spec.ask:
-                request = ApprovalRequest(
-                    self.agent_id, self.id, "tool", self.peripheral.id, tool=admitted.tool, args=_capped(args)
-                )
-                try:
-                    await self._approved(request)
-                except FutonError as refusal:
-                    await self._refused(tool, args, refusal)
-                    raise
+            (admitted,) = await self._admission(tool, args, lambda: (self.admit(tool, args),))
             # What the tests run against, so that a fail → fix → pass is
             # told apart from a flaky test (fruit_of_tests).
             seen = await asyncio.to_thread(workspace_fingerprint, self.workspace) if tool == "bash-test" else None
             ok, result = await self._run(admitted)
+            runs = len(self.state.test_runs)
             self._record(admitted, ok, result, workspace=seen)
-            await self._write("coordination", "step", {"tool": tool, "args": _capped(args), "ok": ok, "result": _capped(result)})
+            body = {"tool": tool, "args": _capped(args), "ok": ok, "result": _capped(result)}
+            # What the audit checks the step by: where each path resolved
+            # (workspace-relative; kept when it differs from the path given —
+            # a symlink, "./", an absolute path), a test run's outcome.
+            resolved = [self._relative(path) for path in admitted.resolved]
+            if resolved != admitted.args.paths():
+                body["paths"] = resolved
+            if len(self.state.test_runs) > runs:
+                body["test_run"] = _test_outcome(self.state.test_runs[-1])
+            await self._write("coordination", "step", body)
             return StepResult(tool, ok, result)
 
     def admit(self, tool: str, args: Any) -> Admitted:
@@ -248,6 +256,108 @@ class Session:
             hidden=self._runner.hidden,
         )
         return self._dispatcher.admit(envelope, tool, args)
+
+    async def _admission(
+        self, tool: str, args: Any, judge: Callable[[], tuple[Admitted, ...]], extra: dict[str, Any] | None = None
+    ) -> tuple[Admitted, ...]:
+        """The one admission of every action, run (``step``) or only judged
+        (``check``): ``judge`` decides against the envelope, then a tool the
+        peripheral lists in ``ask`` waits for a human. A refusal at either
+        stage is written as a ``tension`` (``tool``/``args`` and ``extra`` in
+        its body) and raised. Called with the session's lock held."""
+        try:
+            admitted = judge()
+        except FutonError as refusal:
+            # A native check's refusal names the tool that refused it (native.py).
+            named = (refusal.context or {}).get("tool") if extra is not None else None
+            await self._refused(named if isinstance(named, str) else tool, args, refusal, extra)
+            raise
+        asked = next((a.tool for a in admitted if a.tool in self.peripheral.spec.ask), None)
+        if asked is not None:
+            request = ApprovalRequest(self.agent_id, self.id, "tool", self.peripheral.id, tool=asked, args=_capped(args))
+            try:
+                await self._approved(request)
+            except FutonError as refusal:
+                await self._refused(asked, args, refusal, extra)
+                raise
+        return admitted
+
+    async def check(self, check: NativeCheck) -> tuple[str, str]:
+        """Judge an action the agent's own (native) tools are about to run,
+        without running it (native.py): admitted → a ``step`` entry per
+        admitted tool call (body ``native: true`` and ``source``), and
+        ``(tool, evidence id of the last step)``; refused → a ``tension``
+        and the typed error, as :meth:`step`."""
+        async with self._lock:
+            self._ensure_active()
+            if check.tool is not None:
+                check = replace(check, tool=normalise_id(check.tool))
+            peripheral = self.peripheral
+            tools = peripheral.tools
+            extra: dict[str, Any] = {"native": True, "source": check.source}
+            shown, raw = _shown(check)
+            recorded: list[Any] = []  # the args each admitted call records
+
+            def judged() -> tuple[Admitted, ...]:
+                found = native.judge(check, self.admit, tools, self.workspace, self._runner.hidden, peripheral.read_only)
+                recorded.extend(found.recorded_args)
+                return found.admitted
+
+            admitted = await self._admission(shown, raw, judged, extra)
+            evidence_id = ""
+            for one, args in zip(admitted, recorded, strict=True):
+                self._note_native(one, args)
+                if one.tool == "bash-test":
+                    self._native_tests[str(args[0])] = None
+                    while len(self._native_tests) > NATIVE_TESTS_KEPT:
+                        del self._native_tests[next(iter(self._native_tests))]
+                body: dict[str, Any] = {"tool": one.tool, "args": _capped(args), "native": True, "source": check.source}
+                if one.resolved:
+                    body["paths"] = [self._relative(path) for path in one.resolved]
+                if check.kind == "command" and check.cwd not in (None, "", "."):
+                    body["cwd"] = check.cwd
+                evidence_id = await self._write("coordination", "step", body)
+            return admitted[0].tool, evidence_id
+
+    def _note_native(self, admitted: Admitted, args: Any) -> None:
+        """What an admitted native action adds to the session's state: a
+        step, the files it names, and a file change (the fruit's changes)."""
+        state = self.state
+        state.steps += 1
+        state.peripheral_steps += 1
+        self._touched = time.time()
+        state.named_files.update(admitted.resolved)
+        if admitted.tool in ("edit", "write") and admitted.resolved:
+            path = self._relative(admitted.resolved[0])
+            _add(state.changed, path)
+            state.changes.append({"tool": admitted.tool, "file": path, "native": True})
+
+    async def record_item(self, kind: str, body: Any) -> str:
+        """Record what the native agent did (``native_item``) as an
+        ``observation`` in the chain; its evidence id. ``invalid-input`` for
+        a body that is not an object or is over 16 KiB. Reasoning is
+        ephemeral: it replies to the chain's head without becoming it, and
+        carries no session-id, so compaction can drop it and leave the
+        session's chain whole (it is found by its subject, the session).
+        A ``command`` item of a test command a native check admitted here,
+        with its exit code and output, is a test run (the fruit, the hops'
+        test facts; ``test_run`` in the body)."""
+        entry_body = native.item_body(kind, body)
+        async with self._lock:
+            self._ensure_active()
+            self._touched = time.time()
+            if kind == "reasoning":
+                return await self._write("coordination", "observation", entry_body, ephemeral=True)
+            outcome = native.command_outcome(entry_body) if kind == "command" else None
+            if outcome is not None and outcome[0] in self._native_tests:
+                # A test command this session admitted, as it ran: the test
+                # fruit and the hop facts see it like a bash-test run.
+                command, code, output = outcome
+                seen = await asyncio.to_thread(workspace_fingerprint, self.workspace)
+                run = {"command": command, "exit": code, "summary": parse_test_output(output), "workspace": seen}
+                self.state.test_runs.append(run)
+                entry_body["test_run"] = _test_outcome(run)
+            return await self._write("coordination", "observation", entry_body)
 
     async def hop(
         self, to: str, exit_condition: str, reason: str = "", context: dict[str, Any] | None = None
@@ -277,6 +387,9 @@ class Session:
             self.peripheral = target
             self.state.peripheral_steps = 0
             hop = {"from": source.id, "to": target.id, "exit_condition": exit_condition, "reason": reason, "carried": carried}
+            hop["spec-sha256"] = self._runner.spec_sha256  # the target's specs (a reload may have come between)
+            if isinstance((context or {}).get("request"), str):
+                hop["request"] = (context or {})["request"]  # the fact a user-request hop cites (audit)
             self.state.hops.append(hop)
             await self._write("mode-transition", "step", hop)
             return HopResult(source.id, target.id, self.id, carried, list(target.spec.tools))
@@ -373,6 +486,8 @@ class Session:
             messenger=self._runner.messenger,
             hidden=self._runner.hidden,
             sandbox=self.peripheral.spec.sandbox,
+            # The dispatcher's resolution, so the file tools do not repeat it.
+            resolved=dict(zip(admitted.args.paths(), admitted.resolved, strict=False)) if admitted.resolved else {},
         )
         self._running = asyncio.ensure_future(self._backend.call(admitted.tool, admitted.args, ctx))
         try:
@@ -427,10 +542,12 @@ class Session:
             state.git.append({"command": _command_of(args), "exit": result.get("exit")})
 
     def _relative(self, resolved: Path) -> str:
-        try:
-            return resolved.relative_to(self.workspace).as_posix()
-        except ValueError:
-            return str(resolved)
+        # String slicing, not Path.relative_to: this runs on every file action.
+        text, base = str(resolved), str(self.workspace)
+        prefix = base if base.endswith("/") else base + "/"
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+        return "." if text == base else text
 
     def _name_file(self, raw: str) -> None:
         try:
@@ -513,16 +630,18 @@ class Session:
             "to_improve": to_improve,
         }
 
-    async def _refused(self, tool: str, args: Any, refusal: FutonError) -> None:
+    async def _refused(self, tool: str, args: Any, refusal: FutonError, extra: dict[str, Any] | None = None) -> None:
         self.state.refusals += 1
         self._touched = time.time()
         await self._write(
             "coordination",
             "tension",
-            {"tool": tool, "args": _capped(args), "code": refusal.code, "message": refusal.message},
+            {"tool": tool, "args": _capped(args), "code": refusal.code, "message": refusal.message, **(extra or {})},
         )
 
-    async def _write(self, entry_type: str, claim: str, body: dict[str, Any]) -> str:
+    async def _write(self, entry_type: str, claim: str, body: dict[str, Any], *, ephemeral: bool = False) -> str:
+        """Append an entry to the session's chain; its id. ``ephemeral``:
+        outside the chain (see :meth:`record_item`)."""
         entry: dict[str, Any] = {
             "subject": {"ref/type": "session", "ref/id": self.id},
             "type": entry_type,
@@ -534,6 +653,11 @@ class Session:
         }
         if self._last_entry is not None:
             entry["in-reply-to"] = self._last_entry
+        if ephemeral:
+            del entry["session-id"]
+            entry["ephemeral?"] = True
+            entry["tags"] = [*entry["tags"], "native"]
+            return str((await self._store.append(entry))["evidence/id"])
         stored = await self._store.append(entry)
         self._last_entry = stored["evidence/id"]
         self.state.evidence_ids.append(self._last_entry)
@@ -542,6 +666,23 @@ class Session:
     def _ensure_active(self) -> None:
         if not self.active:
             raise FutonError(f"session {self.id} has stopped", code="session-stopped")
+
+
+def _test_outcome(run: dict[str, Any]) -> dict[str, Any]:
+    """A test run as the step's evidence keeps it (the audit's tests-passed)."""
+    summary = run["summary"]
+    return {"exit": run.get("exit"), "passed": summary.passed, "failed": summary.failed,
+            "errors": summary.errors, "parsed": summary.parsed, "workspace": run.get("workspace")}  # fmt: skip
+
+
+def _shown(check: NativeCheck) -> tuple[str, Any]:
+    """The tool and args a refused native check's tension names before a
+    tool is known (the refusal's own context names the tool that refused)."""
+    if check.kind == "tool":
+        return str(check.tool), check.args
+    if check.kind == "file_change":
+        return "file_change", list(check.paths)
+    return "command", [check.command]
 
 
 def _command_of(args: ToolArgs) -> str:

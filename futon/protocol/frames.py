@@ -21,12 +21,20 @@ import json
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from futon.protocol.errors import ProtocolError
 
 PROTOCOL_VERSION = 2
-FEATURES = ("hop", "evidence_query", "subscribe", "resume", "chat")
+FEATURES = ("hop", "evidence_query", "subscribe", "resume", "chat", "native")  # native: tool_check, native_item
 MAX_JSON_DEPTH = 64  # arrays/objects inside each other in one frame or request body
 MAX_SEQ = 2**63 - 1  # seqs are SQLite integers: a larger since_seq is refused, not a 500
 
@@ -171,7 +179,8 @@ class PeripheralStart(ClientFrame):
         default=None,
         max_length=256,
         description=(
-            "The evidence_id of the human's line this session answers (irc_message.evidence_id): "
+            "The evidence_id of the line this session answers (irc_message or chat_message "
+            "evidence_id): "
             "the session's goal entry replies to it. An id the store does not hold is "
             "invalid-input."
         ),
@@ -312,6 +321,13 @@ class Chat(ClientFrame):
         description="A #channel, a nick, or an agent id (which gets a chat_message push).",
     )
     text: str = Field(max_length=64 * 1024, description="The text.")
+    in_reply_to: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The evidence id of the line this answers (a chat_message's evidence_id); "
+        "the line's evidence entry replies to it. An unknown id is invalid-input.",
+    )
 
 
 class EvidenceQueryFrame(ClientFrame):
@@ -420,13 +436,110 @@ class ApprovalDecisionFrame(ClientFrame):
     )
 
 
+NATIVE_ITEM_KINDS = ("agent_message", "command", "file_change", "plan", "reasoning")
+NATIVE_ITEM_MAX_BYTES = 16 * 1024  # a native_item's body, as compact JSON (larger: invalid-input)
+
+
+class ToolCheck(ClientFrame):
+    type: Literal["tool_check"] = Field(
+        description=(
+            "Ask whether the active session would run an action the agent's own (native) tools "
+            "are about to run, without running anything (docs/ws-protocol.md, native agents). "
+            "Answered by tool_checked, or the error a refused tool_action gets (recorded as a "
+            "tension); an ask: tool or approval: human waits for a human first."
+        )
+    )
+    kind: Literal["command", "file_change", "tool"] = Field(
+        description=(
+            "command: a shell command line; file_change: paths about to be written; tool: a futon "
+            "tool call, judged exactly as tool_action would judge it."
+        )
+    )
+    command: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64 * 1024,
+        description=(
+            "kind command: the command line as the native agent would run it (a shell string); "
+            "admitted when one of the session's process tools would run it as given."
+        ),
+    )
+    cwd: str | None = Field(
+        default=None,
+        max_length=4096,
+        description=(
+            "kind command: the directory it runs in (absolute under the workspace, or "
+            "workspace-relative); absent: the workspace."
+        ),
+    )
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description=(
+            "kind file_change: every path the change writes (absolute under the workspace, or "
+            "workspace-relative); each must be writable in the session."
+        ),
+    )
+    tool: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="kind tool: the futon tool's name (a leading ':' is dropped).",
+    )
+    args: list[Any] | dict[str, Any] | None = Field(
+        default=None,
+        description="kind tool: its arguments, as tool_action takes them (absent: none).",
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=256,
+        description=(
+            "Free text naming the native request (e.g. codex:item/fileChange/requestApproval:"
+            "item_3); recorded with the step or tension."
+        ),
+    )
+
+    _colon = field_validator("tool", mode="before")(_drop_colon)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ToolCheck:
+        # One message naming what the kind needs, not a missing-field error per branch.
+        needed = {"command": "command", "file_change": "paths", "tool": "tool"}[self.kind]
+        if getattr(self, needed) is None:
+            raise ValueError(f"a tool_check of kind {self.kind} needs '{needed}'")
+        return self
+
+
+class NativeItem(ClientFrame):
+    type: Literal["native_item"] = Field(
+        description=(
+            "Record something the agent's native tools did (a message, a command's outcome, a "
+            "file change, a plan, reasoning) in the active session's chain; answered by recorded."
+        )
+    )
+    kind: Literal["agent_message", "command", "file_change", "plan", "reasoning"] = Field(
+        description=(
+            "What the item is; reasoning is recorded as an ephemeral entry (dropped by compaction)."
+        )
+    )
+    body: Any = Field(
+        description=(
+            "A JSON object describing the item (the driver's own shape); at most 16 KiB as "
+            "compact JSON. Not an object, or larger: invalid-input."
+        )
+    )
+
+
 CLIENT_FRAMES: tuple[type[ClientFrame], ...] = (
     Ready, Message, PeripheralStart, ToolAction, Hop, PeripheralStop, IrcResponse, Progress,
     Chat, EvidenceQueryFrame, Subscribe, Resume, Reply, Ping, Interrupt, ApprovalDecisionFrame,
+    ToolCheck, NativeItem,
 )  # fmt: skip
 AnyClientFrame = Annotated[
     Ready | Message | PeripheralStart | ToolAction | Hop | PeripheralStop | IrcResponse | Progress
-    | Chat | EvidenceQueryFrame | Subscribe | Resume | Reply | Ping | Interrupt | ApprovalDecisionFrame,
+    | Chat | EvidenceQueryFrame | Subscribe | Resume | Reply | Ping | Interrupt | ApprovalDecisionFrame
+    | ToolCheck | NativeItem,
     Field(discriminator="type"),
 ]  # fmt: skip
 _CLIENT = TypeAdapter(AnyClientFrame)
@@ -584,6 +697,11 @@ class ChatMessage(ServerFrame):
     from_: str = Field(alias="from", description="Who said it.")
     text: str = Field(description="What was said.")
     transport: str = Field(description="How it came: http or websocket.")
+    evidence_id: str | None = Field(
+        default=None,
+        description="The evidence entry of this line (recorded before the push); answer with "
+        "chat.in_reply_to.",
+    )
     seq: int = Field(description="The agent's push seq (for resume).")
 
 
@@ -664,6 +782,25 @@ class ApprovalDecided(ServerFrame):
     by: str = Field(description="Who decided, as recorded (admin for an operator client).")
 
 
+class ToolChecked(ServerFrame):
+    type: Literal["tool_checked"] = Field(
+        default="tool_checked",
+        description="The answer to tool_check: the session admits the action (nothing was run).",
+    )
+    allowed: bool = Field(
+        default=True, description="Always true (a refusal is an error frame instead)."
+    )
+    tool: str = Field(description="The futon tool whose envelope admits it (bash-test, write, ...).")
+    evidence_id: str = Field(description="The step entry recorded for it (body native: true).")
+
+
+class Recorded(ServerFrame):
+    type: Literal["recorded"] = Field(
+        default="recorded", description="The answer to native_item: the item is in the evidence."
+    )
+    evidence_id: str = Field(description="The observation entry recorded for it.")
+
+
 class Pong(ServerFrame):
     type: Literal["pong"] = Field(default="pong", description="The answer to ping.")
 
@@ -685,13 +822,13 @@ class ErrorFrame(ServerFrame):
 SERVER_FRAMES: tuple[type[ServerFrame], ...] = (
     ReadyAck, Receipt, PeripheralStarted, ToolResult, Hopped, PeripheralStopped, IrcMessage,
     ChatMessage, PushedMessage, Subscribed, EvidenceResult, EvidencePush, Pong, ErrorFrame,
-    ApprovalPending, Interrupted, ApprovalDecided,
+    ApprovalPending, Interrupted, ApprovalDecided, ToolChecked, Recorded,
 )  # fmt: skip
 
 AnyServerFrame = Annotated[
     ReadyAck | Receipt | PeripheralStarted | ToolResult | Hopped | PeripheralStopped | IrcMessage
     | ChatMessage | PushedMessage | Subscribed | EvidenceResult | EvidencePush | Pong | ErrorFrame
-    | ApprovalPending | Interrupted | ApprovalDecided,
+    | ApprovalPending | Interrupted | ApprovalDecided | ToolChecked | Recorded,
     Field(discriminator="type"),
 ]  # fmt: skip
 _SERVER = TypeAdapter(AnyServerFrame)

@@ -15,6 +15,12 @@ goes through :meth:`Chat.say`, which does the same three things for each:
    to IRC when ``to`` is an agent;
 3. **evidence**: one ``forum-post`` in the line's thread (:func:`thread_id`).
 
+The line is recorded before any agent is pushed it, and each push carries
+the entry's id (``chat_message.evidence_id``), so an agent's answer can reply
+to it (``chat.in_reply_to``). Nothing is pushed that is not recorded: when
+the record fails no agent gets the line and :meth:`Chat.say` raises
+``store-unavailable`` (IRC, said first, may already have it).
+
 A line that would reach nobody is refused with a typed error and has no
 effect: a channel no IRC side carries and no agent sits in is
 ``no-such-channel``, a nick that is neither an agent nor known to any IRC
@@ -25,6 +31,14 @@ Who speaks on IRC: an agent speaks from its own nick, the daemon from its
 nick; anyone else (an HTTP caller, Tickle when no tickle agent is
 configured) is spoken for by the daemon's nick with a ``[name] `` prefix,
 so no caller can make a virtual user appear — or speak as an agent.
+
+Who spoke is recorded (``body.speaker``, :data:`Speaker`): a ``user-request``
+hop may cite only a line a human said (futon/peripherals/hop.py), so the
+record must not take a caller's word for it — an agent is ``agent`` on every
+path (its WebSocket lines, its token on ``POST /api/alpha/chat``), the
+daemon's own lines (command answers, Tickle, approvals) are ``daemon``, and
+only the relay's lines from IRC and an HTTP caller without an agent token
+are ``human``.
 
 Lines humans say on IRC come the other way (:mod:`futon.social.relay`); the
 relay records them with :meth:`Chat.record` and pushes them with
@@ -42,7 +56,7 @@ from typing import Any, Literal
 
 from futon.evidence.store import EvidenceStore
 from futon.protocol import frames as f
-from futon.protocol.errors import FutonError, NotFound, ProtocolError
+from futon.protocol.errors import FutonError, NotFound, ProtocolError, StoreError
 
 # irc_lower is futon's one IRC case folding (rfc1459), shared with the IRC
 # server, bot mode, the registry and the relay.
@@ -52,6 +66,10 @@ from futon.social.pipeline import Pipeline
 from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.chat")
+
+Speaker = Literal["human", "agent", "daemon"]
+"""Who said a line, as recorded (``body.speaker``): a person (on IRC, or an
+HTTP caller without an agent token), an agent, or the daemon itself."""
 
 Reach = Literal["addressed", "everyone", "nobody"]
 """Which agents sitting in a channel a line is pushed to: ``addressed`` —
@@ -77,7 +95,7 @@ class Said:
     thread: str
     agents: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
-    evidence_id: str | None = None  # the line's entry (None when recording failed)
+    evidence_id: str | None = None  # the line's entry (say always records one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +103,7 @@ class Said:
             "thread": self.thread,
             "agents": list(self.agents),
             "networks": list(self.networks),
+            "evidence_id": self.evidence_id,  # the line's entry: an answer replies to it
         }
 
 
@@ -166,16 +185,23 @@ class Chat:
         reach: Reach = "addressed",
         notice: bool = False,
         in_reply_to: str | None = None,
+        speaker: Speaker | None = None,
     ) -> Said:
         """``sender`` (an agent id, the daemon's nick, or any caller's name)
         says ``text`` to ``to`` (a ``#channel``, an agent id or nick, or an
         IRC nick). ``via`` limits IRC to one side (an answer goes where the
         question was asked). ``notice`` says it as an IRC NOTICE (recorded
         with ``"notice": true``); ``in_reply_to`` (an evidence id) makes the
-        line's entry a reply to that entry. Raises ``ProtocolError``
+        line's entry a reply to that entry. ``speaker`` is who said it; by
+        default an agent (``sender`` is a registered agent) or the daemon
+        (anyone else) — only a caller that knows a person spoke (the HTTP
+        chat route, for a caller without an agent token) says ``human``.
+        Raises ``ProtocolError``
         (``invalid-target``, ``invalid-input`` — also for an ``in_reply_to``
         the store does not hold) or ``NotFound`` (``no-such-channel``,
-        ``unknown-target``) before anything is delivered."""
+        ``unknown-target``) before anything is delivered; ``StoreError``
+        (``store-unavailable``) when the line cannot be recorded — then no
+        agent is pushed it (IRC sides, which come first, may have said it)."""
         if not text.strip():
             raise ProtocolError("there is nothing to say: 'text' is blank", code="invalid-input")
         if in_reply_to is not None and not self.store.exists(in_reply_to):
@@ -185,7 +211,8 @@ class Chat:
                 context={"in_reply_to": in_reply_to},
             )
         sides = [via] if via is not None else list(self.sides)
-        line = _Line(text, transport, notice, in_reply_to)
+        who: Speaker = speaker or ("agent" if self.registry.find(sender) is not None else "daemon")
+        line = _Line(text, transport, notice, in_reply_to, who)
         if is_channel(to):
             return await self._to_channel(sender, to, line, sides, reach)
         return await self._to_one(sender, to, line, sides)
@@ -215,18 +242,19 @@ class Chat:
         hearers = [
             agent for agent in sitting if agent.id != sender and self._reaches(agent, text, reach)
         ]
-        agents = await self._push_chat(hearers, sender, channel, text, transport)
         thread = thread_id(channel)
+        # Recorded before it is pushed: the push carries the entry's id.
         entry_id = await self._record_line(sender, thread, line, channel=channel, networks=networks)
+        agents = await self._push_chat(hearers, sender, channel, text, transport, entry_id)
         return Said(channel, thread, agents, networks, entry_id)
 
     async def _to_one(self, sender: str, to: str, line: _Line, sides: list[IrcSide]) -> Said:
         text, transport = line.text, line.transport
         agent = self.registry.find(to) or self.registry.owner_of_nick(to)
         if agent is not None:  # an agent is reached over its push queue, never through IRC
-            agents = await self._push_chat([agent], sender, to, text, transport)
             thread = self.thread_of(sender, agent.id)
             entry_id = await self._record_line(sender, thread, line, channel=None, networks=())
+            agents = await self._push_chat([agent], sender, to, text, transport, entry_id)
             return Said(to, thread, agents, evidence_id=entry_id)
         if not valid_nick(to):
             raise ProtocolError(
@@ -279,11 +307,24 @@ class Chat:
         return self.daemon_nick, f"[{sender}] "
 
     async def _push_chat(
-        self, agents: list[AgentRecord], sender: str, to: str, text: str, transport: str
+        self,
+        agents: list[AgentRecord],
+        sender: str,
+        to: str,
+        text: str,
+        transport: str,
+        evidence_id: str,
     ) -> tuple[str, ...]:
         # seq=0: the registry stamps each agent's own next seq (push_fields drops this one)
         frame = f.ChatMessage.model_validate(
-            {"to": to, "from": sender, "text": text, "transport": transport, "seq": 0}
+            {
+                "to": to,
+                "from": sender,
+                "text": text,
+                "transport": transport,
+                "evidence_id": evidence_id,
+                "seq": 0,
+            }
         )
         for agent in agents:
             await self.push(agent, frame)
@@ -323,13 +364,16 @@ class Chat:
             thread, channel = self.thread_of(private_with, to), None
         else:
             thread, channel = thread_id(to), to
-        return await self._record_line(
-            author,
-            thread,
-            _Line(text, transport, notice, None),
-            channel=channel,
-            networks=(network,) if network else (),
-        )
+        try:
+            return await self._record_line(
+                author,
+                thread,
+                _Line(text, transport, notice, None, "human"),  # the relay reports humans only
+                channel=channel,
+                networks=(network,) if network else (),
+            )
+        except StoreError:  # the human said it: a failed record is logged, not unsaid
+            return None
 
     async def _record_line(
         self,
@@ -339,12 +383,17 @@ class Chat:
         *,
         channel: str | None,
         networks: Iterable[str],
-    ) -> str | None:
+    ) -> str:
+        """Append the line's entry; its id. A failure is logged and raised
+        as ``store-unavailable`` (context: the thread and the IRC networks
+        that already took the line), so the caller pushes it to no agent."""
+        networks = tuple(networks)
         body: dict[str, Any] = {
             "text": line.text[:MAX_RECORDED_CHARS],
             "channel": channel,
             "transport": _EVIDENCE_TRANSPORT.get(line.transport, line.transport),
             "network": ",".join(networks) or None,
+            "speaker": line.speaker,
         }
         if line.notice:
             body["notice"] = True  # history plays it back as a NOTICE
@@ -359,11 +408,17 @@ class Chat:
             entry["in-reply-to"] = line.in_reply_to
         try:
             stored = await self.store.append(entry)
-        except FutonError as exc:  # the line was said: a failed record is logged, not unsaid
+            entry_id = stored.get("evidence/id")
+        except FutonError as exc:
             log.error("could not record a line in %s: %s", thread, exc)
-            return None
-        entry_id = stored.get("evidence/id")
-        return entry_id if isinstance(entry_id, str) else None
+            raise StoreError(
+                f"the line was not recorded ({exc.code}), so no agent was pushed it",
+                code="store-unavailable",
+                context={"thread": thread, "networks": list(networks)},
+            ) from exc
+        if not isinstance(entry_id, str):  # the store always stamps one; never push unlinked
+            raise StoreError("the line's entry has no evidence id", code="store-unavailable")
+        return entry_id
 
 
 @dataclass(frozen=True)
@@ -374,3 +429,4 @@ class _Line:
     transport: str
     notice: bool = False
     in_reply_to: str | None = None
+    speaker: Speaker = "daemon"

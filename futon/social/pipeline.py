@@ -45,7 +45,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from futon.config.models import DispatchSection
 from futon.evidence.model import format_at
@@ -81,6 +81,9 @@ class Inbound:
     # is configured): it may run actions as any agent. Everyone else runs
     # actions only as themselves. A transport sets this; the default is no.
     admin: bool = False
+    # Sent here by another daemon of the team (futon/social/team.py): run
+    # here, never routed on again.
+    forwarded: bool = False
 
 
 @dataclass
@@ -112,6 +115,17 @@ class Receipt:
         return out
 
 
+class TeamRoute(Protocol):
+    """Where agents connected to another daemon of the team are reached
+    (:class:`futon.social.team.TeamBus`); absent with the JSONL store."""
+
+    async def owner(self, agent_id: str) -> str | None: ...
+
+    async def dispatch(self, daemon_id: str, inbound: Inbound, timeout_s: float) -> Receipt: ...
+
+    async def push(self, daemon_id: str, agent_id: str, fields: dict[str, Any]) -> bool: ...
+
+
 def classify(payload: Any) -> Mode:
     if isinstance(payload, dict) and (
         payload.get("coordination") is True or payload.get("type") in COORDINATION_TYPES
@@ -133,6 +147,9 @@ class Pipeline:
         self.runner = runner
         self.store = store
         self.reply_timeout_s = reply_timeout_s
+        # Set by the daemon when it is one of a team (PostgreSQL backend):
+        # messages and pushes for agents connected elsewhere go there.
+        self.team: TeamRoute | None = None
         self._waiting: dict[tuple[str, str], asyncio.Future[Any]] = {}
         # (sender, msg_id) → (what the message was, its receipt: None while it
         # runs or once it failed). Bounded by RECEIPTS_KEPT answered entries.
@@ -188,6 +205,11 @@ class Pipeline:
     async def _dispatch_once(self, inbound: Inbound, reply_timeout_s: float | None) -> Receipt:
         target = self._presence(inbound)
         mode = classify(inbound.payload)
+        if mode == "coordination" and target.link is None and self.team and not inbound.forwarded:
+            elsewhere = await self.team.owner(target.id)
+            if elsewhere is not None:  # that daemon delivers, waits and records it
+                timeout_s = reply_timeout_s or self.reply_timeout_s
+                return await self.team.dispatch(elsewhere, inbound, timeout_s)
         if mode == "coordination":
             receipt = await self._invoke(inbound, target, reply_timeout_s or self.reply_timeout_s)
         else:
@@ -340,8 +362,24 @@ class Pipeline:
     async def push(self, record: AgentRecord, frame: f.ServerFrame) -> bool:
         """Stamp a push (built from its frame model) with the agent's seq,
         keep it for resume, and send it if the agent is connected. Returns
-        whether it went out now."""
-        stamped = self.registry.stamp(record, f.push_fields(frame))
+        whether it went out now. In a team, a push for an agent connected
+        to another daemon is delivered there (its seq, its replay window) —
+        except an ``irc_message``: every daemon's bot hears the IRC line and
+        relays it to its own agents."""
+        fields = f.push_fields(frame)
+        if record.link is None and self.team is not None and not isinstance(frame, f.IrcMessage):
+            elsewhere = await self.team.owner(record.id)
+            if elsewhere is not None:
+                try:
+                    return await self.team.push(elsewhere, record.id, fields)
+                except FutonError as exc:  # kept here for resume instead
+                    log.info("push to %s via daemon %s failed: %s", record.id, elsewhere, exc.message)
+        return await self.deliver(record, fields)
+
+    async def deliver(self, record: AgentRecord, fields: dict[str, Any]) -> bool:
+        """:meth:`push` on this daemon: stamp ``fields`` (a push without its
+        seq) with the agent's next seq, keep it, send it if connected here."""
+        stamped = self.registry.stamp(record, fields)
         link = record.link
         if link is None:
             return False

@@ -9,6 +9,15 @@ humans in ``escalate_to`` are told. Each scan, page and escalation is an
 evidence entry (type ``coordination``, tag ``tickle``). Everything Tickle
 says goes through the one chat path (:class:`futon.social.chat.Chat`), as
 Tickle's agent (or, with no tickle agent configured, ``tickle``).
+
+The audit (issue 21): every ``tickle.audit_every_s`` (0: never; checked each
+round) Tickle audits every session concluded since its last audit — the
+window runs from the ``until`` of the newest audit on record, so a restart
+leaves no gap — against the specs it ran under
+(:mod:`futon.peripherals.audit`), records the audit (tags ``tickle``,
+``audit``; claim ``tension`` when a session broke a rule, else
+``observation``) and pages the humans in ``escalate_to`` and the agent's
+channels with each violating session's id, first rule and entry.
 """
 
 from __future__ import annotations
@@ -18,18 +27,23 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from futon.config.models import TickleSection
+from futon.evidence.model import format_at
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import EvidenceStore
+from futon.peripherals.audit import AuditReport, audit_sessions_async, sessions_in
 from futon.peripherals.runner import ChainStep, PeripheralRunner
 from futon.protocol.errors import FutonError
 from futon.social.chat import Chat, Reach
 from futon.social.registry import AgentRecord, AgentRegistry
 
 log = logging.getLogger("futon.tickle")
+
+AUDIT_SESSIONS_CAP = 1000  # sessions one scheduled audit replays (the rest: "more" in its record)
+AUDIT_RECORDED = 100  # violations an audit's record lists in full
 
 Clock = Callable[[], datetime]
 
@@ -40,6 +54,20 @@ class Watch:
 
     paged_at: float | None = None
     escalated: bool = False
+
+
+@dataclass
+class AuditRound:
+    """One scheduled audit: its window and the sessions' reports."""
+
+    since: str
+    until: str
+    sessions: list[AuditReport] = field(default_factory=list)
+    more: bool = False
+
+    @property
+    def dirty(self) -> list[AuditReport]:
+        return [s for s in self.sessions if not s.clean]
 
 
 @dataclass
@@ -75,6 +103,7 @@ class Tickle:
         self.clock = clock
         self.watches: dict[str, Watch] = {}
         self._task: asyncio.Task[None] | None = None
+        self._audited_at: datetime | None = None  # when the last audit ran (this process)
 
     @property
     def identity(self) -> str:
@@ -116,6 +145,64 @@ class Tickle:
                 await self.scan()
             except Exception:  # a bad scan must not end the watch
                 log.exception("tickle scan failed")
+            if self.audit_due():
+                try:
+                    await self.audit()
+                except Exception:  # nor a bad audit
+                    log.exception("tickle audit failed")
+
+    # ------------------------------------------------------------- the audit
+
+    def audit_due(self) -> bool:
+        """Audits are on, and none ran in this process for ``audit_every_s``
+        (the first round after a start audits what concluded meanwhile)."""
+        every = self.settings.audit_every_s
+        if every <= 0:
+            return False
+        return self._audited_at is None or (self.clock() - self._audited_at).total_seconds() >= every
+
+    async def audit(self) -> AuditRound:
+        """Audit the sessions concluded since the last audit on record (else
+        in the last ``audit_every_s``); record it; page on a violation."""
+        now = self.clock()
+        self._audited_at = now
+        until = format_at(now)
+        since = self._last_audit_until() or format_at(now - timedelta(seconds=self.settings.audit_every_s or 3600))
+        sessions, more = sessions_in(self.store, since, until, claim="conclusion", cap=AUDIT_SESSIONS_CAP)
+        reports = await audit_sessions_async(self.store, self.runner.peripherals, sessions)
+        round_ = AuditRound(since, until, reports, more)
+        for report in round_.dirty:
+            await self._page_violation(report)
+        violations = [
+            {"session": r.session_id, "agent": r.agent_id, **v.to_dict()} for r in round_.dirty for v in r.violations
+        ]
+        await self._record(
+            "audit",
+            "tension" if violations else "observation",
+            {"since": since, "until": until, "sessions": len(round_.sessions), "dirty": len(round_.dirty),
+             "more": more, "violations": violations[:AUDIT_RECORDED], "violation_count": len(violations)},
+        )  # fmt: skip
+        return round_
+
+    def _last_audit_until(self) -> str | None:
+        page = self.store.query(EvidenceQuery(tags=("tickle", "audit"), limit=1)).entries
+        body = page[0].get("evidence/body") if page else None
+        until = body.get("until") if isinstance(body, dict) else None
+        return until if isinstance(until, str) else None
+
+    async def _page_violation(self, report: AuditReport) -> None:
+        first = report.violations[0]
+        more = f" (and {len(report.violations) - 1} more)" if len(report.violations) > 1 else ""
+        text = (
+            f"audit: session {report.session_id} of {report.agent_id or 'an agent'} broke {first.rule} "
+            f"at {first.evidence_id}{more} — futon evidence audit {report.session_id}"
+        )
+        humans = self.settings.escalate_to
+        for human in humans:
+            await self._say(human, text)
+        record = self.registry.find(report.agent_id) if report.agent_id else None
+        for channel in record.spec.channels if record is not None else []:
+            await self._say(channel, (", ".join(humans) + ": " if humans else "") + text, reach="nobody")
 
     # ------------------------------------------------------------- the scan
 

@@ -46,14 +46,14 @@ from futon.evidence.model import format_at
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.search import SearchRequest
 from futon.evidence.store import EvidenceStore
-from futon.peripherals.audit import audit_session
+from futon.peripherals.audit import audit_session, audit_window_async
 from futon.peripherals.runner import PeripheralRunner
 from futon.protocol import bodies
 from futon.protocol import frames as f
 from futon.protocol.errors import FutonError, PermissionDenied, ProtocolError
 from futon.protocol.frames import MAX_SEQ, loads_bounded
 from futon.social.approvals import Approvals
-from futon.social.chat import Said
+from futon.social.chat import Said, Speaker
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRegistry, token_digest
 
@@ -81,7 +81,9 @@ class ChatSink(Protocol):
     ``unknown-target`` (404) or ``invalid-target`` (400) for a line that
     would reach nobody."""
 
-    async def say(self, sender: str, to: str, text: str, *, transport: str) -> Said: ...
+    async def say(
+        self, sender: str, to: str, text: str, *, transport: str, speaker: Speaker | None = None
+    ) -> Said: ...
 
 
 @dataclass
@@ -310,6 +312,9 @@ def _need(value: Any, what: str) -> Any:
     return value
 
 
+AUDIT_WINDOW_CAP = 100  # sessions one GET /api/alpha/audit replays (on the loop, yielding between them)
+
+
 def _query_params(request: web.Request) -> dict[str, str]:
     return {key: value for key, value in request.query.items()}
 
@@ -494,6 +499,7 @@ class HttpApi:
             ("GET", "/api/alpha/peripherals", self.peripherals, "The peripherals and their envelopes"),
             ("GET", "/api/alpha/sessions", self.sessions, "Peripheral sessions, newest first"),
             ("GET", "/api/alpha/sessions/{id}/audit", self.session_audit, "Replay a session's evidence against the peripheral specs"),
+            ("GET", "/api/alpha/audit", self.audit_window, "Audit the sessions started in a time window (admin)"),
             ("GET", "/api/alpha/approvals", self.approvals, "Approvals waiting for a human (admin)"),
             ("POST", "/api/alpha/approvals/{id}", self.approvals_decide, "Approve or deny a pending approval (admin)"),
             ("POST", "/api/alpha/sessions/{id}/interrupt", self.session_interrupt, "Stop a running session at once (admin)"),
@@ -571,6 +577,10 @@ class HttpApi:
             author = raw.get("evidence/author", raw.get("author"))
             if author not in (None, request[AGENT]):
                 raise PermissionDenied("an agent may write evidence only as itself", code="forbidden")
+            body = raw.get("evidence/body", raw.get("body"))
+            if isinstance(body, dict) and body.get("speaker", "agent") != "agent":
+                # a user-request hop cites a line a human said (peripherals/hop.py)
+                raise PermissionDenied("an agent may not record a line as said by a human", code="forbidden")
         entry = await self._store().append(raw)
         return ok({"ok": True, "evidence/id": entry["evidence/id"], "entry": entry}, status=201)
 
@@ -599,6 +609,21 @@ class HttpApi:
         session-not-found when the evidence has no such session."""
         runner = _need(self.s.runner, "the peripheral runner")
         report = audit_session(self._store(), runner.peripherals, request.match_info["id"])
+        return ok({"ok": True, **report.to_dict()})
+
+    async def audit_window(self, request: web.Request) -> web.Response:
+        """Every session with a goal in ``[since, until)``, audited — at most
+        :data:`AUDIT_WINDOW_CAP` per call (``more``: narrow the window).
+        ``since`` is required; a bad time is invalid-query."""
+        params = _query_params(request)
+        unknown = sorted(set(params) - {"since", "until"})
+        if unknown or not params.get("since"):
+            raise ProtocolError("audit takes since (required) and until, ISO-8601 times", code="invalid-query")
+        window = EvidenceQuery.from_params(params, strict_keys=True)  # the one parser of times
+        runner = _need(self.s.runner, "the peripheral runner")
+        report = await audit_window_async(
+            self._store(), runner.peripherals, window.since, window.until, cap=AUDIT_WINDOW_CAP
+        )
         return ok({"ok": True, **report.to_dict()})
 
     async def evidence_compact(self, request: web.Request) -> web.Response:
@@ -752,7 +777,9 @@ class HttpApi:
         if not request[AGENT] and self._unproven_agent(sender):
             sender = HTTP_CALLER  # an agent speaks here only with its own token
         sink = _need(self.s.chat, "chat")
-        said = await sink.say(sender, body.to, body.text, transport="http")
+        # Who spoke, for the record: a user-request hop may cite only a human's line.
+        speaker: Speaker = "agent" if request[AGENT] else "human"
+        said = await sink.say(sender, body.to, body.text, transport="http", speaker=speaker)
         return ok({"ok": True, **said.to_dict()}, status=202)
 
     async def openapi(self, _: web.Request) -> web.Response:

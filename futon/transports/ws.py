@@ -6,7 +6,7 @@ pipeline. It knows nothing of how peripherals or the pipeline work inside.
 
 Per connection:
 - one reader loop, which never waits on a tool: peripheral frames
-  (start, tool_action, hop, stop) go through an ordered worker, so actions
+  (start, tool_action, hop, stop, tool_check, native_item) go through an ordered worker, so actions
   run one at a time in arrival order while ``ping``/``reply``/queries stay
   responsive; ``message`` frames run as their own tasks (a coordination
   message may wait up to ``reply_timeout_s`` for another agent);
@@ -51,6 +51,7 @@ from futon.evidence.related import related_work
 from futon.evidence.search import SearchRequest
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.args import to_positional
+from futon.peripherals.native import NativeCheck
 from futon.peripherals.runner import PeripheralRunner, SessionSlot
 from futon.peripherals.session import Session
 from futon.protocol import frames as f
@@ -59,6 +60,7 @@ from futon.social.approvals import Approvals
 from futon.social.chat import Chat
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRecord, AgentRegistry, token_digest
+from futon.social.team import TeamBus
 from futon.transports.ratelimit import TokenBucket
 
 log = logging.getLogger("futon.ws")
@@ -115,6 +117,8 @@ class WsHub:
         # daemon sets both (the digest is read per handshake: reloads apply).
         self.approvals: Approvals | None = None
         self.admin_token_sha256: Callable[[], str | None] = lambda: None
+        # Set by the daemon when it is one of a team (PostgreSQL backend).
+        self.team: TeamBus | None = None
 
     @property
     def count(self) -> int:
@@ -359,7 +363,7 @@ class Connection:
             await self._guard(frame, self._ready(frame))
             if "resume" not in frame.capabilities:  # a client that resumes asks for them itself
                 await self._deliver_held()
-        elif isinstance(frame, f.PeripheralStart | f.ToolAction | f.Hop | f.PeripheralStop):
+        elif isinstance(frame, f.PeripheralStart | f.ToolAction | f.Hop | f.PeripheralStop | f.ToolCheck | f.NativeItem):
             if self._actions.qsize() >= MAX_PENDING_ACTIONS:
                 busy = _busy(f"{MAX_PENDING_ACTIONS} actions are already waiting")
                 self._reply(frame.req_id, self._error(busy))
@@ -425,6 +429,8 @@ class Connection:
         record.link = self
         record.touch()
         self.agent = record
+        if self.hub.team is not None:  # the team sees it here before ready_ack (social/team.py)
+            await self.hub.team.connected(record)
         self.operator = frame.admin_token is not None and self._admin(frame.admin_token)
         if self.slot is None:
             self.slot = self.hub.runner.slot(record.id, self._show_session)
@@ -456,6 +462,10 @@ class Connection:
             )
         if self.hub.approvals is None:
             raise FutonError("approvals are not available in this daemon", code="internal-error")
+        # An operator socket is also an agent's: it never decides that agent's own request.
+        own = [p for p in self.hub.approvals.pending() if p.id == frame.approval_id and p.request.agent_id == self._agent().id]
+        if own:
+            raise PermissionDenied(f"{own[0].request.agent_id} may not decide its own request", code="approval-self")
         decided = await self.hub.approvals.decide(frame.approval_id, frame.decision, "admin", frame.reason, admin=True)
         return f.ApprovalDecided(approval_id=frame.approval_id, outcome=decided["outcome"], by=decided["by"])
 
@@ -496,6 +506,11 @@ class Connection:
             # plugin) does not match it against the Literal `type` parameter.
             origin: dict[str, Any] = {"from": hop.from_id}
             return f.Hopped(**origin, to=hop.to_id, session_id=hop.session_id, context=hop.context, tools=hop.tools)
+        if isinstance(frame, f.ToolCheck):
+            tool, evidence_id = await slot.check(_native_check(frame))
+            return f.ToolChecked(tool=tool, evidence_id=evidence_id)
+        if isinstance(frame, f.NativeItem):
+            return f.Recorded(evidence_id=await slot.record_item(frame.kind, frame.body))
         assert isinstance(frame, f.PeripheralStop)
         stopped = await slot.stop(frame.reason)
         return f.PeripheralStopped(peripheral_id=stopped.peripheral_id, reason=stopped.reason, fruit=stopped.fruit)
@@ -617,8 +632,8 @@ class Connection:
             raise ProtocolError("irc_response needs 'channel' or 'nick'", code="invalid-frame")
         # A line that reaches nobody raises (no-such-channel, unknown-target):
         # _guard answers it as an error frame with the frame's req_id.
-        in_reply_to = frame.in_reply_to if isinstance(frame, f.IrcResponse) else None
-        await self.hub.chat.say(agent.id, to, frame.text, transport="websocket", in_reply_to=in_reply_to)
+        # in_reply_to: the question's evidence id (irc_message/chat_message), so the answer links.
+        await self.hub.chat.say(agent.id, to, frame.text, transport="websocket", in_reply_to=frame.in_reply_to)
         if self.slot is not None:
             await self.slot.say(to, frame.text)  # a step when the session is in chat
         return None
@@ -675,6 +690,15 @@ def _is_loopback(remote: str | None) -> bool:
         return remote is not None and ipaddress.ip_address(remote).is_loopback
     except ValueError:  # a unix socket or an unparsable peer: not loopback
         return False
+
+
+def _native_check(frame: f.ToolCheck) -> NativeCheck:
+    """The session service's form of a tool_check (named args as tool_action's)."""
+    args = None if frame.tool is None else _positional(frame.tool, frame.args if frame.args is not None else [])
+    return NativeCheck(
+        frame.kind, command=frame.command, cwd=frame.cwd, paths=tuple(frame.paths or ()), tool=frame.tool,
+        args=args, source=frame.source,
+    )  # fmt: skip
 
 
 def _workspace(agent: AgentRecord) -> Path | None:

@@ -21,7 +21,8 @@ PUBLIC = {
 }  # fmt: skip
 
 DRIVERS = {
-    "DRIVERS", "AnthropicDriver", "ClaudeCodeDriver", "CodexCliDriver", "CommandDriver", "Driver",
+    "DRIVERS", "AnthropicDriver", "ClaudeCodeDriver", "CodexAppServerDriver", "CodexCliDriver",
+    "CommandDriver", "Driver",
     "DriverError", "ModelMessage", "ModelTurn",
     "OpenAIDriver", "RetryPolicy", "ScriptDriver", "ToolCall", "ToolSpec", "make_driver",
 }  # fmt: skip

@@ -21,9 +21,16 @@ def entry(**overrides: Any) -> dict[str, Any]:
     return base
 
 
-@pytest.fixture(params=["memory", "jsonl"])
+@pytest.fixture(params=["memory", "jsonl", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EvidenceStore]:
-    """Both backends: every behaviour test runs against each."""
-    s: EvidenceStore = MemoryStore() if request.param == "memory" else JsonlStore(tmp_path / "ev", fsync="never")
+    """Every backend: every behaviour test runs against each (postgres on a
+    fresh database of the session's throwaway cluster)."""
+    s: EvidenceStore
+    if request.param == "postgres":
+        from futon.evidence.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_dsn"))
+    else:
+        s = MemoryStore() if request.param == "memory" else JsonlStore(tmp_path / "ev", fsync="never")
     yield s
     s.close()

@@ -5,6 +5,7 @@ clients that read keep being served — nobody waits for it."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from futon.transports.irc import IrcLimits
 from tests.support import until
@@ -22,8 +23,15 @@ async def test_a_client_that_never_reads_is_dropped_and_others_are_served() -> N
         listener.auto_pong = True
         await listener.register("listener")
         await listener.join("#room")
-        # The sleeper: a raw socket that registers, joins, and never reads.
-        _, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+        # The sleeper: a raw socket that registers, joins, and never reads. Its
+        # receive buffer is fixed small: left to autotune (up to
+        # net.ipv4.tcp_rmem's max, 32 MiB here) the kernel would take in more
+        # than this test sends, now that the server writes a run of lines at once.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.bound_port))
+        _, writer = await asyncio.open_connection(sock=sock)
         writer.write(b"NICK sleeper\r\nUSER s 0 * :Sleeper\r\nJOIN #room\r\n")
         await writer.drain()
         await until(lambda: "sleeper" in server.members("#room"), what="the sleeper joined")

@@ -99,7 +99,8 @@ async def human_asks(store: EvidenceStore, agent_id: str, text: str = "please", 
             "type": "forum-post",
             "claim-type": "observation",
             "author": nick,
-            "body": {"text": f"{agent_id}: {text}", "channel": "#futon", "transport": "irc", "network": "futon"},
+            "body": {"text": f"{agent_id}: {text}", "channel": "#futon", "transport": "irc", "network": "futon",
+                     "speaker": "human"},
         }
     )
     return str(entry["evidence/id"])

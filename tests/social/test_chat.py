@@ -142,6 +142,7 @@ async def test_an_agents_channel_line_reaches_irc_the_mentioned_agent_and_the_th
         "from": "claude-1",
         "text": "codex-1: please review",
         "transport": "websocket",
+        "evidence_id": said.evidence_id,  # the line's entry, recorded before the push
         "seq": 1,
     }
     # Neither the speaker nor an agent the line does not mention is pushed it.
@@ -153,6 +154,7 @@ async def test_an_agents_channel_line_reaches_irc_the_mentioned_agent_and_the_th
         "ws-relay",
         "embedded,libera",
     )
+    assert entry["evidence/id"] == said.evidence_id
     assert (
         said.agents == ("codex-1",)
         and said.networks == ("embedded", "libera")
@@ -298,6 +300,39 @@ async def test_thread_ids_fold_case_as_irc_does(world: World) -> None:
         "psst",
         "yes?",
     ]
+
+
+# ------------------------------------------------------------------ who spoke
+
+
+async def test_the_record_says_who_spoke_whatever_the_name(world: World) -> None:
+    """``body.speaker``: the relay's lines are a human's; an agent's lines
+    are the agent's, and the daemon's its own, unless the caller (the HTTP
+    chat route, for a caller without an agent token) says a person spoke.
+    A user-request hop accepts only ``human`` (tests/security/test_request_forgery.py)."""
+    await world.relay.on_message(world.embedded, "joe", "#futon", "claude-1: hi", private=False)
+    await world.relay.on_message(world.embedded, "joe", "claude-1", "psst", private=True)
+    await world.chat.say("claude-1", "#futon", "hi joe", transport="websocket")
+    await world.chat.say("futon", "#futon", "status: fine", transport="daemon")
+    # Tickle speaking for itself (no agent of that name): the daemon's line
+    await world.chat.say("tickle", "#futon", "[page] claude-1?", transport="tickle")
+    await world.chat.say("ann", "#futon", "claude-1: and me", transport="http", speaker="human")
+    # an agent's token on HTTP chat: the agent's line, whatever it says
+    await world.chat.say("codex-1", "#futon", "claude-1: as joe", transport="http")
+    speakers = {
+        e["evidence/body"]["text"]: e["evidence/body"]["speaker"]
+        for thread in ("irc/#futon", "irc/claude-1+joe")
+        for e in world.thread(thread)
+    }
+    assert speakers == {
+        "claude-1: hi": "human",
+        "psst": "human",
+        "hi joe": "agent",
+        "status: fine": "daemon",
+        "[page] claude-1?": "daemon",
+        "claude-1: and me": "human",
+        "claude-1: as joe": "agent",
+    }
 
 
 # ------------------------------------------------------------------ typed errors, no effect

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -13,7 +15,8 @@ from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from futon.social.chat import Chat
 from futon.social.tickle import Tickle
-from tests.transports.kit import connected
+from tests.support import until
+from tests.transports.kit import connected, running_daemon
 
 
 @dataclass
@@ -109,3 +112,69 @@ async def test_the_watch_runs_by_itself_on_its_interval(daemon: Daemon, http: ai
     assert push["from"] == "tickle-1"
     await asyncio.sleep(0)
     assert daemon.store.query(EvidenceQuery(tags=("tickle", "page"))).entries
+
+
+def forged_session(session: str) -> list[dict[str, object]]:
+    """A concluded session of claude-1 that wrote from read-only explore."""
+    base = {"subject": {"ref/type": "session", "ref/id": session}, "type": "coordination", "author": "claude-1",
+            "session-id": session, "tags": ["peripheral"]}  # fmt: skip
+    bodies = [("goal", {"peripheral": "explore", "agent": "claude-1"}),
+              ("step", {"tool": "write", "args": ["src/x.py", "x"], "ok": True}),
+              ("conclusion", {"peripheral": "explore", "reason": "client-requested"})]  # fmt: skip
+    entries: list[dict[str, object]] = []
+    for n, (claim, body) in enumerate(bodies):
+        entry = {**base, "id": f"{session}-{n}", "claim-type": claim, "body": body}
+        if n:
+            entry["in-reply-to"] = f"{session}-{n - 1}"
+        entries.append(entry)
+    return entries
+
+
+async def test_the_watch_audits_concluded_sessions_on_schedule_and_pages_a_violation(tmp_path: Path) -> None:
+    """A real daemon's watch, on a short interval with a clock the test
+    moves: the first round audits (nothing yet), the next audit waits for
+    audit_every_s of the clock, covers what concluded since the last one,
+    is recorded, and pages joe and #futon with the session and the rule."""
+    speaker = RecordingSpeaker()
+    overrides = {"tickle__enabled": True, "tickle__interval_s": 0.05, "tickle__escalate_to": ["joe"]}
+    async with running_daemon(tmp_path, **overrides) as daemon, aiohttp.ClientSession() as http:
+        now = [datetime.now(UTC)]
+        assert daemon.tickle is not None and daemon.chat is not None
+        daemon.tickle.clock = lambda: now[0]
+        daemon.chat.attach(speaker)
+
+        def audits() -> list[dict[str, Any]]:
+            return list(reversed(daemon.store.query(EvidenceQuery(tags=("tickle", "audit"))).entries))
+
+        def scans() -> int:
+            return daemon.store.count(EvidenceQuery(tags=("tickle", "scan")))
+
+        await until(lambda: len(audits()) == 1, what="the first audit")
+        async with connected(http, daemon, "claude-1") as agent:
+            clean = (await agent.ask({"type": "peripheral_start", "peripheral_id": "explore"}))["session_id"]
+            await agent.ask({"type": "tool_action", "tool": "read", "args": ["README.md"]})
+            await agent.ask({"type": "peripheral_stop"})
+        daemon.store.append_many_sync(forged_session("sess-t"))
+        seen = scans()
+        await until(lambda: scans() >= seen + 3, what="three more scans")
+        assert len(audits()) == 1  # the clock has not moved: no audit is due
+
+        now[0] += timedelta(seconds=3600)
+        await until(lambda: len(audits()) == 2, what="the scheduled audit")
+        first, second = audits()
+    body = second["evidence/body"]
+    assert body["since"] == first["evidence/body"]["until"] and second["evidence/claim-type"] == "tension"
+    assert (body["sessions"], body["dirty"], body["violation_count"]) == (2, 1, 1)
+    (violation,) = body["violations"]
+    assert (violation["session"], violation["rule"], violation["evidence_id"]) == ("sess-t", "tool-not-in-envelope", "sess-t-1")
+    assert first["evidence/claim-type"] == "observation" and first["evidence/author"] == "tickle-1"
+    pages = [(to, text) for nick, to, text in speaker.said if nick == "tickle-1" and text.find("audit: session") >= 0]
+    assert [to for to, _ in pages] == ["joe", "#futon"]
+    assert all("sess-t" in text and "tool-not-in-envelope" in text and "sess-t-1" in text for _, text in pages)
+    assert clean not in "".join(text for _, text in pages)
+
+
+def test_audits_are_off_at_zero(daemon: Daemon) -> None:
+    tickle = Tickle(daemon.registry, daemon.store, daemon.runner, chat_with(daemon), TickleSection(audit_every_s=0))
+    assert tickle.audit_due() is False
+    assert Tickle(daemon.registry, daemon.store, daemon.runner, chat_with(daemon), TickleSection()).audit_due()

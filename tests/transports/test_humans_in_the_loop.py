@@ -226,6 +226,23 @@ async def test_futon_stop_kills_a_long_test_run_at_once(tmp_path: Path) -> None:
             await client.close()
 
 
+async def test_futon_stop_with_nothing_running_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    async with humans_daemon(tmp_path) as daemon, aiohttp.ClientSession() as http:
+        joe = await human(daemon, "joe")
+        async with connected(http, daemon, "claude-1") as claude:
+            started = await claude.ask({"type": "peripheral_start", "peripheral_id": "explore"})
+            stopped = await claude.ask({"type": "peripheral_stop", "reason": "done"})
+            assert stopped["type"] == "peripheral_stopped", stopped
+            await joe.send("PRIVMSG #futon :futon: stop claude-1")
+            assert await said_by_futon(joe, "no running session") == "joe: claude-1 has no running session"
+            await joe.send("PRIVMSG #futon :futon: stop ghost")
+            assert "agent-not-found" in await said_by_futon(joe, "agent-not-found")
+            assert not [p for p in claude.pushes if p["type"] == "interrupted"]
+        info = daemon.runner.info(started["session_id"]) if daemon.runner else None
+        assert info is not None and info.reason == "done"  # the ended session keeps its conclusion
+        await joe.close()
+
+
 async def test_http_admin_lists_and_decides_and_the_agent_may_interrupt_itself(tmp_path: Path) -> None:
     async with (
         humans_daemon(tmp_path) as daemon,

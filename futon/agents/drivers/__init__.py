@@ -1,12 +1,14 @@
 """Model drivers for ``futon agent run``: one small interface
 (:class:`~futon.agents.drivers.base.Driver`) and four implementations —
 ``openai``, ``anthropic``, ``command`` and ``script`` — and two presets of
-``command`` for the real CLIs, ``claude-code`` and ``codex-cli``."""
+``command`` for the real CLIs, ``claude-code`` and ``codex-cli``; and
+``codex-app-server``, the real Codex with its own tools, every approval
+answered by the active peripheral."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from futon.agents.drivers.anthropic import AnthropicDriver
 from futon.agents.drivers.base import (
@@ -19,12 +21,15 @@ from futon.agents.drivers.base import (
     ToolSpec,
 )
 from futon.agents.drivers.claude_code import ClaudeCodeDriver
+from futon.agents.drivers.codex_app_server import CodexAppServerDriver
 from futon.agents.drivers.codex_cli import CodexCliDriver
 from futon.agents.drivers.command import CommandDriver
 from futon.agents.drivers.openai import OpenAIDriver
 from futon.agents.drivers.script import ScriptDriver
 
-DRIVERS = ("openai", "anthropic", "command", "script", "claude-code", "codex-cli")
+DRIVERS = (
+    "openai", "anthropic", "command", "script", "claude-code", "codex-cli", "codex-app-server",
+)  # fmt: skip
 
 
 def make_driver(
@@ -38,6 +43,8 @@ def make_driver(
     timeout_s: float = 300,
     env: Mapping[str, str] | None = None,
     cli: str | None = None,
+    workspace: str | None = None,
+    hidden: Sequence[str] = (),
 ) -> Driver:
     """The driver ``futon agent run --driver NAME`` asks for; ``ValueError``
     naming the missing option otherwise."""
@@ -68,6 +75,14 @@ def make_driver(
             raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set")
         preset = ClaudeCodeDriver if name == "claude-code" else CodexCliDriver
         return preset(cli=cli, model=model, base_url=base_url, api_key=key, timeout_s=timeout_s)
+    if name == "codex-app-server":
+        key = env.get(api_key_env or "OPENAI_API_KEY") or None
+        if api_key_env and not key:
+            raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        return CodexAppServerDriver(
+            cli=cli, model=model, base_url=base_url, api_key=key, timeout_s=timeout_s,
+            workspace=workspace, hidden=hidden,
+        )  # fmt: skip
     if name == "script":
         if not script:
             raise ValueError("--script FILE is required with --driver script")
@@ -79,6 +94,7 @@ __all__ = [
     "DRIVERS",
     "AnthropicDriver",
     "ClaudeCodeDriver",
+    "CodexAppServerDriver",
     "CodexCliDriver",
     "CommandDriver",
     "Driver",

@@ -51,7 +51,10 @@ class ToolContext:
     ``hidden``: real paths no tool may read, write or show to a process
     (the data directory and the config files), even inside the workspace.
     ``sandbox``: the peripheral's sandbox widening (network, extra
-    read-only folders, environment)."""
+    read-only folders, environment). ``resolved``: the real path the
+    dispatcher resolved each path argument to (argument → real path), so
+    a file tool does not resolve it again; it still opens it beneath the
+    workspace descriptor, which is the wall."""
 
     workspace: Path
     settings: ToolsSection
@@ -66,6 +69,7 @@ class ToolContext:
     messenger: Messenger | None = None
     hidden: tuple[Path, ...] = ()
     sandbox: SandboxSpec = field(default_factory=SandboxSpec)
+    resolved: dict[str, Path] = field(default_factory=dict)
 
 
 class ToolBackend(ABC):

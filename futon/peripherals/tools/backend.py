@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from futon.config.sandbox import Sandbox
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.tools import ToolBackend, ToolContext
 from futon.peripherals.tools import files as file_tools
 from futon.peripherals.tools.evidence_search import evidence_search
 from futon.peripherals.tools.limits import ProcessLimiter
 from futon.peripherals.tools.musn import musn_log
-from futon.peripherals.tools.sandbox import Sandbox
 from futon.peripherals.tools.shell import ShellTools
 from futon.peripherals.tools.web import WebFetcher, web_fetch
 from futon.protocol.errors import ToolError

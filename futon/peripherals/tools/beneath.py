@@ -42,7 +42,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from futon.peripherals.scope import is_within, out_of_scope
+from futon.peripherals.scope import out_of_scope
 from futon.protocol.errors import PermissionDenied, ToolError
 
 # Symlinks followed while resolving one path (the kernel's own limit).
@@ -134,10 +134,14 @@ class Beneath:
         try:
             self.root_id = ident(os.fstat(self.fd))
             self.hidden_ids: set[Ident] = set()
-            # Hidden directories that can be met on the way down from the
-            # root; one that holds the root (systemd: data_dir above the
-            # workspace) is never met, and one elsewhere cannot be reached
-            # from beneath the root.
+            # Hidden directories an upward walk from an opened object looks
+            # for. Every hidden directory is listed, wherever it is: one that
+            # holds the root (systemd: data_dir above the workspace) is never
+            # met (the walk stops at the root), nor is one elsewhere (not
+            # reachable from beneath the root), so listing them costs only
+            # the walk itself, while deciding which lie beneath the root
+            # would cost a realpath per hidden directory per open — and
+            # would trust a path string where the walk trusts identities.
             self.hidden_dirs: set[Ident] = set()
             for path in hidden:
                 try:
@@ -145,7 +149,7 @@ class Beneath:
                 except OSError:
                     continue  # not there: nothing to hide
                 self.hidden_ids.add(ident(info))
-                if stat.S_ISDIR(info.st_mode) and is_within(Path(os.path.realpath(path)), root):
+                if stat.S_ISDIR(info.st_mode):
                     self.hidden_dirs.add(ident(info))
         except BaseException:
             os.close(self.fd)

@@ -1,9 +1,11 @@
 """The file tools: read, glob, grep, edit, write.
 
-Every path argument is resolved again here with
-:func:`~futon.peripherals.scope.resolve_in_workspace` (the dispatcher did
-it already; a second check costs nothing and keeps this module safe on its
-own). That string check is only the first wall: the path is then opened
+Every path argument is a real path inside the workspace: the one the
+dispatcher resolved it to (``ctx.resolved``; resolving it again would cost
+a second realpath per action), or, for a caller that did not go through
+the dispatcher, resolved here with
+:func:`~futon.peripherals.scope.resolve_in_workspace`. That string check is
+only the first wall: the path is then opened
 beneath a descriptor of the workspace (:mod:`.beneath`), so a directory
 swapped for a symlink after the check cannot send the open outside, and
 futon's own data directory and config files (``ctx.hidden``) are refused by
@@ -39,7 +41,7 @@ from typing import Any, cast
 import re2
 
 from futon.peripherals.args import EditArgs, GlobArgs, GrepArgs, ReadArgs, WriteArgs
-from futon.peripherals.scope import is_within, resolve_in_workspace
+from futon.peripherals.scope import is_within, out_of_scope, resolve_in_workspace
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.beneath import Beneath
 from futon.protocol.errors import PermissionDenied, ToolError
@@ -64,13 +66,26 @@ _READ_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _rel(ctx: ToolContext, path: Path) -> str:
-    return path.relative_to(ctx.workspace).as_posix() if path != ctx.workspace else "."
+    # String slicing, not Path.relative_to: this runs on every file action.
+    text, base = str(path), str(ctx.workspace)
+    if text == base:
+        return "."
+    prefix = base if base.endswith("/") else base + "/"
+    if text.startswith(prefix):
+        return text[len(prefix) :]
+    return path.relative_to(ctx.workspace).as_posix()  # raises ValueError, as before
 
 
 def _resolve(ctx: ToolContext, raw: str) -> str:
     """The workspace-relative real path of ``raw`` (first wall: a string
-    check that it stays inside the workspace)."""
-    return _rel(ctx, resolve_in_workspace(ctx.workspace, raw))
+    check that it stays inside the workspace). The dispatcher's resolution
+    (``ctx.resolved``) when it made one, else a fresh one."""
+    real = ctx.resolved.get(raw)
+    if real is None:
+        real = resolve_in_workspace(ctx.workspace, raw)
+    elif not is_within(real, ctx.workspace):
+        raise out_of_scope(f"path {raw!r} resolves outside the workspace", path=raw)
+    return _rel(ctx, real)
 
 
 def _beneath(ctx: ToolContext) -> Beneath:
@@ -90,24 +105,26 @@ def _regular(fd: int, raw: str) -> os.stat_result:
     return info
 
 
-def _open_file(ctx: ToolContext, raw: str) -> tuple[int, int, str]:
-    """``(parent_fd, fd, name)`` of the regular file ``raw`` names, opened
-    beneath the workspace (no FIFO, device or hidden file)."""
+def _open_file(ctx: ToolContext, raw: str) -> tuple[int, int, str, os.stat_result]:
+    """``(parent_fd, fd, name, stat)`` of the regular file ``raw`` names,
+    opened beneath the workspace (no FIFO, device or hidden file)."""
     rel = _resolve(ctx, raw)
     with _beneath(ctx) as root:
         parent, fd = root.open(rel, _READ_FILE, raw=raw)
     try:
-        _regular(fd, raw)
+        info = _regular(fd, raw)
     except ToolError:
         os.close(parent)
         raise
-    return parent, fd, rel.rsplit("/", 1)[-1]
+    return parent, fd, rel.rsplit("/", 1)[-1], info
 
 
-def _text_of(fd: int, raw: str, max_bytes: int) -> str:
-    """The whole text of the regular UTF-8 file ``fd`` (closed here)."""
+def _text_of(fd: int, raw: str, max_bytes: int, size: int | None = None) -> str:
+    """The whole text of the regular UTF-8 file ``fd`` (closed here);
+    ``size``: its size when the caller has just stat'ed it."""
     try:
-        size = os.fstat(fd).st_size
+        if size is None:
+            size = os.fstat(fd).st_size
         if size > max_bytes:
             raise ToolError(
                 f"{raw}: {size} bytes is over the read limit of {max_bytes} bytes; read it in parts with grep or bash",
@@ -156,15 +173,10 @@ async def read(args: ReadArgs, ctx: ToolContext) -> str:
     regular file is then read on the loop too: that costs less than the hop
     to a worker thread and back (measured: bench/tool_dispatch.py). Larger
     files are read in a thread so the loop never waits on a slow disk."""
-    parent, fd, _ = _open_file(ctx, args.path)
+    parent, fd, _, info = _open_file(ctx, args.path)
     os.close(parent)
-    try:
-        small = os.fstat(fd).st_size <= INLINE_READ_BYTES
-    except OSError:
-        os.close(fd)
-        raise
-    if small:
-        return _lines_of(_text_of(fd, args.path, ctx.settings.read_max_bytes), args)
+    if info.st_size <= INLINE_READ_BYTES:
+        return _lines_of(_text_of(fd, args.path, ctx.settings.read_max_bytes, info.st_size), args)
     text = await asyncio.to_thread(_text_of, fd, args.path, ctx.settings.read_max_bytes)
     return _lines_of(text, args)
 

@@ -1,7 +1,7 @@
 """The shell tools: bash, bash-test, bash-git, bash-deploy, bash-readonly.
 
 Every one runs its process through :func:`run_sandboxed`: in the sandbox
-(:mod:`futon.peripherals.tools.sandbox`: the scope is all the process can
+(:mod:`futon.config.sandbox`: the scope is all the process can
 see), under :func:`run_process` (timeout, output caps, process group,
 pids and memory limits, an environment of our choosing), with the
 workspace as cwd; each returns ``{exit, out, err, timed_out}``, a non-zero
@@ -32,12 +32,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from futon.config.sandbox import Sandbox, View
 from futon.peripherals.args import ShellArgs
 from futon.peripherals.scope import split_command
 from futon.peripherals.tools import ToolContext, git_network
 from futon.peripherals.tools.limits import ProcessLimiter
 from futon.peripherals.tools.process import ShellResult, run_process
-from futon.peripherals.tools.sandbox import Sandbox, View
 from futon.protocol.errors import ToolError
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from futon.config.models import IrcServerSection
+
 TOPICLEN = 390
 KICKLEN = 390
 AWAYLEN = 200
@@ -16,7 +18,9 @@ REALNAMELEN = 100
 
 @dataclass(slots=True)
 class IrcLimits:
-    """Knobs that are not in the config file (tests shrink them).
+    """The server's limits; tests shrink them. The flood ones come from the
+    config file (``irc.server.flood_*``, see :meth:`from_settings`), the
+    others are not configurable.
 
     Flood control is a token bucket per connection: ``flood_burst`` lines
     may arrive at once, then ``flood_rate`` lines per second are processed;
@@ -33,6 +37,15 @@ class IrcLimits:
     ghost_after_s: float | None = None
     max_channels_per_client: int = 50
     keepalive_tick_s: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: IrcServerSection) -> IrcLimits:
+        """The defaults with the configured flood limits."""
+        return cls(
+            flood_burst=settings.flood_burst,
+            flood_rate=settings.flood_rate,
+            flood_max_pending=settings.flood_max_pending,
+        )
 
 
 @dataclass(frozen=True, slots=True)

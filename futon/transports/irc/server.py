@@ -16,7 +16,10 @@ processor that applies the flood token bucket and runs one command at a
 time, so a client's commands take effect in the order it sent them and a
 flooding client only delays itself. Lines to clients are written without
 awaiting the socket; a client whose unsent output grows past
-``sendq_bytes`` is dropped instead of slowing everybody else down.
+``sendq_bytes`` is dropped instead of slowing everybody else down. What a
+client's commands produce is rendered once per message (not once per
+receiver) and written at the end of the event loop's turn, one write per
+receiver for everything it is owed (issue 19: channel fan-out).
 
 Every connection has deadlines: it must register within
 ``registration_timeout_s``, and once idle for ``ping_interval_s`` it is
@@ -56,6 +59,8 @@ from futon.transports.ratelimit import Clock, TokenBucket
 
 log = logging.getLogger("futon.irc")
 
+WRITE_BATCH = 64
+"""The most lines of one client processed before what they produced is written."""
 _EOF = RawLine(b"")  # queued after a client's last line; LineBuffer never yields an empty line
 
 
@@ -72,6 +77,9 @@ class Connection:
     last_activity: float  # the last complete line (partial lines do not count)
     pending: deque[RawLine] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    out: list[bytes] = field(default_factory=list)  # rendered, not yet written (see _render)
+    hang_up: bool = False  # queued: close after what ``out`` holds; nothing is added after it
+    hung_up: bool = False
 
 
 class IrcServer:
@@ -100,7 +108,7 @@ class IrcServer:
     ) -> None:
         self.settings = settings
         self.listener = listener
-        self.limits = limits or IrcLimits()
+        self.limits = limits or IrcLimits.from_settings(settings)
         self.state = IrcState()
         self.out = Outbox()
         self.handlers = IrcHandlers(
@@ -120,6 +128,8 @@ class IrcServer:
         self._connections: dict[Client, Connection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_ip: Counter[str] = Counter()
+        self._dirty: dict[Connection, None] = {}  # connections with rendered output, in order
+        self._write_scheduled = False
         self._stopping = False
 
     # -------------------------------------------------------- public API
@@ -316,6 +326,7 @@ class IrcServer:
 
     async def _process_loop(self, conn: Connection) -> None:
         client = conn.client
+        batched = 0
         while not client.closing:
             if not conn.pending:
                 conn.wake.clear()
@@ -330,7 +341,16 @@ class IrcServer:
                 continue
             conn.bucket.take()
             self.handlers.handle_line(client, conn.pending.popleft())
-            await self._pump()
+            batched += 1
+            # What a client's command produced is only rendered here, and written
+            # at the end of this turn of the event loop (or after WRITE_BATCH lines
+            # of this client): a run of channel lines — from this client and from
+            # others processed in the same turn — costs one write per receiver.
+            await self._pump(write=batched >= WRITE_BATCH)
+            if batched >= WRITE_BATCH:
+                batched = 0
+            else:
+                self._write_soon()
 
     def _close(self, client: Client, quit_reason: str, *, error: str | None = None) -> None:
         """Drop ``client`` now (see :meth:`IrcHandlers.drop`) and write what
@@ -383,33 +403,66 @@ class IrcServer:
     # -------------------------------------------------------- output
 
     def _flush(self) -> None:
-        """Write every queued line to its socket, in order. A write that
-        overflows a SendQ drops that client, which queues more (its ERROR,
-        the QUIT to its peers): the loop writes those too."""
+        """Write every queued line to its socket, in order: :meth:`_render`
+        then :meth:`_write_out`."""
+        self._render()
+        self._write_out()
+
+    def _render(self) -> None:
+        """Move every queued line into its connection's output buffer, in
+        order. A message sent to many clients (a channel line) is rendered
+        and encoded once per tag shape, not once per receiver: the fan-out
+        hot path (bench/irc_fanout.py)."""
         items = self.out.items
+        if not items:
+            return
+        cache: dict[tuple[int, bool, bool, bool], tuple[Message, bytes | None]] = {}
+        stamp: str | None = None
+        connections, dirty = self._connections, self._dirty
+        last: tuple[Message | None, set[str] | None, bytes | None] = (None, None, None)
         while items:
             client, message = items.popleft()
-            conn = self._connections.get(client)
-            if conn is None:
-                continue  # gone already
+            conn = connections.get(client)
+            if conn is None or conn.hang_up:
+                continue  # gone already, or nothing more after its last words
+            dirty[conn] = None
             if message is None:
-                self._hang_up(conn)
+                conn.hang_up = True
+                continue
+            if message is last[0] and client.caps == last[1]:
+                # The next receiver of the same broadcast, with the same caps: same bytes.
+                if last[2] is not None:
+                    conn.out.append(last[2])
+                continue
+            own_time = "time" in message.tags
+            shape = (
+                id(message),
+                "server-time" in client.caps and not own_time,
+                "batch" in client.caps and "batch" in message.tags,
+                "message-tags" in client.caps,
+            )
+            hit = cache.get(shape)
+            if hit is not None and hit[0] is message:  # holding the message keeps its id unique
+                data = hit[1]
             else:
-                self._write(conn, message)
+                if shape[1] and stamp is None:
+                    now = datetime.now(UTC)
+                    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+                data = self._encode(client, message, stamp)
+                cache[shape] = (message, data)
+            last = (message, client.caps, data)
+            if data is not None:
+                conn.out.append(data)
 
-    def _write(self, conn: Connection, message: Message) -> None:
-        writer, client = conn.writer, conn.client
-        if writer.is_closing():
-            return
+    def _encode(self, client: Client, message: Message, stamp: str | None) -> bytes | None:
+        """``message`` as ``client`` must read it (the tags its caps ask
+        for), CR LF included; None when no line can carry it."""
         tags: dict[str, str] = {}
         own = dict(message.tags)
-        stamp = own.pop("time", None)  # a played-back line carries its original time
+        original = own.pop("time", None)  # a played-back line carries its original time
         batch = own.pop("batch", None)
         if "server-time" in client.caps:
-            now = datetime.now(UTC)
-            tags["time"] = stamp or (
-                now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-            )
+            tags["time"] = original or stamp or ""
         if batch is not None and "batch" in client.caps:
             tags["batch"] = batch
         if "message-tags" in client.caps:
@@ -420,14 +473,44 @@ class IrcServer:
             )
         except ValueError:
             log.exception("irc: could not render %r", message)
+            return None
+        return line.encode() + b"\r\n"
+
+    def _write_soon(self) -> None:
+        """Write what is rendered at the end of this event-loop turn."""
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_out)
+
+    def _write_out(self) -> None:
+        """One socket write per connection for everything rendered for it,
+        then its hang-up if one was queued. A write that overflows a SendQ
+        drops that client, which queues more (its ERROR, the QUIT to its
+        peers): those are rendered and written too."""
+        self._write_scheduled = False
+        while self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            for conn in dirty:
+                data = b"".join(conn.out)
+                conn.out.clear()
+                if data:
+                    self._write(conn, data)
+                if conn.hang_up and not conn.hung_up:
+                    conn.hung_up = True
+                    self._hang_up(conn)
+            self._render()
+
+    def _write(self, conn: Connection, data: bytes) -> None:
+        writer, client = conn.writer, conn.client
+        if writer.is_closing():
             return
         try:
-            writer.write(line.encode() + b"\r\n")
+            writer.write(data)
         except (ConnectionError, OSError, RuntimeError):
             return
         transport = writer.transport
         if transport.get_write_buffer_size() > self.limits.sendq_bytes and not client.closing:
-            self.out.discard(client)  # lines queued behind this one are not sent either
+            self.out.discard(client)  # lines queued behind these are not sent either
             self.handlers.drop(client, "SendQ exceeded", announce=not self._stopping)
 
     def _hang_up(self, conn: Connection) -> None:
@@ -445,10 +528,14 @@ class IrcServer:
 
     # -------------------------------------------------------- listener
 
-    async def _pump(self) -> None:
-        """Write what is queued, then run the queued listener hooks in
+    async def _pump(self, *, write: bool = True) -> None:
+        """Write what is queued (or, with ``write=False``, only render it:
+        the next flush writes it), then run the queued listener hooks in
         order (a hook may call back into this server; it flushes itself)."""
-        self._flush()
+        if write:
+            self._flush()
+        else:
+            self._render()
         hooks = self.out.hooks
         while hooks:
             hook, args, kwargs = hooks.popleft()

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 from futon.config.models import SandboxSpec
+from futon.config.sandbox import Sandbox
 from futon.peripherals.tools import ToolContext
 from futon.peripherals.tools.backend import RealBackend
-from futon.peripherals.tools.sandbox import Sandbox
 from futon.protocol.errors import ToolError
 
 from .conftest import Call, make_ctx

@@ -27,6 +27,13 @@ bash-deploy, a domain tool), a process sees only its scope:
   user namespaces), IPC and UTS namespaces; no capabilities; a new session;
   it dies with its parent.
 
+The same sandbox holds the Codex App Server the ``codex-app-server``
+driver runs (futon/agents/drivers/codex_app/walls.py): it lives here, with
+the settings it is built from, so the client side can use it too. Its view
+adds what only that process needs (:class:`View`: ``bound`` for
+CODEX_HOME, ``nested_userns`` for Codex's own sandbox inside,
+``read_only_root``).
+
 Whether bwrap works here is probed once per :class:`Sandbox` (running a
 command in exactly such a sandbox). When it does not, every process tool
 refuses with ``ToolError`` saying why — never a fallback to running
@@ -98,6 +105,19 @@ class View:
     # (source, target): a file of the daemon's shown read-only in place of
     # a file inside the workspace (a vetted copy of .git/config for push).
     replaced: tuple[tuple[Path, Path], ...] = ()
+    # Folders outside the workspace bound writable at their own path: a
+    # native agent's own state (the codex-app-server driver's CODEX_HOME).
+    # Tool processes have none.
+    bound: tuple[Path, ...] = ()
+    # Whether a process inside may create user namespaces: Codex's own
+    # sandbox (bwrap again) nests inside futon's. Mounts a nested namespace
+    # inherits stay locked (read-only stays read-only, a mask stays), so
+    # this widens the kernel surface, not the view. Tool processes: False.
+    nested_userns: bool = False
+    # Whether the sandbox's root (bwrap's own tmpfs, holding the mount
+    # points) is made read-only once built: then nothing outside /tmp and
+    # the writable binds takes a write, not even an ephemeral one.
+    read_only_root: bool = False
 
 
 def _within(path: str, root: str) -> bool:
@@ -229,14 +249,21 @@ class Sandbox:
             real = os.path.realpath(path)
             if _within(real, ws) and os.path.isdir(real):
                 argv += ["--bind", real, real]
+        for path in view.bound:
+            real = os.path.realpath(path)
+            if os.path.isdir(real) and not _within(real, ws):
+                argv += ["--bind", real, real]
+                visible.append(real)
         argv += self._cover(view.hidden, visible)
         for source, target in view.replaced:
             real = os.path.realpath(target)
             if _within(real, ws) and os.path.isfile(real):
                 argv += ["--ro-bind", os.fspath(source), real]
+        if view.read_only_root:
+            argv += ["--remount-ro", "/"]
         argv += [
             "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_GID),
-            "--disable-userns",
+            *([] if view.nested_userns else ["--disable-userns"]),
             "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         ]  # fmt: skip
         if not view.spec.network:

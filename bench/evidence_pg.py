@@ -1,0 +1,166 @@
+"""The PostgreSQL evidence backend beside the JSONL one, in the same run.
+
+- Appends/s with durable commits at 1 and 64 concurrent writers: JSONL with
+  ``fsync: always`` (one fdatasync per batch) and PostgreSQL on a throwaway
+  cluster with fsync on and ``synchronous_commit=on`` (one commit per batch).
+- Query p50/p99 on the same N entries in both (built in JSONL, then copied
+  byte for byte with ``futon evidence copy``'s code): a session's page, a
+  tag's page, two tags, a 100-entry chain, a text search.
+
+Goals (issue 20): 64 writers ≥ 10× one writer on PostgreSQL too; query p50
+within 2× of the JSONL store's. Run: ``.venv/bin/python bench/evidence_pg.py
+[--entries N]`` (default 100,000, which fits in a minute here; the issue's
+figure is ``--entries 1000000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine, percentile, table
+from bench.evidence_query import PERIPHERALS, SESSION_LENGTH, build
+from futon.cli.evidence_copy import copy_to_postgres
+from futon.evidence import EvidenceQuery, EvidenceStore, JsonlStore
+from futon.evidence.postgres import PostgresStore
+from futon.evidence.search import SearchRequest
+from tests.pg_cluster import running_cluster
+
+
+def sample(n: int, writer: int) -> dict[str, Any]:
+    return {
+        "subject": {"ref/type": "session", "ref/id": f"sess-{writer}"},
+        "type": "coordination",
+        "claim-type": "step",
+        "author": f"agent-{writer}",
+        "tags": ["peripheral", "explore"],
+        "body": {"tool": "read", "args": ["src/app.py"], "n": n, "pad": "x" * 800},  # ~1 KiB lines
+        "session-id": f"sess-{writer}",
+    }
+
+
+async def append_rate(store: EvidenceStore, writers: int, per_writer: int) -> float:
+    async def writer(w: int) -> None:
+        for n in range(per_writer):
+            await store.append(sample(n, w))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    elapsed = time.perf_counter() - start
+    await store.aclose()
+    return writers * per_writer / elapsed
+
+
+def timed(fn: Callable[[], object], samples: int) -> list[float]:
+    out = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=100_000, help="entries in the query store")
+    parser.add_argument("--samples", type=int, default=200, help="queries per kind")
+    parser.add_argument(
+        "--appends", type=int, default=1024, help="appends per append configuration"
+    )
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="futon-pg-bench-", dir=Path(__file__).parent))
+    try:
+        with running_cluster(durable=True) as cluster:
+            append_rows = []
+            rates: dict[tuple[str, int], float] = {}
+            for writers in (1, 64):
+                per_writer = max(1, (args.appends if writers > 1 else args.appends // 4) // writers)
+                jsonl = JsonlStore(root / f"append-{writers}", fsync="always")
+                rates["jsonl", writers] = asyncio.run(append_rate(jsonl, writers, per_writer))
+                rates["pg", writers] = asyncio.run(
+                    append_rate(PostgresStore(cluster.create_database()), writers, per_writer)
+                )
+                append_rows.append(
+                    (writers, f"{rates['jsonl', writers]:,.0f}", f"{rates['pg', writers]:,.0f}",
+                     f"{rates['pg', writers] / rates['jsonl', writers]:.2f}×")
+                )  # fmt: skip
+
+            directory = root / "query"
+            sessions = max(1, args.entries // SESSION_LENGTH)
+            total = sessions * SESSION_LENGTH
+            print(f"building {total:,} entries …", file=sys.stderr)
+            build(directory, total)
+            pg = PostgresStore(cluster.create_database())
+            start = time.perf_counter()
+            copied = copy_to_postgres(directory, pg)
+            copy_s = time.perf_counter() - start
+            assert copied.ok, copied.problems[:3]
+            cluster.psql("VACUUM ANALYZE", pg.dsn.rsplit("/", 1)[1])  # as autovacuum would, soon
+            jsonl = JsonlStore(directory)
+
+            rng = random.Random(7)
+            kinds: list[tuple[str, Callable[[EvidenceStore], object]]] = [
+                ("by session (100-entry page)",
+                 lambda s: s.query(EvidenceQuery(session_id=f"sess-{rng.randrange(sessions)}", limit=100))),
+                ("by tag (100-entry page)",
+                 lambda s: s.query(EvidenceQuery(tags=(rng.choice(PERIPHERALS),), limit=100))),
+                ("by 2 tags (100-entry page)",
+                 lambda s: s.query(EvidenceQuery(tags=("peripheral", f"agent-{rng.randrange(20)}"), limit=100))),
+                ("chain (100 ancestors)", lambda s: s.chain(f"e-{rng.randrange(sessions)}-{SESSION_LENGTH - 1}")),
+                ("search 2 words (20 hits)",
+                 lambda s: s.search(SearchRequest.of(f"module_{rng.randrange(SESSION_LENGTH)} read"))),
+            ]  # fmt: skip
+            query_rows = []
+            worst = 0.0
+            for name, run in kinds:
+                figures = []
+                for store in (jsonl, pg):
+                    samples = timed(lambda store=store, run=run: run(store), args.samples)  # type: ignore[misc]
+                    figures.append((percentile(samples, 50), percentile(samples, 99)))
+                (j50, j99), (p50, p99) = figures
+                worst = max(worst, p50 / j50) if name != "search 2 words (20 hits)" else worst
+                query_rows.append(
+                    (
+                        name,
+                        f"{j50:.2f}",
+                        f"{j99:.2f}",
+                        f"{p50:.2f}",
+                        f"{p99:.2f}",
+                        f"{p50 / j50:.2f}×",
+                    )
+                )
+            jsonl.close()
+            pg.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(f"machine: {machine()}")
+    print("PostgreSQL 15, throwaway cluster on the same machine (fsync on, synchronous_commit on)")
+    print()
+    print(table("durable appends/s (~1 KiB entries)", ("writers", "JSONL (fsync: always)", "PostgreSQL", "PG / JSONL"),
+                append_rows))  # fmt: skip
+    print()
+    print(f"queries on {total:,} entries (copied to PostgreSQL in {copy_s:.1f} s)")
+    print(table("query latency (ms)", ("what", "JSONL p50", "JSONL p99", "PG p50", "PG p99", "PG / JSONL p50"),
+                query_rows))  # fmt: skip
+    print()
+    scale = rates["pg", 64] / rates["pg", 1]
+    print(
+        f"goal: PostgreSQL 64 writers ≥ 10× one writer — measured {scale:.1f}× → {'met' if scale >= 10 else 'NOT met'}"
+    )
+    print(f"goal: query p50 within 2× of JSONL (page and chain queries) — worst {worst:.2f}× → "
+          f"{'met' if worst <= 2 else 'NOT met'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

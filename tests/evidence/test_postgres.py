@@ -1,0 +1,276 @@
+"""The PostgreSQL evidence store beyond the shared suite (which runs against
+it through the ``store`` fixture): one chain for several processes, a
+database that goes away and comes back, lossless copies both ways, and
+listeners that see other processes' entries. Real cluster, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from futon.cli.evidence_copy import copy_to_jsonl, copy_to_postgres, shard_lines
+from futon.evidence import EvidenceQuery, EvidenceStore, JsonlStore
+from futon.evidence.pg_verify import verify_postgres
+from futon.evidence.postgres import PostgresStore
+from futon.evidence.verify import verify_store
+from futon.protocol.errors import StoreError
+from tests.evidence.conftest import entry
+from tests.pg_cluster import PgCluster
+from tests.support import REPO, until
+
+# Another process appending to the same database: N entries from W
+# concurrent writers (group commit in that process too).
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from futon.evidence.postgres import PostgresStore
+
+    dsn, count, writers, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+    async def main() -> None:
+        store = PostgresStore(dsn, daemon_id=tag)
+        async def writer(w: int) -> None:
+            for n in range(count // writers):
+                await store.append({"subject": {"ref/type": "session", "ref/id": tag}, "type": "coordination",
+                                    "claim-type": "step", "author": tag, "tags": [tag], "body": {"n": n, "w": w}})
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        await store.aclose()
+        print("done", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def writer_process(dsn: str, count: int, writers: int, tag: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, dsn, str(count), str(writers), tag],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+async def test_two_processes_appending_at_once_keep_one_valid_chain(pg_dsn: str) -> None:
+    others = [writer_process(pg_dsn, 120, 8, f"proc-{n}") for n in range(2)]
+    store = PostgresStore(pg_dsn, daemon_id="here")
+    try:
+        mine = await asyncio.gather(
+            *(store.append(entry(author="here", tags=["here"])) for _ in range(120))
+        )
+        for proc in others:
+            out, err = await asyncio.to_thread(proc.communicate, timeout=120)
+            assert proc.returncode == 0, err
+            assert out.strip() == "done"
+        assert store.total() == 360
+        assert store.last_seq == 360
+        report = verify_postgres(store)
+        assert report.ok, report.problems[:5]
+        assert report.entries == 360
+        # Every process's entries are all there, and each append got its own seq.
+        for tag in ("here", "proc-0", "proc-1"):
+            assert store.count(EvidenceQuery(tags=(tag,))) == 120
+        assert len({e["evidence/seq"] for e in mine}) == 120
+    finally:
+        await store.aclose()
+
+
+async def test_database_down_is_store_unavailable_and_back_appends_again(
+    pg_cluster: PgCluster, pg_dsn: str
+) -> None:
+    store = PostgresStore(pg_dsn)
+    try:
+        acknowledged = [await store.append(entry(id=f"e-{n}")) for n in range(3)]
+        pg_cluster.stop()
+        try:
+            with pytest.raises(StoreError) as caught:
+                await store.append(entry(id="e-while-down"))
+            assert caught.value.code == "store-unavailable"
+            with pytest.raises(StoreError) as caught:
+                store.append_sync(entry(id="e-sync-while-down"))
+            assert caught.value.code == "store-unavailable"
+            with pytest.raises(StoreError):  # reads are typed errors too
+                store.query(EvidenceQuery())
+            assert store.last_seq == 3  # /health keeps answering with what it last knew
+        finally:
+            pg_cluster.start()
+        after = await store.append(entry(id="e-after"))
+        assert after["evidence/seq"] == 4  # nothing of the refused appends was written
+        assert not store.exists("e-while-down") and not store.exists("e-sync-while-down")
+        assert [e["evidence/id"] for e in store.query(EvidenceQuery()).entries] == [
+            "e-after",
+            *(e["evidence/id"] for e in reversed(acknowledged)),
+        ]
+        assert verify_postgres(store).ok
+    finally:
+        await store.aclose()
+
+
+def test_unreachable_database_at_open_is_store_unavailable(pg_cluster: PgCluster) -> None:
+    with pytest.raises(StoreError) as caught:
+        PostgresStore(f"postgresql://futon@127.0.0.1:{pg_cluster.port + 1}/nowhere")
+    assert caught.value.code == "store-unavailable"
+
+
+def test_copy_round_trips_byte_for_byte(tmp_path: Path, pg_dsn: str) -> None:
+    source = tmp_path / "source"
+    with JsonlStore(source, fsync="never") as jsonl:
+        jsonl.append_sync(entry(id="root", body={"text": 'ünïcödé ✓ and "quotes"'}))
+        jsonl.append_many_sync(
+            [entry(id=f"r-{n}", tags=["t", f"n{n}"], **{"in-reply-to": "root", "ephemeral?": n % 2 == 0})
+             for n in range(50)]
+        )  # fmt: skip
+    original = list(shard_lines(source))
+    with PostgresStore(pg_dsn) as pg:
+        there = copy_to_postgres(source, pg)
+        assert there.ok, there.problems
+        assert there.entries == 51
+        assert list(pg.iter_lines()) == original
+        assert pg.thread("r-7").root == "root"
+        back = tmp_path / "back"
+        again = copy_to_jsonl(pg, back)
+        assert again.ok, again.problems
+    assert [p.read_bytes() for p in sorted(back.glob("*.jsonl"))] == [
+        p.read_bytes() for p in sorted(source.glob("*.jsonl"))
+    ]
+    assert verify_store(back).ok
+    with JsonlStore(back, fsync="never") as reopened:
+        assert reopened.total() == 51 and reopened.get("root")["evidence/body"]["text"].startswith(
+            "ünï"
+        )
+        assert reopened.append_sync(entry())["evidence/seq"] == 52  # the chain goes on
+
+
+def test_copy_refuses_a_target_that_is_not_empty(tmp_path: Path, pg_dsn: str) -> None:
+    from futon.protocol.errors import ProtocolError
+
+    source = tmp_path / "source"
+    with JsonlStore(source, fsync="never") as jsonl:
+        jsonl.append_sync(entry())
+    with PostgresStore(pg_dsn) as pg:
+        pg.append_sync(entry())
+        with pytest.raises(ProtocolError) as caught:
+            copy_to_postgres(source, pg)
+        assert caught.value.code == "invalid-input"
+        assert pg.total() == 1
+
+
+async def test_listener_sees_another_processes_entries_in_order(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn, daemon_id="listener")
+    seen: list[int] = []
+    authors: set[str] = set()
+
+    def listen(e: dict[str, object]) -> None:
+        seen.append(int(e["evidence/seq"]))  # type: ignore[call-overload]
+        authors.add(str(e["evidence/author"]))
+
+    store.subscribe(listen)
+    try:
+        proc = writer_process(pg_dsn, 20, 4, "elsewhere")
+        mine = [await store.append(entry(author="listener")) for _ in range(5)]
+        _, err = await asyncio.to_thread(proc.communicate, timeout=120)
+        assert proc.returncode == 0, err
+        await until(
+            lambda: len(seen) >= 25, what="the other process's entries reaching the listener"
+        )
+        assert seen == list(range(1, 26))  # each once, in seq order, whichever process wrote it
+        assert authors == {"listener", "elsewhere"}
+        assert all(e["evidence/seq"] in seen for e in mine)
+    finally:
+        await store.aclose()
+
+
+def test_tampered_row_fails_verify(pg_cluster: PgCluster, pg_dsn: str) -> None:
+    with PostgresStore(pg_dsn) as pg:
+        pg.append_many_sync([entry(id=f"e-{n}", body={"n": n}) for n in range(3)])
+        database = pg_dsn.rsplit("/", 1)[1]
+        pg_cluster.psql(
+            "UPDATE futon_evidence SET line = convert_to(replace(convert_from(line, 'UTF8'), "
+            "'\"n\":1', '\"n\":9'), 'UTF8') WHERE seq = 2",
+            database,
+        )
+        report = verify_postgres(pg)
+        assert not report.ok
+        assert [p.line for p in report.problems] == [2]
+
+
+async def test_two_daemons_share_one_store(
+    tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str
+) -> None:
+    """`evidence.backend: postgres`: each daemon's entries are read on the
+    other, one chain, and each row says which daemon appended it."""
+    import aiohttp
+
+    from tests.transports.kit import base_url, running_daemon
+
+    backend = {"evidence__backend": "postgres", "evidence__postgres": {"dsn": pg_dsn}}
+    async with (
+        running_daemon(tmp_path / "d1", daemon_id="d1", **backend) as one,
+        running_daemon(tmp_path / "d2", daemon_id="d2", **backend) as two,
+        aiohttp.ClientSession() as http,
+    ):
+        for daemon, entry_id in ((one, "from-1"), (two, "from-2")):
+            async with http.post(
+                base_url(daemon) + "/api/alpha/evidence", json=entry(id=entry_id)
+            ) as r:
+                assert r.status == 201, await r.text()
+        for daemon in (one, two):
+            async with http.get(
+                base_url(daemon) + "/api/alpha/evidence", params={"author": "claude-1"}
+            ) as r:
+                ids = [e["evidence/id"] for e in (await r.json())["entries"]]
+            assert {"from-1", "from-2"} <= set(ids)
+            async with http.get(base_url(daemon) + "/health") as r:
+                health = await r.json()
+            assert health["evidence"]["entries"] >= 2  # the team's newest seq, not this daemon's
+        assert isinstance(one.store, PostgresStore)
+        assert verify_postgres(one.store).ok
+        database = pg_dsn.rsplit("/", 1)[1]
+        out = pg_cluster.psql(
+            "SELECT id, daemon FROM futon_evidence WHERE id LIKE 'from-%'", database
+        )
+        rows = dict(line.split("|") for line in out.split())
+        assert rows == {"from-1": "d1", "from-2": "d2"}
+        # What daemon 1 appends reaches daemon 2's live subscribers.
+        assert two.store is not None
+        live: list[str] = []
+        two.store.subscribe(lambda e: live.append(str(e["evidence/id"])))
+        async with http.post(base_url(one) + "/api/alpha/evidence", json=entry(id="live-1")) as r:
+            assert r.status == 201
+        await until(lambda: "live-1" in live, what="daemon 1's entry at daemon 2's subscriber")
+
+
+def test_copy_of_a_compacted_store_is_refused_whole(tmp_path: Path, pg_dsn: str) -> None:
+    """Compaction leaves seq gaps whose hashes only its records explain: the
+    copy refuses them, in one transaction, so nothing is half-copied."""
+    from datetime import UTC, datetime
+
+    source = tmp_path / "source"
+    with JsonlStore(source, fsync="never", clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)) as jsonl:
+        jsonl.append_many_sync([entry(id=f"keep-{n}") for n in range(1500)])
+        jsonl.append_many_sync([entry(id=f"brief-{n}", **{"ephemeral?": True}) for n in range(3)])
+        jsonl.append_sync(entry(id="after"))
+        jsonl.compact(datetime(2026, 6, 1, tzinfo=UTC))
+    assert verify_store(source).ok
+    with PostgresStore(pg_dsn) as pg:
+        with pytest.raises(StoreError, match="does not continue the chain"):
+            copy_to_postgres(source, pg)
+        assert pg.total() == 0 and pg.last_seq == 0
+
+
+def test_words_inside_paths_and_identifiers_are_found_on_every_backend(
+    store: EvidenceStore,
+) -> None:
+    """PostgreSQL's parser keeps a path or an address as one token; the
+    store indexes plain words, as FTS5 does, so both find the same."""
+    from futon.evidence.search import SearchRequest
+
+    hit = store.append_sync(entry(body={"args": ["src/app_main.py", "ops@example.org"]}))
+    store.append_sync(entry(body={"text": "nothing here"}))
+    for q in ("app", "main py", "example"):
+        assert [h.entry["evidence/id"] for h in store.search(SearchRequest.of(q))] == [
+            hit["evidence/id"]
+        ], q
