@@ -364,11 +364,14 @@ class Pipeline:
         keep it for resume, and send it if the agent is connected. Returns
         whether it went out now. In a team, a push for an agent connected
         to another daemon is delivered there (its seq, its replay window) —
-        except an ``irc_message``: every daemon's bot hears the IRC line and
-        relays it to its own agents."""
+        except an ``irc_message``, which is neither sent nor kept here: that
+        daemon's bot hears the same IRC line and relays it (True: the agent
+        has it; keeping it here would repeat it if the agent moved here)."""
         fields = f.push_fields(frame)
-        if record.link is None and self.team is not None and not isinstance(frame, f.IrcMessage):
+        if record.link is None and self.team is not None:
             elsewhere = await self.team.owner(record.id)
+            if elsewhere is not None and isinstance(frame, f.IrcMessage):
+                return True
             if elsewhere is not None:
                 try:
                     return await self.team.push(elsewhere, record.id, fields)
