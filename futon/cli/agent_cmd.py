@@ -223,7 +223,8 @@ def register_run(agent_sub: Any) -> argparse.ArgumentParser:
         "agent_id", metavar="ID", help="The registered agent id to connect as."
     )
     parser.add_argument(
-        "--driver", required=True, choices=DRIVERS, help="What answers: " + ", ".join(DRIVERS) + "."
+        "--driver", required=True, choices=DRIVERS, metavar="DRIVER",
+        help="What answers: " + ", ".join(DRIVERS) + ".",
     )
     parser.add_argument(
         "--url",
