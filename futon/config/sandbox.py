@@ -32,7 +32,7 @@ driver runs (futon/agents/drivers/codex_app/walls.py): it lives here, with
 the settings it is built from, so the client side can use it too. Its view
 adds what only that process needs (:class:`View`: ``bound`` for
 CODEX_HOME, ``nested_userns`` for Codex's own sandbox inside,
-``read_only_root``).
+``read_only_root``, ``files`` for its /etc/hosts).
 
 Whether bwrap works here is probed once per :class:`Sandbox` (running a
 command in exactly such a sandbox). When it does not, every process tool
@@ -118,6 +118,10 @@ class View:
     # points) is made read-only once built: then nothing outside /tmp and
     # the writable binds takes a write, not even an ephemeral one.
     read_only_root: bool = False
+    # (source, target): a file of the daemon's bound read-only over the
+    # absolute path ``target`` outside the workspace (the App Server's
+    # /etc/hosts, mapping the model's host name to its egress). Tools: none.
+    files: tuple[tuple[Path, str], ...] = ()
 
 
 def _within(path: str, root: str) -> bool:
@@ -259,6 +263,8 @@ class Sandbox:
             real = os.path.realpath(target)
             if _within(real, ws) and os.path.isfile(real):
                 argv += ["--ro-bind", os.fspath(source), real]
+        for file, at in view.files:
+            argv += ["--ro-bind", os.fspath(file), at]
         if view.read_only_root:
             argv += ["--remount-ro", "/"]
         argv += [

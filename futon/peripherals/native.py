@@ -49,6 +49,8 @@ NativeKind = Literal["command", "file_change", "tool"]
 ItemKind = Literal["agent_message", "command", "file_change", "plan", "reasoning"]
 
 ITEM_MAX_BYTES = 16 * 1024  # a native item's body as compact JSON
+# Item body keys only the daemon writes (dropped from the agent's).
+DAEMON_KEYS = frozenset({"test_run"})
 # Process tools, in the order a native command is tried against them: the
 # broadest first (bash admits anything it may run), the read-only last.
 COMMAND_TOOLS = ("bash", "bash-test", "bash-git", "bash-deploy", "bash-readonly")
@@ -223,7 +225,7 @@ READONLY_PROGRAMS: dict[str, frozenset[str]] = {
         "rg": ("--pre", "-L", "--follow", "--hostname-bin"),
         "sort": ("-o", "--output", "-T", "--temporary-directory", "--compress-program",
                  "--files0-from"),
-        "tree": ("-o", "-l"),
+        "tree": ("-o", "-l", "-R"),  # -R reruns tree with `-o 00Tree.html` in each folder
         "find": ("-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf", "-fls",
                  "-L", "-follow", "-files0-from"),
         "uniq": (),  # at most one file (a second is its output): checked below
@@ -312,6 +314,9 @@ def _check_simple(argv: list[str], cwd: Path, workspace: Path, hidden: Sequence[
                 raise out_of_scope(f"option {arg!r} carries a path; give it as its own argument")
             continue
         positionals.append(arg)
+        if deep and program == "git" and arg.startswith(":"):
+            # pathspec magic (`:/`, `:(top)`) names folders the path check cannot see
+            raise out_of_scope(f"git pathspec magic {arg!r} is not allowed here", path=arg)
         _check_path(arg, cwd, workspace, hidden, deep)
     if deep and not _names_a_root(program, argv[1:], positionals):
         _check_holds_nothing_hidden(cwd, ".", workspace, hidden)  # it walks the cwd
@@ -350,6 +355,8 @@ _DEEP_WITH = {
     "egrep": ("-r", "-R", "--recursive", "--dereference-recursive", "--directories"),
     "fgrep": ("-r", "-R", "--recursive", "--dereference-recursive", "--directories"),
     "ls": ("-R", "--recursive"),
+    # Without the index git reads the folders themselves, ignored files included.
+    "git": ("--no-index", "--untracked"),
 }
 _PATTERN_OPTIONS = ("-e", "-f", "--regexp", "--file")  # grep/rg: the pattern given as an option
 
@@ -371,6 +378,10 @@ def _names_a_root(program: str, args: list[str], positionals: list[str]) -> bool
     if program in ("rg", "grep", "egrep", "fgrep"):
         pattern_given = any(a.split("=", 1)[0] in _PATTERN_OPTIONS for a in args)
         return len(positionals) > (0 if pattern_given else 1)
+    if program == "git":  # git grep PATTERN [PATH…], git diff --no-index PATH PATH
+        pattern_given = any(a.split("=", 1)[0] in _PATTERN_OPTIONS for a in args)
+        taken = 2 if positionals[:1] == ["grep"] and not pattern_given else 1
+        return len(positionals) > taken
     return bool(positionals)
 
 
@@ -423,12 +434,21 @@ def _check_path(
     _not_hidden(real, arg, workspace, hidden)
     matches = [real]
     if _GLOB.search(arg):
-        found = list(itertools.islice(glob.iglob(str(cwd / arg)), GLOB_MATCHES_CHECKED + 1))
-        if len(found) > GLOB_MATCHES_CHECKED:
+        # The words bash puts in place of the glob (relative to the cwd, as typed).
+        words = list(itertools.islice(glob.iglob(arg, root_dir=cwd), GLOB_MATCHES_CHECKED + 1))
+        if len(words) > GLOB_MATCHES_CHECKED:
             raise out_of_scope(
                 f"glob {arg!r} matches more than {GLOB_MATCHES_CHECKED} paths", path=arg
             )
-        matches = [Path(os.path.realpath(match)) for match in found]
+        for word in words:
+            if word.startswith("-"):
+                # `sort *` beside a file named `-o` runs `sort -o …`: it writes.
+                raise out_of_scope(
+                    f"glob {arg!r} expands to {word!r}, which the program would take for an"
+                    f" option; write ./{arg}",
+                    path=arg,
+                )
+        matches = [Path(os.path.realpath(cwd / word)) for word in words]
     for match in matches:
         if not is_within(match, workspace):
             raise out_of_scope(f"{arg!r} resolves outside the workspace", path=arg)
@@ -477,7 +497,9 @@ def item_body(kind: str, body: Any) -> dict[str, Any]:
             code="invalid-input",
             context={"field": "body", "bytes": size, "max_bytes": ITEM_MAX_BYTES},
         )
-    return {**body, "native": kind}
+    # test_run is the daemon's word that an admitted test command ran
+    # (Session.record_item); the audit counts it. Never the agent's.
+    return {**{k: v for k, v in body.items() if k not in DAEMON_KEYS}, "native": kind}
 
 
 # Keys a driver may use for a command item's exit code and output (Codex

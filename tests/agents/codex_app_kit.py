@@ -17,14 +17,27 @@ Modes (what happens after it answers ``turn/start``):
 - ``flood``: writes lines of garbage until it is killed;
 - ``die``: exits with status 3 mid-turn;
 - ``hang``: does nothing more until ``turn/interrupt``, then ends the turn
-  ``interrupted``.
+  ``interrupted``;
+- ``network``: announces a command item (``cmd-1``) and asks to approve it
+  with a ``networkApprovalContext`` (id 102); once answered, completes the
+  turn with ``still here``;
+- ``probe``: from inside the sandbox, tries a TCP connection to each port
+  of ``$CODEX_HOME/probe.json`` (``{"ports": {name: port}}``) on 127.0.0.1
+  and an HTTP GET of ``/ping`` at the model provider's base URL (from its
+  ``-c`` arguments: through the egress); completes the turn with the
+  results as JSON;
+- ``killtunnel``: kills its parent (the egress forwarder inside the
+  sandbox) mid-turn.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import sys
+from urllib.parse import urlsplit
 
 PINNED = "0.169.0"
 
@@ -49,12 +62,47 @@ def finish(thread: str, turn: str, text: str) -> None:
     }})  # fmt: skip
 
 
+def base_url() -> str:
+    """The model provider's base URL the driver gave (``-c …base_url=``)."""
+    for arg in sys.argv:
+        if arg.startswith("model_providers.") and ".base_url=" in arg:
+            return str(json.loads(arg.split("=", 1)[1]))
+    return ""
+
+
+def probe(home: str) -> dict[str, str]:
+    """What this process can reach (see the ``probe`` mode)."""
+    with open(os.path.join(home, "probe.json")) as given:
+        ports = json.load(given)["ports"]
+    found: dict[str, str] = {}
+    for name, port in ports.items():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10):
+                found[name] = "connected"
+        except OSError as exc:
+            found[name] = type(exc).__name__
+    url = urlsplit(base_url())
+    try:
+        address = socket.getaddrinfo(url.hostname, url.port, type=socket.SOCK_STREAM)[0][4][0]
+        with socket.create_connection((url.hostname, url.port), timeout=10) as model:
+            model.sendall(f"GET {url.path}/ping HTTP/1.0\r\nHost: {url.netloc}\r\n\r\n".encode())
+            answer = b""
+            while chunk := model.recv(65536):
+                answer += chunk
+        found["model"] = f"{address} {answer.decode('utf-8', 'replace')}"
+    except OSError as exc:
+        found["model"] = type(exc).__name__
+    found["url"] = url.geturl()
+    return found
+
+
 def serve(home: str) -> None:
     log = open(os.path.join(home, "received.jsonl"), "a")  # noqa: SIM115 - lives as long as the process
     mode_file = os.path.join(home, "mode")
     mode = "mixed"
     waiting: set[int] = set()
     turns = 0
+    cwd = "/"
     for line in sys.stdin:
         log.write(line)
         log.flush()
@@ -85,6 +133,25 @@ def serve(home: str) -> None:
             if mode == "die":
                 sys.exit(3)
             if mode == "hang":
+                continue
+            if mode == "probe":
+                finish("th-1", turn, json.dumps(probe(home)))
+                continue
+            if mode == "killtunnel":
+                os.kill(os.getppid(), signal.SIGKILL)
+                continue
+            if mode == "network":
+                item = {"type": "commandExecution", "id": "cmd-1", "status": "inProgress",
+                        "command": "/bin/bash -lc 'ls'", "cwd": cwd}  # fmt: skip
+                send({"method": "item/started", "params": {
+                    "threadId": "th-1", "turnId": turn, "item": item, "startedAtMs": 0,
+                }})  # fmt: skip
+                send({"id": 102, "method": "item/commandExecution/requestApproval", "params": {
+                    "threadId": "th-1", "turnId": turn, "itemId": "cmd-1", "startedAtMs": 0,
+                    "command": "/bin/bash -lc 'ls'", "cwd": cwd, "reason": "needs the network",
+                    "networkApprovalContext": {"host": "127.0.0.1", "protocol": "http"},
+                }})  # fmt: skip
+                waiting = {102}
                 continue
             if mode == "flood":
                 while True:

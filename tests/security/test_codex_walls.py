@@ -11,6 +11,11 @@ futon/agents/drivers/codex_app/walls.py). Three layers of attack here:
 - the OS wall alone, no Codex: the App Server's sandbox for explore and for
   edit, with attack scripts run inside it as Codex would run an admitted
   command (what holds even if the grammar let something through);
+- the network: the App Server's view has none (a new, empty network
+  namespace) but the egress to the model server — from inside, the
+  daemon's HTTP and IRC ports and any loopback listener are unreachable,
+  while the model answers; an approval asking for network is declined;
+  the forwarder dying ends the turn;
 - the real Codex (the pinned 0.169.0) against the fake Responses server,
   scripted to run Codex's own shell in explore and in edit: a sentinel
   outside the workspace must stay untouched, a secret outside must never
@@ -22,7 +27,9 @@ futon/agents/drivers/codex_app/walls.py). Three layers of attack here:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -34,16 +41,18 @@ from typing import Any
 import pytest
 
 from futon.agents.client import AgentClient
-from futon.agents.drivers.base import ModelMessage
+from futon.agents.drivers.base import DriverError, ModelMessage
 from futon.agents.drivers.codex_app import walls
+from futon.agents.drivers.codex_app.egress import Route
 from futon.agents.drivers.codex_app_server import CodexAppServerDriver
 from futon.config.sandbox import Sandbox
 from futon.evidence import EvidenceQuery
 from futon.peripherals.native import check_readonly_command
 from futon.protocol.errors import FutonError
 from tests.agents.fake_models import Answer, FakeResponses, Use
-from tests.agents.test_codex_app_server import CODEX, require_codex
+from tests.agents.test_codex_app_server import CODEX, fake_codex, require_codex
 from tests.mcp.kit import ws_url
+from tests.security.conftest import Arena
 from tests.transports.kit import running_daemon
 
 SECRET = "TOPSECRET-h8-walls"
@@ -229,6 +238,123 @@ def test_without_bwrap_the_driver_refuses_to_start(tmp_path: Path) -> None:
             cli=str(CODEX), workspace=str(tmp_path), bwrap=str(tmp_path / "no-bwrap"),
             check_version=False,
         )  # fmt: skip
+
+
+# ------------------------------------------------------------------ the network (escape 6)
+
+
+def test_the_egress_route_leads_to_the_model_only() -> None:
+    http = Route.of("http://127.0.0.1:5000/v1/")
+    assert (http.host, http.port, http.inside_port) == ("127.0.0.1", 5000, 5000)
+    assert http.inside_url == "http://127.0.0.1:5000/v1" and http.hosts is None
+    low = Route.of("http://models.lan/v1")  # port 80: no unprivileged bind below 1024 inside
+    assert (low.host, low.port, low.inside_url) == ("models.lan", 80, "http://127.0.0.1:8080/v1")
+    # https: the name stays (TLS end to end), mapped to the inside listener.
+    tls = Route.of("https://api.example.com/v1")
+    assert (tls.host, tls.port, tls.inside_port) == ("api.example.com", 443, 8443)
+    assert tls.inside_url == "https://api.example.com:8443/v1"
+    assert tls.hosts is not None and "127.0.0.1\tlocalhost api.example.com" in tls.hosts
+    assert Route.of(None).host == "api.openai.com"  # Codex's own server when none is given
+    for bad in ("ftp://x/v1", "http:///v1", "https://x:99999/v1", "not a url"):
+        with pytest.raises(ValueError, match="base URL"):
+            Route.of(bad)
+
+
+async def _model_server() -> tuple[asyncio.AbstractServer, int, list[bytes]]:
+    """A stand-in model server on loopback, outside the sandbox: answers any
+    request ``model-here`` and keeps the heads it read."""
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nmodel-here")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], heads
+
+
+async def _kit_turn(
+    daemon: Any, ws: str, tmp_path: Path, mode: str, route: Route | None = None
+) -> tuple[str, Path]:
+    """One turn of the stand-in App Server in ``mode`` (the driver's own
+    sandbox and egress around it); its answer and CODEX_HOME."""
+    home = tmp_path / "codex-home"
+    home.mkdir(exist_ok=True)
+    (home / "mode").write_text(mode)
+    client = AgentClient(ws, AGENT)
+    await client.connect()
+    driver = CodexAppServerDriver(
+        cli=fake_codex(tmp_path), workspace=str(daemon.config.workspace), timeout_s=30,
+        home=str(home), base_url="http://127.0.0.1:9/v1",
+    )  # fmt: skip
+    if route is not None:
+        driver.route = route
+    driver.bind(client)
+    try:
+        messages = [ModelMessage("system", "be brief"), ModelMessage("user", "go")]
+        turn = await asyncio.wait_for(driver.complete(messages, []), 60)
+    finally:
+        await driver.aclose()
+        await client.close()
+    return turn.text, home
+
+
+async def test_from_the_app_servers_view_only_the_model_is_reachable(
+    arena: Arena, tmp_path: Path
+) -> None:
+    """A command in the view (here the stand-in App Server itself) reaches
+    neither the daemon's HTTP port (a tokenless loopback caller is its
+    admin) nor its IRC port nor any loopback listener — nor the model
+    server's own port directly; the model answers through the egress, its
+    https host name mapped to the inside listener by the view's hosts file."""
+    server, model_port, heads = await _model_server()
+    ports = {
+        "http": arena.daemon.ports["http"], "irc": arena.irc_port,
+        "listener": arena.listener_port, "model-direct": model_port,
+    }  # fmt: skip
+    (tmp_path / "codex-home").mkdir()
+    (tmp_path / "codex-home" / "probe.json").write_text(json.dumps({"ports": ports}))
+    # The route of an https model server, its outside end led to the stand-in.
+    route = dataclasses.replace(
+        Route.of("https://model.futon.test:9443/v1"), host="127.0.0.1", port=model_port
+    )
+    try:
+        text, _ = await _kit_turn(arena.daemon, arena.ws_url, tmp_path, "probe", route)
+    finally:
+        server.close()
+    found = json.loads(text)
+    for name in ports:
+        assert found[name] == "ConnectionRefusedError", (name, found)
+    assert found["url"] == "https://model.futon.test:9443/v1", found
+    assert found["model"].startswith("127.0.0.1 HTTP/1.0 200 OK"), found
+    assert found["model"].endswith("model-here"), found
+    assert len(heads) == 1 and heads[0].startswith(b"GET /v1/ping HTTP/1.0"), heads
+    assert b"Host: model.futon.test:9443" in heads[0], heads
+    arena.assert_walls_held()
+
+
+async def test_an_approval_asking_for_network_is_declined_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="futon.agent.codex_app")
+    async with running_daemon(tmp_path) as daemon:
+        text, home = await _kit_turn(daemon, ws_url(daemon), tmp_path, "network")
+    assert text == "still here"
+    received = [json.loads(line) for line in (home / "received.jsonl").read_text().splitlines()]
+    answers = {r["id"]: r for r in received if "method" not in r}
+    assert answers[102]["result"] == {"decision": "decline"}
+    assert any(
+        "tension" in r.message and "network access to 127.0.0.1 (http)" in r.message
+        for r in caplog.records
+    ), caplog.text
+
+
+async def test_the_forwarder_dying_ends_the_turn_with_a_could_not(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path) as daemon:
+        with pytest.raises(DriverError, match="stopped mid-turn"):
+            await _kit_turn(daemon, ws_url(daemon), tmp_path, "killtunnel")
 
 
 # ------------------------------------------------------------------ the real Codex

@@ -12,7 +12,10 @@ One long-lived ``codex app-server`` process (JSON-RPC over stdio,
   follows the peripheral (:mod:`futon.agents.drivers.codex_app.walls`):
   the workspace read-only, or only the scope's paths writable for a
   peripheral that writes; futon's hidden paths masked; nothing of /root,
-  /home …; ``CODEX_HOME`` writable; a private /tmp; the network shared. No
+  /home …; ``CODEX_HOME`` writable; a private /tmp; no network but the
+  model server, through the egress forwarders
+  (:mod:`futon.agents.drivers.codex_app.egress`: a unix socket out here,
+  a listener on 127.0.0.1 inside, started before Codex). No
   working bwrap: the driver refuses to start (never unsandboxed). When a
   hop changes the view, the next turn starts a new process in the new view
   and resumes the same thread there (``thread/resume``: Codex keeps its
@@ -36,7 +39,10 @@ One long-lived ``codex app-server`` process (JSON-RPC over stdio,
   :meth:`~futon.agents.client.AgentClient.check_file_change` with the paths
   of the item announced in ``item/started``; admitted → ``accept``, refused
   → ``decline`` (the daemon records the tension), an interrupted session →
-  ``cancel``. An approval for an item never announced is declined and
+  ``cancel``. A command approval asking for network access
+  (``networkApprovalContext``, network policy amendments) is declined
+  without asking (the view has no network to give) and logged as a
+  tension; an approval for an item never announced is declined and
   logged; a permissions request gets no extra permission; an unknown
   request method gets JSON-RPC error -32601 and the turn goes on;
 - the items Codex reports become evidence in the session's chain
@@ -78,6 +84,7 @@ from futon.agents.client import AgentClient, Disconnected
 from futon.agents.drivers.base import Driver, DriverError, ModelMessage, ModelTurn, ToolSpec
 from futon.agents.drivers.codex_app import models as m
 from futon.agents.drivers.codex_app import walls
+from futon.agents.drivers.codex_app.egress import TUNNEL, Egress, Route
 from futon.agents.drivers.codex_app.jsonrpc import MethodNotFound, RpcError, RpcProcess, ServerGone
 from futon.agents.drivers.codex_app.schema import PINNED_VERSION, require_pinned
 from futon.agents.drivers.command import MCP_SERVER_NAME, find_cli
@@ -225,6 +232,7 @@ class CodexAppServerDriver(Driver):
         self.hidden = tuple(Path(os.path.realpath(p)) for p in hidden)
         self.model = model
         self.base_url = base_url
+        self.route = Route.of(base_url)  # the App Server's only way out
         self.api_key = api_key
         self.timeout_s = timeout_s
         self.home = home
@@ -235,6 +243,7 @@ class CodexAppServerDriver(Driver):
         self._own_home: str | None = None
         self._relay: _HopRelay | None = None
         self._relay_dir: str | None = None
+        self._egress: Egress | None = None
         self._session: _Session | None = None
         self._turn: _Turn | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -393,6 +402,16 @@ class CodexAppServerDriver(Driver):
         return turn.items.get(item_id)
 
     async def _approve_command(self, asked: m.CommandExecutionRequestApprovalParams) -> m.Decision:
+        network = asked.asks_for_network()
+        if network is not None:
+            # The first wall: no peripheral grants network (the OS wall has
+            # none to give); the command line alone must not decide this.
+            log.warning(
+                "tension: declining a command approval for item %s asking for %s "
+                "(futon grants no network to Codex): %.200s",
+                asked.item_id, network, asked.command or "",
+            )  # fmt: skip
+            return "decline"
         item = self._item(asked.item_id, asked.thread_id, asked.turn_id)
         if not isinstance(item, m.CommandExecutionItem):
             log.warning("declining a command approval for item %s, never announced", asked.item_id)
@@ -548,6 +567,7 @@ class CodexAppServerDriver(Driver):
     async def _view(self, client: AgentClient, session: _Session) -> View:
         """The sandbox the App Server runs in for ``session``'s peripheral."""
         relay = await self._ensure_relay(client)
+        egress = await self._ensure_egress()
         home = self._codex_home()
         workspace = Path(self.workspace)
         return walls.view_for(
@@ -557,6 +577,7 @@ class CodexAppServerDriver(Driver):
             home=home,
             read_only=walls.read_only_folders(self.binary, str(Path(relay.path).parent)),
             env=walls.environment(home, self.api_key, KEY_ENV, os.environ),
+            hosts=egress.hosts_file,  # https: the model's host name → the inside listener
         )
 
     def _instructions(self, system: str, carried: str = "") -> str:
@@ -639,10 +660,14 @@ class CodexAppServerDriver(Driver):
         elif self.rpc is not None:
             await self._lost("restarting the App Server")
         relay = await self._ensure_relay(client)
+        egress = await self._ensure_egress()
         home = self._codex_home()
         server = f"mcp_servers.{MCP_SERVER_NAME}"
         mcp_args = ["-m", "futon", "mcp", "--agent", client.agent_id, "--relay", relay.path]
+        # The inside end of the egress listens before Codex starts, then runs it.
         command = [
+            sys.executable, str(TUNNEL),
+            "--port", str(self.route.inside_port), "--socket", egress.path, "--",
             self.binary, "app-server",
             "--disable", "plugins", "-c", "analytics.enabled=false",
             "-c", f"{server}.command={json.dumps(sys.executable)}",
@@ -650,7 +675,7 @@ class CodexAppServerDriver(Driver):
             "-c", f"{server}.required=true",
             "-c", f'{server}.default_tools_approval_mode="approve"',
             "-c", f"{server}.enabled_tools={json.dumps(list(MCP_TOOLS))}",
-            *provider_config(self.base_url),
+            *provider_config(self.route.inside_url),
         ]  # fmt: skip
         if self.model:
             command += ["-c", f"model={json.dumps(self.model)}"]
@@ -726,6 +751,16 @@ class CodexAppServerDriver(Driver):
             await self._relay.__aenter__()
         return self._relay
 
+    async def _ensure_egress(self) -> Egress:
+        """The outside end of the App Server's egress (a unix socket next
+        to the relay's, in the folder bound into the view)."""
+        if self._egress is None:
+            assert self._relay_dir is not None  # made by _ensure_relay
+            egress = Egress(self.route, self._relay_dir)
+            await egress.start()
+            self._egress = egress
+        return self._egress
+
     def _codex_home(self) -> str:
         if self.home:
             Path(self.home).mkdir(parents=True, exist_ok=True)
@@ -738,6 +773,9 @@ class CodexAppServerDriver(Driver):
         for task in list(self._tasks):
             task.cancel()
         await self._lost("the agent is stopping")
+        if self._egress is not None:
+            await self._egress.close()
+            self._egress = None
         if self._relay is not None:
             await self._relay.__aexit__(None, None, None)  # also stops the session
             self._relay = None

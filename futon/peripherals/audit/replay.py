@@ -393,16 +393,31 @@ def _test_run(body: dict[str, Any], n: int) -> dict[str, Any]:
     command = " ".join(str(a) for a in body["args"]) if isinstance(body.get("args"), list) else str(body.get("args"))
     recorded = body.get("test_run")
     if isinstance(recorded, dict):
+        # Read as the session writes them; anything else (an entry written
+        # by hand, over HTTP) counts as nothing rather than crash the audit.
         summary = RunSummary(
-            passed=int(recorded.get("passed") or 0), failed=int(recorded.get("failed") or 0),
-            errors=int(recorded.get("errors") or 0), parsed=bool(recorded.get("parsed")),
+            passed=_count(recorded.get("passed")), failed=_count(recorded.get("failed")),
+            errors=_count(recorded.get("errors")), parsed=recorded.get("parsed") is True,
         )  # fmt: skip
-        workspace = recorded.get("workspace") or f"unrecorded-{n}"
-        return {"command": command, "exit": recorded.get("exit"), "summary": summary, "workspace": workspace}
+        workspace = recorded.get("workspace")
+        workspace = workspace if isinstance(workspace, str) and workspace else f"unrecorded-{n}"
+        return {"command": command, "exit": _exit_code(recorded.get("exit")), "summary": summary,
+                "workspace": workspace}  # fmt: skip
     result = body.get("result") if isinstance(body.get("result"), dict) else {}
     assert isinstance(result, dict)
     summary = parse_test_output(str(result.get("out", "")) + "\n" + str(result.get("err", "")))
-    return {"command": command, "exit": result.get("exit"), "summary": summary, "workspace": f"unrecorded-{n}"}
+    return {"command": command, "exit": _exit_code(result.get("exit")), "summary": summary,
+            "workspace": f"unrecorded-{n}"}  # fmt: skip
+
+
+def _count(value: Any) -> int:
+    """A recorded test count: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _exit_code(value: Any) -> int | None:
+    """A recorded exit code: an int, else None (not a pass)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _body(entry: Mapping[str, Any]) -> dict[str, Any]:

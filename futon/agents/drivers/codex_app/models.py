@@ -295,6 +295,19 @@ class CommandExecutionRequestApprovalParams(Wire):
     command: str | None = None
     cwd: str | None = None
     reason: str | None = None
+    kind: str | None = None  # "command", "writeStdin", "humanCommand"
+    # Set when Codex asks to let a command reach a host (its managed network).
+    network_approval_context: dict[str, Any] | None = None
+    proposed_network_policy_amendments: list[Any] | None = None
+
+    def asks_for_network(self) -> str | None:
+        """What of this request asks for network access (None: nothing)."""
+        if self.network_approval_context is not None:
+            context = self.network_approval_context
+            return f"network access to {context.get('host')!s:.200} ({context.get('protocol')})"
+        if self.proposed_network_policy_amendments:
+            return "a network policy amendment"
+        return None
 
 
 Decision = Literal["accept", "decline", "cancel"]

@@ -19,14 +19,18 @@ peripheral (:func:`view_for`):
   (only the folders above, at their own paths); a private /tmp of
   :data:`TMP_BYTES`; the sandbox's root read-only (a write lands in /tmp,
   CODEX_HOME or the scope, nowhere else); a new PID namespace;
-- the network SHARED (the model server must be reachable), so a command
-  futon admits can reach what the agent's host can;
+- NO network: a new, empty network namespace (bwrap ``--unshare-net``),
+  whose only way out is the model server, through the egress forwarders
+  (:mod:`.egress`: a unix socket in the relay's folder, a listener on
+  127.0.0.1 inside; for https a hosts file over /etc/hosts maps the
+  model's host name to it). No command Codex runs reaches the daemon's
+  HTTP or IRC port on loopback, or anything else of the host's network;
 - user namespaces allowed inside: Codex's own sandbox (bwrap again) nests
   in futon's and still confines the commands Codex runs on its own
   (read-only ones); the mounts it inherits stay locked.
 
 The environment is built, not inherited: PATH, HOME=/tmp, LANG, CODEX_HOME,
-the API key, proxy and certificate settings, and pagers that cannot run a
+the API key, certificate settings, and pagers that cannot run a
 shell (``PAGER=cat``, ``LESSSECURE=1``). Nothing else of the agent's
 environment (no futon token) reaches Codex.
 """
@@ -46,11 +50,9 @@ from futon.config.sandbox import SYSTEM_DIRS, View
 
 TMP_BYTES = 512 * 1024 * 1024  # the private /tmp of the App Server and its commands
 # Passed on from the agent's environment when set (reaching the model server).
-PASSED_ENV = (
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
-    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "RUST_LOG",
-)  # fmt: skip
+# No proxy settings: the view has no network but the egress to the model
+# server, so a proxy would be unreachable (the egress itself connects directly).
+PASSED_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "RUST_LOG")
 # Pagers that print and exit: a pager in a PTY (git log, man) would take
 # `!command` from the model's write_stdin.
 PAGERS = {"PAGER": "cat", "GIT_PAGER": "cat", "MANPAGER": "cat", "LESSSECURE": "1"}
@@ -131,9 +133,12 @@ def view_for(
     home: str,
     read_only: Sequence[str],
     env: Mapping[str, str],
+    hosts: Path | None = None,
 ) -> View:
-    """The sandbox of the App Server for one peripheral (module doc)."""
-    spec = SandboxSpec(network=True, read_only=list(read_only), env=dict(env))
+    """The sandbox of the App Server for one peripheral (module doc), with
+    no network; ``hosts`` (the egress's, for an https model server) is
+    bound over /etc/hosts."""
+    spec = SandboxSpec(network=False, read_only=list(read_only), env=dict(env))
     return View(
         workspace,
         writable=writable,
@@ -143,4 +148,5 @@ def view_for(
         bound=(Path(os.path.realpath(home)),),
         nested_userns=True,
         read_only_root=True,
+        files=((hosts, "/etc/hosts"),) if hosts is not None else (),
     )
