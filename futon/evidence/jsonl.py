@@ -422,7 +422,7 @@ class JsonlStore(EvidenceStore):
                 self._last_sync = time.monotonic()
 
     def _maybe_roll(self, first_seq: int, incoming: int) -> None:
-        today = self._clock().strftime("%Y-%m-%d")
+        today = self._clock().date().isoformat()  # YYYY-MM-DD; strftime costs more, every write
         shard = self._shard
         if shard is not None and self._size > 0:
             too_big = self._size + incoming > self.shard_max_bytes

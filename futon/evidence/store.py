@@ -36,6 +36,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,9 +45,13 @@ from typing import Any
 
 from futon.evidence.index import Index, Location, ShardRecord
 from futon.evidence.model import (
+    CLAIM_TYPES,
+    ENTRY_TYPES,
     GENESIS_HASH,
     MAX_ENTRY_BYTES,
+    REF_TYPES,
     EntryDict,
+    EntryModel,
     format_at,
     normalise_entry,
     seal,
@@ -91,11 +96,60 @@ class _Head:
     at: str = ""
 
 
-def referenced_ids(entries: list[EntryDict]) -> set[str]:
-    """The ids a batch must be checked against: its own and those it names."""
-    wanted = {e["evidence/id"] for e in entries}
+def referenced_ids(entries: list[EntryDict], generated: frozenset[str] = frozenset()) -> set[str]:
+    """The ids a batch must be checked against: its own and those it names.
+    ``generated``: ids the store made itself (``e-<uuid4>``), which cannot
+    already be stored — looking them up would cost a query per append."""
+    wanted = {e["evidence/id"] for e in entries} - generated
     wanted.update(e[k] for e in entries for k in _REFERENCES if e.get(k) is not None)
     return wanted
+
+
+# The keys of an entry in canonical form, as the entry model names them.
+_CANONICAL_KEYS = frozenset(f.alias for f in EntryModel.model_fields.values() if f.alias)
+_ENTRY_TYPES = frozenset(ENTRY_TYPES)
+_CLAIM_TYPES = frozenset(CLAIM_TYPES)
+_REF_TYPES = frozenset(REF_TYPES)
+
+
+def own_entry(entry: EntryDict) -> EntryDict:
+    """A copy of ``entry`` — one the daemon built itself, in canonical form
+    (``evidence/…`` keys, no id) — with a fresh id, after a check of its
+    shape only (known keys, type, claim-type and subject from their lists,
+    body a dict, tags a list). What :func:`normalise_entry` would return for
+    it, without the model round trip. Copies the entry, its subject, tags
+    and body, as the model does, so the caller may change its own
+    containers afterwards (what they hold is shared, as with the model). A wrong
+    shape is a bug in the caller: ``invalid-entry``."""
+    subject = entry.get("evidence/subject")
+    body = entry.get("evidence/body")
+    if (
+        not _CANONICAL_KEYS.issuperset(entry)
+        or "evidence/id" in entry
+        or entry.get("evidence/type") not in _ENTRY_TYPES
+        or entry.get("evidence/claim-type") not in _CLAIM_TYPES
+        or not isinstance(entry.get("evidence/author"), str)
+        or not isinstance(subject, dict)
+        or subject.keys() != {"ref/type", "ref/id"}
+        or subject["ref/type"] not in _REF_TYPES
+        or not isinstance(subject["ref/id"], str)
+        or not isinstance(entry.get("evidence/tags", []), list)
+        or not (body is None or isinstance(body, dict))
+    ):
+        raise ProtocolError(
+            f"not an entry in canonical form: {sorted(entry)}", code="invalid-entry"
+        )
+    out = {"evidence/id": f"e-{uuid.uuid4()}", **entry}
+    out["evidence/subject"] = {"ref/type": subject["ref/type"], "ref/id": subject["ref/id"]}
+    out["evidence/tags"] = list(entry.get("evidence/tags", ()))
+    if body is not None:
+        out["evidence/body"] = dict(body)
+    return out
+
+
+def _generates_id(raw: Any) -> bool:
+    """Whether :func:`normalise_entry` gives ``raw`` a fresh id (it names none)."""
+    return isinstance(raw, dict) and raw.get("evidence/id") is None and raw.get("id") is None
 
 
 def seal_batch(
@@ -157,11 +211,23 @@ class EvidenceStore(ABC):
     async def append(self, raw: Any) -> EntryDict:
         """Validate, store and return one entry (see the module contract)."""
         self._check_open()
-        entry = normalise_entry(raw)
+        return await self._append(normalise_entry(raw), fresh=_generates_id(raw))
+
+    async def append_own(self, entry: EntryDict) -> EntryDict:
+        """:meth:`append` for an entry the daemon built itself in canonical
+        form (see :func:`own_entry`): the hot path of every peripheral
+        action, which skips the entry model (the edges validate what
+        clients send; this entry's content is the daemon's own)."""
+        self._check_open()
+        return await self._append(own_entry(entry), fresh=True)
+
+    async def _append(self, entry: EntryDict, *, fresh: bool) -> EntryDict:
         if self._writes_inline() and not self._pending and (self._drain_task is None or self._drain_task.done()):
             # Nothing queued and nothing to wait for: commit right here, with
-            # no await in between, so ordering with other appends holds.
-            sealed, failures = self._seal([entry])
+            # no await in between, so ordering with other appends holds. (A
+            # batch, below, looks its ids up in one query for all of them.)
+            generated = frozenset((entry["evidence/id"],)) if fresh else frozenset()
+            sealed, failures = self._seal([entry], generated)
             if failures:
                 raise failures[0][1]
             self._publish(sealed, self._write_or_revert(sealed), commit=False)
@@ -219,10 +285,13 @@ class EvidenceStore(ABC):
                 if not future.done():
                     future.set_result(item.entry)
 
-    def _seal(self, entries: list[EntryDict]) -> tuple[list[Sealed], list[tuple[int, Exception]]]:
+    def _seal(
+        self, entries: list[EntryDict], generated: frozenset[str] = frozenset()
+    ) -> tuple[list[Sealed], list[tuple[int, Exception]]]:
         """Check each entry against the store and the batch so far; give the
-        good ones seq, time and hash. Failures come back with their index."""
-        existing = self._view.existing(referenced_ids(entries))
+        good ones seq, time and hash. Failures come back with their index.
+        ``generated``: ids the store made (not looked up: see referenced_ids)."""
+        existing = self._view.existing(referenced_ids(entries, generated))
         sealed, failures, self._head = seal_batch(entries, self._head, existing, format_at(self._clock()))
         return sealed, failures
 

@@ -145,8 +145,12 @@ def _check_not_hidden(path: Path, raw: str, workspace: Path, hidden: tuple[Path,
     hidden directory that holds the whole workspace (systemd: data_dir
     /var/lib/futon, workspace /var/lib/futon/workspace) hides nothing
     inside it: its own files are outside the workspace anyway."""
+    if not hidden:
+        return
+    text, base = str(path), str(workspace)  # once, not per hidden path
     for secret in hidden:
-        if is_within(path, secret) and not (secret != workspace and is_within(workspace, secret)):
+        root = str(secret)
+        if is_within(text, root) and not (root != base and is_within(base, root)):
             raise out_of_scope(
                 f"path {raw!r} is futon's own data or configuration, which no tool may touch", path=raw
             )

@@ -59,10 +59,37 @@ def _realpath(path: str, raw: str) -> str:
     again, then refuse."""
     for _ in range(3):
         try:
-            return os.path.realpath(path)
+            return _kernel_realpath(path) or os.path.realpath(path)
         except OSError:
             continue
     raise out_of_scope(f"path {raw!r} keeps changing while it is checked", path=raw)
+
+
+_PROC_FD = "/proc/self/fd/"
+
+
+def _kernel_realpath(path: str) -> str | None:
+    """The real path of an existing ``path`` as the kernel resolved it (an
+    ``O_PATH`` open — which neither reads nor acts on the object — then
+    the name ``/proc`` gives the descriptor): the same answer as
+    ``os.path.realpath``, which follows symlinks the same way, in three
+    system calls instead of an lstat per component. None when the kernel
+    cannot say: the path does not exist yet (a file about to be written),
+    a symlink loop, no ``/proc``, or the object was unlinked meanwhile —
+    then ``os.path.realpath`` answers."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        real = os.readlink(_PROC_FD + str(fd))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not real.startswith("/") or real.endswith(" (deleted)"):
+        return None
+    return real
 
 
 def resolve_in_scope(workspace: Path, raw: str, prefixes: Sequence[str] | None) -> Path:
@@ -80,7 +107,8 @@ def resolve_in_scope(workspace: Path, raw: str, prefixes: Sequence[str] | None) 
     raise out_of_scope(f"path {raw!r} is outside this peripheral's paths ({allowed})", path=raw)
 
 
-def is_within(path: Path, root: Path) -> bool:
+def is_within(path: Path | str, root: Path | str) -> bool:
+    """``path`` is ``root`` or below it (real paths, as Path or str)."""
     return _within(str(path), str(root))
 
 

@@ -487,7 +487,9 @@ class Session:
             hidden=self._runner.hidden,
             sandbox=self.peripheral.spec.sandbox,
             # The dispatcher's resolution, so the file tools do not repeat it.
-            resolved=dict(zip(admitted.args.paths(), admitted.resolved, strict=False)) if admitted.resolved else {},
+            resolved=dict(zip(admitted.args.paths(), admitted.resolved, strict=True))
+            if admitted.resolved
+            else {},
         )
         self._running = asyncio.ensure_future(self._backend.call(admitted.tool, admitted.args, ctx))
         try:
@@ -642,23 +644,25 @@ class Session:
     async def _write(self, entry_type: str, claim: str, body: dict[str, Any], *, ephemeral: bool = False) -> str:
         """Append an entry to the session's chain; its id. ``ephemeral``:
         outside the chain (see :meth:`record_item`)."""
+        # Canonical keys, stored through append_own: the daemon's own entry
+        # is not validated through the entry model again on every action.
         entry: dict[str, Any] = {
-            "subject": {"ref/type": "session", "ref/id": self.id},
-            "type": entry_type,
-            "claim-type": claim,
-            "author": self.agent_id,
-            "session-id": self.id,
-            "tags": ["peripheral", self.peripheral.id],
-            "body": body,
+            "evidence/subject": {"ref/type": "session", "ref/id": self.id},
+            "evidence/type": entry_type,
+            "evidence/claim-type": claim,
+            "evidence/author": self.agent_id,
+            "evidence/session-id": self.id,
+            "evidence/tags": ["peripheral", self.peripheral.id],
+            "evidence/body": body,
         }
         if self._last_entry is not None:
-            entry["in-reply-to"] = self._last_entry
+            entry["evidence/in-reply-to"] = self._last_entry
         if ephemeral:
-            del entry["session-id"]
-            entry["ephemeral?"] = True
-            entry["tags"] = [*entry["tags"], "native"]
-            return str((await self._store.append(entry))["evidence/id"])
-        stored = await self._store.append(entry)
+            del entry["evidence/session-id"]
+            entry["evidence/ephemeral?"] = True
+            entry["evidence/tags"] = [*entry["evidence/tags"], "native"]
+            return str((await self._store.append_own(entry))["evidence/id"])
+        stored = await self._store.append_own(entry)
         self._last_entry = stored["evidence/id"]
         self.state.evidence_ids.append(self._last_entry)
         return self._last_entry
@@ -691,6 +695,8 @@ def _command_of(args: ToolArgs) -> str:
 
 def _capped(value: Any) -> Any:
     """Inline when small; otherwise size, sha256 and a preview."""
+    if _surely_small(value, EVIDENCE_CAP):
+        return value  # the common case, told without serialising the value
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
@@ -699,6 +705,40 @@ def _capped(value: Any) -> Any:
     if len(data) <= EVIDENCE_CAP:
         return value
     return {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "preview": text[:2000]}
+
+
+def _surely_small(value: Any, budget: int) -> bool:
+    """True when the JSON of ``value`` is certainly within ``budget`` bytes,
+    judged from its shape (6 bytes per character bounds any escape or UTF-8
+    sequence); False means "serialise it to know". Looks at 64 items at most."""
+    stack = [value]
+    for _ in range(64):
+        if not stack:
+            return True
+        item = stack.pop()
+        if isinstance(item, str):
+            budget -= 6 * len(item) + 3  # quotes and a separator
+        elif item is None or isinstance(item, bool):
+            budget -= 6
+        elif isinstance(item, int) and -(10**18) < item < 10**18:
+            budget -= 21
+        elif isinstance(item, float):
+            budget -= 26
+        elif isinstance(item, list | tuple):
+            budget -= 2
+            stack.extend(item)
+        elif isinstance(item, dict):
+            budget -= 2
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return False
+                budget -= 6 * len(key) + 4
+                stack.append(child)
+        else:
+            return False
+        if budget < 0:
+            return False
+    return not stack
 
 
 def _now() -> str:
