@@ -43,6 +43,9 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("evidence_search.py", [], ["--entries", "2000", "--samples", "10"]),
     ("tool_dispatch.py", [], ["--actions", "200", "--commands", "5", "--rounds", "1"]),
     ("http_dispatch.py", [], ["--seconds", "1"]),
+    # issue 20: the PostgreSQL store beside JSONL, and cross-daemon dispatch beside same-daemon
+    ("evidence_pg.py", [], ["--entries", "2000", "--samples", "20", "--appends", "256"]),
+    ("team_dispatch.py", [], ["--seconds", "1"]),
 ]
 RESULT_COLUMNS = ("measure", "futon", "baseline (same run)", "ratio", "goal", "met")
 

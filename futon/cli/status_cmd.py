@@ -167,10 +167,12 @@ def render(
          a.get("transport") or "-", a.get("peripheral_id") or "-", _when(a.get("last_active")) or "never"]
         for a in agents
     ]  # fmt: skip
-    lines += ["", *table(
-        "Agents", ["id", "type", "connected", "transport", "peripheral", "last active"], agent_rows,
-        width, whole=frozenset({0}),
-    )]  # fmt: skip
+    headings = ["id", "type", "connected", "transport", "peripheral", "last active"]
+    if any("daemon" in a for a in agents):  # one of a team (issue 20): the daemon each agent is on
+        headings.insert(3, "daemon")
+        for row, a in zip(agent_rows, agents, strict=True):
+            row.insert(3, a.get("daemon") or "-")
+    lines += ["", *table("Agents", headings, agent_rows, width, whole=frozenset({0}))]
     session_rows = [
         [s["session_id"], s.get("agent_id") or "", s.get("peripheral_id") or "", s.get("state") or "",
          _when(s.get("at")) or ""]

@@ -191,6 +191,7 @@ class Daemon:
             reload=self.reload,
             metrics=self.metrics.render,
             approvals=self.approvals,
+            team_agents=self.team.agents if self.team is not None else None,
         )
         self.ws.approvals = self.approvals  # operator clients decide over WS (issue 17)
         services = self.services
@@ -231,9 +232,23 @@ class Daemon:
         self.team = TeamBus(
             pg.dsn, daemon_id=self.store.daemon_id, registry=self.registry, pipeline=self.pipeline, password=password
         )
+        self.team.bot_nicks = self._bot_nicks
         await self.team.start()
         self.pipeline.team = self.team
         self.ws.team = self.team
+        if self.approvals is not None:  # decisions reach the daemon holding the approval
+            self.approvals.team = self.team
+            self.team.approvals = self.approvals
+        if self.relay is not None:  # one record per human IRC line for the team
+            self.relay.records_line = self.team.records_line
+            self.relay.team_bot = self.team.is_team_bot
+
+    def _bot_nicks(self) -> list[str]:
+        """This daemon's IRC bots' nicks: configured and current (the team
+        tells its bots' lines from humans' by them)."""
+        nicks = {network.nick for network in self.config.daemon.irc.networks}
+        nicks.update(bot.nick for bot in self.bots)
+        return sorted(nicks)
         log.info("one of a team: daemon_id=%s (presence and routing in PostgreSQL)", self.team.daemon_id)
 
     async def _start_irc(self) -> None:

@@ -19,6 +19,10 @@ Contract:
   approver (``not-an-approver``), the agent deciding its own request
   (``approval-self``).
 - Finished ids are remembered (bounded) so a late answer is told why.
+- In a team (``team`` set: several daemons on one PostgreSQL database), an
+  id is unique in the team, and a decision for an approval another daemon
+  holds is sent there; that daemon makes every check above and answers
+  (:class:`TeamApprovals`). :meth:`Approvals.listing` lists the team's.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from futon.evidence.store import EvidenceStore
 from futon.peripherals.approval import ApprovalRequest
@@ -50,6 +54,39 @@ Decision = Literal["approve", "deny"]
 Outcome = Literal["approved", "denied", "expired", "withdrawn"]
 Announce = Callable[[str, str], Awaitable[None]]  # (agent id, line) → said in its channel
 Notify = Callable[[str, f.ServerFrame], Awaitable[None]]  # (agent id, push frame)
+
+
+class TeamApprovals(Protocol):
+    """The team's side of approvals (futon/social/team.py's TeamBus)."""
+
+    daemon_id: str
+
+    async def approval_opened(self, approval_id: str, shape: dict[str, Any], expires_in_s: float) -> bool:
+        """List a new approval; False when the team holds the id already."""
+        ...
+
+    async def approval_described(self, approval_id: str, shape: dict[str, Any]) -> None:
+        """The approval's public shape changed (its request was recorded)."""
+        ...
+
+    async def approval_closed(self, approval_id: str, outcome: str) -> None:
+        """The approval finished with ``outcome``."""
+        ...
+
+    async def approval_daemon(self, approval_id: str) -> str | None:
+        """The other live daemon holding ``approval_id``, if any."""
+        ...
+
+    async def decide_elsewhere(self, daemon_id: str, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Run :meth:`Approvals.decide` on ``daemon_id``; its answer or its typed error."""
+        ...
+
+    async def approvals_elsewhere(self) -> list[dict[str, Any]]:
+        """Pending approvals of the other daemons (public shape + ``daemon``)."""
+        ...
+
+
+MAX_ID_TRIES = 20  # ids taken in the team before giving up on a unique one
 
 
 @dataclass
@@ -103,6 +140,7 @@ class Approvals:
         self._pending: OrderedDict[str, Pending] = OrderedDict()
         self._finished: OrderedDict[str, Outcome] = OrderedDict()
         self.on_request: list[Callable[[Pending], None]] = []  # told of each new request (tests, the web page)
+        self.team: TeamApprovals | None = None  # set by the daemon when it is one of a team
 
     def apply_settings(self, approvers: Iterable[str], timeout_s: float) -> None:
         """A reload: who may decide changes at once; the timeout applies to
@@ -119,6 +157,14 @@ class Approvals:
         """Waiting approvals, oldest first."""
         return list(self._pending.values())
 
+    async def listing(self) -> list[dict[str, Any]]:
+        """The public shapes of the approvals waiting here and, in a team,
+        on every live daemon (each with its ``daemon``)."""
+        if self.team is None:
+            return [p.describe() for p in self.pending()]
+        here = [{**p.describe(), "daemon": self.team.daemon_id} for p in self.pending()]
+        return here + await self.team.approvals_elsewhere()
+
     # ------------------------------------------------------------- asking
 
     async def approve(self, request: ApprovalRequest) -> None:
@@ -128,8 +174,17 @@ class Approvals:
             await self._finish(oldest, "expired", self.daemon_nick, "too many approvals pending; oldest expire first")
         now = time.monotonic()
         pending = Pending(self._new_id(), request, now, now + self.timeout_s)
+        if self.team is not None:  # an id unique in the team, so any daemon can route a decision
+            for _ in range(MAX_ID_TRIES):
+                if await self.team.approval_opened(pending.id, pending.describe(), self.timeout_s):
+                    break
+                pending.id = self._new_id()
+            else:
+                raise FutonError("could not find an approval id free in the team; try again", code="rate-limited")
         self._pending[pending.id] = pending
         pending.entry_id = await self._record_request(pending)
+        if self.team is not None and pending.entry_id is not None:
+            await self.team.approval_described(pending.id, pending.describe())
         for listener in list(self.on_request):
             listener(pending)
         hint = f"'{self.daemon_nick}: approve {pending.id}' or '{self.daemon_nick}: deny {pending.id} [reason]'"
@@ -146,7 +201,12 @@ class Approvals:
             outcome, by, reason = await asyncio.wait_for(asyncio.shield(pending.outcome), self.timeout_s)
         except TimeoutError:
             await self._finish(pending, "expired", self.daemon_nick, f"nobody decided within {self.timeout_s:g}s")
-            outcome, by, reason = pending.outcome.result()
+            try:
+                # A decision that took the request just before is still being
+                # recorded: its outcome, once set (bounded: else expired).
+                outcome, by, reason = await asyncio.wait_for(asyncio.shield(pending.outcome), self.timeout_s)
+            except TimeoutError:
+                outcome, by, reason = "expired", self.daemon_nick, f"nobody decided within {self.timeout_s:g}s"
         except asyncio.CancelledError:
             if pending.id in self._pending:
                 await asyncio.shield(self._finish(pending, "withdrawn", request.agent_id, "the session stopped"))
@@ -163,14 +223,23 @@ class Approvals:
 
     async def decide(
         self, approval_id: str, decision: str, by: str, reason: str = "", *, admin: bool = False,
-        account: str | None = None,
+        account: str | None = None, agent: str | None = None, here_only: bool = False,
     ) -> dict[str, Any]:  # fmt: skip
         """A human decides (see the module doc). ``admin``: the HTTP admin
-        token, which may always decide. Returns the approval's public shape
-        with its ``outcome``."""
+        token, which may always decide. ``agent``: the agent whose
+        connection carries the decision (a WS operator client), refused
+        ``approval-self`` on its own request. Returns the approval's public
+        shape with its ``outcome``. In a team, an approval another daemon
+        holds is decided there (``here_only``: the call came from there)."""
         if decision not in ("approve", "deny"):
             raise ProtocolError(f"decision must be 'approve' or 'deny', not {decision!r}", code="invalid-input")
         pending = self._pending.get(approval_id)
+        if pending is None and self.team is not None and not here_only:
+            where = await self.team.approval_daemon(approval_id)
+            if where is not None:
+                asked = {"decision": decision, "by": by, "reason": reason, "admin": admin,
+                         "account": account, "agent": agent}  # fmt: skip
+                return await self.team.decide_elsewhere(where, approval_id, asked)
         if pending is None:
             finished = self._finished.get(approval_id)
             if finished == "expired":
@@ -180,11 +249,16 @@ class Approvals:
             raise NotFound(f"no approval {approval_id!r}", code="approval-not-found")
         if irc_lower(by) == irc_lower(pending.request.agent_id):
             raise PermissionDenied(f"{by} may not decide its own request", code="approval-self")
+        if agent is not None and irc_lower(agent) == irc_lower(pending.request.agent_id):
+            raise PermissionDenied(f"{agent} may not decide its own request", code="approval-self")
         if not admin and not self.is_approver(by, account):
             raise PermissionDenied(f"{by} is not an approver (agents.yaml approvers)", code="not-an-approver")
         outcome: Outcome = "approved" if decision == "approve" else "denied"
         await self._finish(pending, outcome, by, reason)
-        return {**pending.describe(), "outcome": outcome, "by": by}
+        decided = {**pending.describe(), "outcome": outcome, "by": by}
+        if self.team is not None:
+            decided["daemon"] = self.team.daemon_id
+        return decided
 
     # ------------------------------------------------------------- internals
 
@@ -197,6 +271,8 @@ class Approvals:
         self._finished[pending.id] = outcome
         while len(self._finished) > KEEP_FINISHED:
             self._finished.popitem(last=False)
+        if self.team is not None:
+            await self.team.approval_closed(pending.id, outcome)
         await self._record_decision(pending, outcome, by, reason)
         if outcome in ("denied", "expired"):
             said = f": {reason}" if reason else ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from futon import __version__
@@ -78,6 +79,12 @@ class IrcRelay:
         self.chat = chat or Chat(registry, pipeline, store, daemon_nick=daemon_nick)
         self.tickle: Any = None  # set by the daemon: while Tickle is enabled, standup adds its review
         self.approvals: Approvals | None = None  # set by the daemon: approve/deny/stop (issue 17)
+        # Set by the daemon when it is one of a team (issue 20, TeamBus.records_line):
+        # (network, sender, channel, text, agents named) → whether this daemon records the line.
+        self.records_line: Callable[[str, str, str, str, list[str]], Awaitable[bool]] | None = None
+        # ... and whether a nick is another daemon's bot: its lines are agents' lines, recorded
+        # and pushed by that daemon, never a human's.
+        self.team_bot: Callable[[str], bool] | None = None
         self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
         # (sender, agent) told the agent is offline: once per absence (cleared when it connects)
         self._told_offline: set[tuple[str, str]] = set()
@@ -156,11 +163,16 @@ class IrcRelay:
         notice: bool = False,
         account: str | None = None,
     ) -> None:
+        if self.team_bot is not None and side.network != "embedded" and self.team_bot(sender):
+            return  # another daemon's bot speaking for its agents: that daemon recorded and pushed it
         author = self._human_author(sender)  # a transport reports humans only
-        entry_id = await self.chat.record(
-            author, target, text, transport="irc", network=side.network,
-            private_with=sender if private else None, notice=notice,
-        )  # fmt: skip
+        entry_id: str | None = None
+        recorded = await self._records(side, sender, target, text, private=private)
+        if recorded:
+            entry_id = await self.chat.record(
+                author, target, text, transport="irc", network=side.network,
+                private_with=sender if private else None, notice=notice,
+            )  # fmt: skip
         if notice:
             return  # IRC convention: nobody answers a NOTICE automatically
         if private:
@@ -169,7 +181,8 @@ class IrcRelay:
                 await self._deliver(side, sender, agent, None, text, account, entry_id)
             return
         if self._addressed_to_daemon(text):
-            await self._command(side, sender, target, text, account)
+            if recorded:  # a team's bots all hear it: the daemon that records it answers, once
+                await self._command(side, sender, target, text, account)
             return
         for agent in self.registry.in_channel(target):
             if irc_lower(agent.nick) == irc_lower(sender):
@@ -177,6 +190,15 @@ class IrcRelay:
             if agent.spec.relay == "mentions" and not mentions(text, agent.nick):
                 continue
             await self._deliver(side, sender, agent, target, text, account, entry_id)
+
+    async def _records(self, side: IrcSide, sender: str, target: str, text: str, *, private: bool) -> bool:
+        """Whether this daemon records a human's line: always, but for a
+        channel line a team's bots all hear (bot mode, ``records_line``):
+        then one daemon of the team does."""
+        if self.records_line is None or private or side.network == "embedded":
+            return True
+        named = [a.id for a in self.registry.in_channel(target) if mentions(text, a.nick)]
+        return await self.records_line(side.network, sender, target, text, named)
 
     async def on_event(self, side: IrcSide, kind: str, detail: str) -> None:
         log.info("irc %s: %s %s", side.network, kind, detail)

@@ -21,9 +21,22 @@ What it gives the daemon:
   caller until it is heard from again (or its rows are dead anyway): its
   agents are offline at once instead of every caller waiting.
 - **Not routed:** ``irc_message`` pushes (every daemon's bot hears the IRC
-  line and relays it to its own agents), approval decisions (decided on
-  the daemon whose session asked), replay windows (each daemon keeps its
-  own: an agent that moves resumes from what the new daemon holds).
+  line and relays it to its own agents), replay windows (each daemon keeps
+  its own: an agent that moves resumes from what the new daemon holds).
+- **Approvals.** Each approval a daemon opens is listed in
+  ``futon_team_approvals`` (its id is unique in the team). A decision
+  (HTTP, WS operator, IRC ``approve``) that reaches a daemon which does not
+  hold the approval is sent to the one that does (:meth:`TeamBus.decide_elsewhere`),
+  which makes every check there (approver, self-approval, expired,
+  decided twice) and answers; ``GET /api/alpha/approvals`` lists the
+  team's pending ones (:meth:`TeamBus.approvals_elsewhere`).
+- **One record per human IRC line.** Every daemon's bot hears a human's
+  channel line; one daemon records it (:meth:`TeamBus.records_line`): the
+  daemon of an agent the line names (the lowest such daemon id), so the
+  addressed agent gets the line's ``evidence_id``; a line naming no
+  connected agent is claimed in ``futon_team_irc_lines`` by the first
+  daemon to hear it. The database unreachable: each records its own copy
+  (a duplicate rather than a lost line).
 - **Routing.** A coordination message (``POST /dispatch``, a WS
   ``message``, a whistle) for an agent connected to another live daemon
   runs there (:meth:`TeamBus.dispatch`): that daemon's pipeline pushes it,
@@ -34,7 +47,9 @@ What it gives the daemon:
   the agent's own daemon numbers it in its seq and replay window. Frames
   travel as rows of ``futon_team_mail`` with a NOTIFY on the receiver's
   channel (measured on a throwaway cluster: 0.8 ms round trip, against 22
-  ms when polling every 10 ms — and polling costs queries when idle).
+  ms when polling every 10 ms — and polling costs queries when idle); an
+  answer that fits a NOTIFY payload (:data:`NOTIFY_MAX_BYTES`) rides on the
+  notification alone — no row to write and take on the way back.
 
 Every wait is bounded: calls in flight (:data:`MAX_CALLS`), frames being
 handled for other daemons (:data:`MAX_HANDLING`), mail taken per round
@@ -50,9 +65,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -60,7 +77,9 @@ import asyncpg
 
 from futon.evidence.pg_conn import CONNECT_TIMEOUT_S, PgConnection
 from futon.protocol.errors import FutonError, ProtocolError, StoreError
+from futon.protocol.irc_lines import irc_lower
 from futon.social import team_sql as sql
+from futon.social.approvals import Approvals
 from futon.social.pipeline import Inbound, Pipeline, Receipt, classify
 from futon.social.registry import AgentRecord, AgentRegistry
 
@@ -73,11 +92,16 @@ DEAD_AFTER_S = 15.0  # a row older than this is a dead daemon's: the agent is of
 CALL_MARGIN_S = 5.0  # a forwarded dispatch may take its reply timeout plus this
 PUSH_TIMEOUT_S = 2.0  # a push handed to another daemon is answered within this
 DB_TIMEOUT_S = 5.0  # one statement of the bus
+NOTIFY_MAX_BYTES = 7900  # PostgreSQL's NOTIFY payload limit is 8000 bytes
+BUS_CONNECTIONS = 3  # database connections of the bus (besides the listening one)
 DOWN_S = 1.0  # after a failed statement, the database counts as down this long
 MAX_CALLS = 1000  # calls this daemon waits on at once
 MAX_HANDLING = 1000  # frames from other daemons handled at once
 TAKE_LIMIT = 500  # mail rows taken per statement
 MAIL_TTL_S = 600.0  # mail nobody took (its daemon died) is dropped after this
+DECIDE_TIMEOUT_S = 10.0  # an approval decision sent to its daemon is answered within this
+LINE_WINDOW_S = 30.0  # the same human line heard by several bots within this is one line
+MAX_LINE_KEYS = 10_000  # recent lines remembered to number repeats (bounded)
 SUPERSEDED = 4000  # the WS close code of a connection taken over (transports/ws.py)
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -107,7 +131,12 @@ class TeamBus:
         self.dead_after_s = dead_after_s
         self.channel = sql.channel(daemon_id)
         self._password = password
-        self._sql = PgConnection(dsn, password)
+        # A few connections, each used by one statement at a time, so concurrent
+        # calls do not queue every statement behind one. bench/team_dispatch.py on a
+        # loaded 2-core box could not separate 3 from 1 (10 clients: 1.3-2.4× vs
+        # 1.8-1.9× same-daemon p50): re-measure on a quiet machine.
+        self._sql = [PgConnection(dsn, password) for _ in range(BUS_CONNECTIONS)]
+        self._busy = [0] * BUS_CONNECTIONS
         self._listen: asyncpg.Connection | None = None
         self._presence_lock = asyncio.Lock()
         # Agents whose handshake here is writing their row (count per agent):
@@ -124,6 +153,17 @@ class TeamBus:
         # Daemons that let a call time out → loop time until which their
         # agents count as offline here (cleared by any mail from them).
         self._silent: dict[str, float] = {}
+        # Set by the daemon: where approval decisions from other daemons go.
+        self.approvals: Approvals | None = None
+        # Recent human IRC lines heard here → when: the n-th repeat of a line
+        # in the window has its own key, so a human who says "yes" twice is
+        # recorded twice, and each of the N bots' copies once.
+        self._lines: OrderedDict[str, deque[float]] = OrderedDict()
+        # Set by the daemon: the nicks of this daemon's IRC bots (configured
+        # and current). The other daemons' (read every heartbeat) are not
+        # humans: what they say is an agent's line, recorded by its daemon.
+        self.bot_nicks: Callable[[], list[str]] = list
+        self._team_bots: set[str] = set()
 
     # ------------------------------------------------------------- lifecycle
 
@@ -138,6 +178,8 @@ class TeamBus:
                 await conn.execute(sql.SCHEMA)
             for statement in sql.RESET:
                 await conn.execute(statement, self.daemon_id)
+            await conn.execute(sql.ALIVE, self.daemon_id, self.bot_nicks())
+            self._team_bots = {irc_lower(str(r[0])) for r in await conn.fetch(sql.TEAM_BOTS, self.daemon_id, self.dead_after_s)}
 
         await self._db(prepare, CONNECT_TIMEOUT_S + DB_TIMEOUT_S)
         try:
@@ -162,13 +204,15 @@ class TeamBus:
         self._down_until = 0.0  # one last try, whatever failed before
         with contextlib.suppress(StoreError):
             await self._db(lambda c: c.execute(sql.RESET[0], self.daemon_id))
+            await self._db(lambda c: c.execute(sql.GONE, self.daemon_id))
         listen, self._listen = self._listen, None
         if listen is not None and not listen.is_closed():
             try:
                 await asyncio.wait_for(listen.close(), 2)
             except (*_DB_ERRORS, asyncio.CancelledError):
                 listen.terminate()
-        await self._sql.close()
+        for conn in self._sql:
+            await conn.close()
 
     # ------------------------------------------------------------- presence
 
@@ -236,6 +280,35 @@ class TeamBus:
             for r in rows
         ]  # fmt: skip
 
+    async def agents(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``GET /api/alpha/agents`` for the team: this daemon's registry
+        (``listed``, each agent's describe()) with ``daemon``, the daemon it
+        is connected to (None: offline everywhere), and ``connected`` true
+        wherever that is; agents connected to another daemon that this
+        registry does not know are added. The database unreachable: only
+        what this daemon knows (its own agents with its id)."""
+        try:
+            live = {row["agent_id"]: row for row in await self.live()}
+        except StoreError as exc:
+            log.warning("cannot read the team's presence (%s); listing this daemon's agents", exc)
+            live = {}
+        out = []
+        for agent in listed:
+            row = live.pop(agent["agent_id"], None)
+            if agent.get("connected"):
+                out.append({**agent, "daemon": self.daemon_id})
+            elif row is not None:
+                out.append({**agent, "connected": True, "daemon": row["daemon_id"],
+                            "connected_at": row["connected_at"], "heartbeat_at": row["heartbeat_at"]})  # fmt: skip
+            else:
+                out.append({**agent, "daemon": None})
+        for row in live.values():  # registered at run time on another daemon
+            out.append({"agent_id": row["agent_id"], "type": None, "connected": True, "transport": None,
+                        "last_active": None, "session_id": None, "peripheral_id": None,
+                        "daemon": row["daemon_id"], "connected_at": row["connected_at"],
+                        "heartbeat_at": row["heartbeat_at"]})  # fmt: skip
+        return out
+
     async def beat(self) -> None:
         """One heartbeat: refresh (or restore) this daemon's rows, drop rows
         of agents it no longer holds and stale mail, re-listen if the
@@ -245,6 +318,9 @@ class TeamBus:
             async with self._presence_lock:
                 # Read under the lock: an agent connecting meanwhile writes its row after.
                 here = [r.id for r in self.registry.all() if r.connected]
+                await self._db(lambda c: c.execute(sql.ALIVE, self.daemon_id, self.bot_nicks()))
+                bots = await self._db(lambda c: c.fetch(sql.TEAM_BOTS, self.daemon_id, self.dead_after_s))
+                self._team_bots = {irc_lower(str(r[0])) for r in bots}
                 await self._db(lambda c: c.execute(sql.HEARTBEAT, self.daemon_id, here, self.dead_after_s))
                 await self._db(lambda c: c.execute(sql.FORGET, self.daemon_id, here))
                 taken = await self._db(lambda c: c.fetch(sql.TAKEN, self.daemon_id, here, self.dead_after_s))
@@ -252,6 +328,8 @@ class TeamBus:
                     if row["agent_id"] not in self._connecting:  # not one taking its row over now
                         self._supersede(str(row["agent_id"]), str(row["daemon_id"]))
             await self._db(lambda c: c.execute(sql.EXPIRE, MAIL_TTL_S))
+            await self._db(lambda c: c.execute(sql.EXPIRE_APPROVALS, sql.KEEP_APPROVALS_S, self.dead_after_s))
+            await self._db(lambda c: c.execute(sql.EXPIRE_LINES, 2 * LINE_WINDOW_S))
         except StoreError as exc:
             log.warning("team heartbeat failed: %s", exc)
         if self._listen is None or self._listen.is_closed():
@@ -266,6 +344,107 @@ class TeamBus:
         while not self._closed:
             await asyncio.sleep(self.heartbeat_s)
             await self.beat()
+
+    # ------------------------------------------------------------- approvals
+
+    async def approval_opened(self, approval_id: str, shape: dict[str, Any], expires_in_s: float) -> bool:
+        """List a new approval of this daemon; False when another approval of
+        the team holds ``approval_id`` (the caller picks another). The
+        database unreachable: True (the approval is only decidable here)."""
+        text = json.dumps(shape, ensure_ascii=False, default=str)
+        try:
+            row = await self._db(
+                lambda c: c.fetchval(sql.OPEN_APPROVAL, approval_id, self.daemon_id, text, expires_in_s)
+            )
+        except StoreError as exc:
+            log.warning("approval %s not listed for the team (%s)", approval_id, exc)
+            return True
+        return row is not None
+
+    async def approval_described(self, approval_id: str, shape: dict[str, Any]) -> None:
+        """Approval ``approval_id`` of this daemon has a new public shape
+        (its request recorded: ``evidence_id``)."""
+        text = json.dumps(shape, ensure_ascii=False, default=str)
+        try:
+            await self._db(lambda c: c.execute(sql.DESCRIBE_APPROVAL, approval_id, self.daemon_id, text))
+        except StoreError as exc:
+            log.warning("approval %s not described for the team (%s)", approval_id, exc)
+
+    async def approval_closed(self, approval_id: str, outcome: str) -> None:
+        """Approval ``approval_id`` of this daemon finished with ``outcome``."""
+        try:
+            await self._db(lambda c: c.execute(sql.CLOSE_APPROVAL, approval_id, self.daemon_id, outcome))
+        except StoreError as exc:
+            log.warning("approval %s not closed for the team (%s)", approval_id, exc)
+
+    async def approval_daemon(self, approval_id: str) -> str | None:
+        """The other live daemon that opened ``approval_id``; None when it is
+        this one, none, a dead one, or the database cannot say."""
+        try:
+            found = await self._db(lambda c: c.fetchval(sql.APPROVAL_DAEMON, approval_id, self.dead_after_s))
+        except StoreError as exc:
+            log.warning("cannot look approval %s up in the team (%s)", approval_id, exc)
+            return None
+        return found if isinstance(found, str) and found != self.daemon_id else None
+
+    async def decide_elsewhere(self, daemon_id: str, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Decide ``approval_id`` on ``daemon_id`` (its checks, its record);
+        its answer (the approval's shape with ``outcome``) or its typed error."""
+        answer = await self._call(
+            daemon_id, {"kind": "approval", "approval_id": approval_id, "decision": decision}, DECIDE_TIMEOUT_S
+        )
+        decided = answer.get("decided")
+        if not isinstance(decided, dict):
+            raise FutonError(f"daemon {daemon_id!r} sent a decision this daemon cannot read")
+        return decided
+
+    async def approvals_elsewhere(self) -> list[dict[str, Any]]:
+        """Pending approvals of the other live daemons (their public shape
+        with ``daemon``); empty when the database cannot say."""
+        try:
+            rows = await self._db(lambda c: c.fetch(sql.APPROVALS_ELSEWHERE, self.daemon_id, self.dead_after_s))
+        except StoreError as exc:
+            log.warning("cannot list the team's approvals (%s)", exc)
+            return []
+        listed = []
+        for row in rows:
+            shape = json.loads(row["shape"])
+            if isinstance(shape, dict):
+                shape.update(expires_in_s=round(float(row["expires_in_s"]), 1), daemon=str(row["daemon_id"]))
+                listed.append(shape)
+        return listed
+
+    # ------------------------------------------------------------- IRC lines
+
+    def is_team_bot(self, nick: str) -> bool:
+        """``nick`` is another daemon's IRC bot (as of the last heartbeat)."""
+        return irc_lower(nick) in self._team_bots
+
+    async def records_line(self, network: str, sender: str, target: str, text: str, named: list[str]) -> bool:
+        """Whether this daemon records a human's channel line that every
+        daemon's bot hears (module doc): ``named`` are the agents it
+        addresses. True when the database cannot say."""
+        now = asyncio.get_running_loop().time()
+        line = "\x00".join((network, irc_lower(target), irc_lower(sender), text))
+        heard = self._lines.pop(line, None) or deque()
+        while heard and heard[0] < now - LINE_WINDOW_S:
+            heard.popleft()
+        heard.append(now)
+        self._lines[line] = heard  # newest last: the oldest go first when full
+        while len(self._lines) > MAX_LINE_KEYS:
+            self._lines.popitem(last=False)
+        key = hashlib.sha256(f"{line}\x00{len(heard)}".encode()).hexdigest()
+        try:
+            if named:
+                rows = await self._db(lambda c: c.fetch(sql.OWNERS, named, self.dead_after_s))
+                daemons = sorted(str(r["daemon_id"]) for r in rows)
+                if daemons:
+                    return daemons[0] == self.daemon_id
+            row = await self._db(lambda c: c.fetchval(sql.CLAIM_LINE, key, self.daemon_id, LINE_WINDOW_S))
+        except StoreError as exc:
+            log.warning("cannot agree on who records an IRC line (%s); recording it here", exc)
+            return True
+        return row is not None
 
     # ------------------------------------------------------------- routing (caller side)
 
@@ -352,7 +531,16 @@ class TeamBus:
 
     # ------------------------------------------------------------- routing (receiver side)
 
-    def _notified(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith("{"):  # an answer carried by the notification itself (_answer)
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                body = None
+            # Only answers travel so: requests go through the table (each handled once).
+            if isinstance(body, dict) and body.get("kind") == "answer" and isinstance(body.get("from"), str):
+                self._handle(body["from"], payload)
+                return
         self._kick()
 
     def _kick(self) -> None:
@@ -393,7 +581,7 @@ class TeamBus:
                 future.set_result(body)
         elif kind == "supersede":
             self._supersede(str(body.get("agent_id")), sender)
-        elif kind in ("dispatch", "push"):
+        elif kind in ("dispatch", "push", "approval"):
             if self._handling >= MAX_HANDLING:
                 busy = {"code": "rate-limited", "message": "the agent's daemon is busy; try again"}
                 self._spawn(self._answer(sender, body, {"error": busy}))
@@ -428,6 +616,8 @@ class TeamBus:
                     inbound, reply_timeout_s=float(body["timeout_s"])
                 )
                 answer = {"receipt": dataclasses.asdict(receipt)}
+            elif kind == "approval":
+                answer = {"decided": await self._decide_here(body)}
             else:
                 record = self.registry.find(str(body["agent_id"]))
                 push = body["fields"]
@@ -447,9 +637,33 @@ class TeamBus:
             self._handling -= 1
         await self._answer(sender, body, answer)
 
+    async def _decide_here(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A decision another daemon received for an approval of this one:
+        every check is made here, by :meth:`Approvals.decide`."""
+        if self.approvals is None:
+            raise FutonError("approvals are not available on this daemon")
+        d = body["decision"]
+        if not isinstance(d, dict):
+            raise TypeError("decision must be an object")
+        account, agent = d.get("account"), d.get("agent")
+        return await self.approvals.decide(
+            str(body["approval_id"]), str(d["decision"]), str(d["by"]), str(d.get("reason", "")),
+            admin=d.get("admin") is True, account=account if isinstance(account, str) else None,
+            agent=agent if isinstance(agent, str) else None, here_only=True,
+        )  # fmt: skip
+
     async def _answer(self, sender: str, body: dict[str, Any], answer: dict[str, Any]) -> None:
+        reply = {"kind": "answer", "call": body.get("call"), "from": self.daemon_id, **answer}
+        text = json.dumps(reply, ensure_ascii=False, default=str)
         try:
-            await self._send(sender, {"kind": "answer", "call": body.get("call"), **answer})
+            if len(text.encode("utf-8")) <= NOTIFY_MAX_BYTES:
+                # Small answers ride on the NOTIFY itself: no row to write and take.
+                # If the caller's listening connection drops just then, the answer is
+                # lost and the call ends agent-unreachable at its timeout (a row would
+                # have been read at the caller's next heartbeat instead): rare, typed.
+                await self._db(lambda c: c.execute(sql.NOTIFY, sql.channel(sender), text))
+            else:
+                await self._send(sender, reply)
         except StoreError as exc:
             log.warning("cannot answer daemon %s (%s); it will time out", sender, exc)
 
@@ -481,8 +695,13 @@ class TeamBus:
         if loop.time() < self._down_until:
             raise StoreError("the team database is unavailable (it failed a moment ago)")
         try:
-            async with asyncio.timeout(timeout_s), self._sql.use() as conn:
-                return await work(conn)
+            pick = self._busy.index(min(self._busy))  # the least busy connection
+            self._busy[pick] += 1
+            try:
+                async with asyncio.timeout(timeout_s), self._sql[pick].use() as conn:
+                    return await work(conn)
+            finally:
+                self._busy[pick] -= 1
         except _DB_ERRORS as exc:
             self._down_until = loop.time() + DOWN_S
             raise StoreError(f"the team database is unavailable: {exc or type(exc).__name__}") from None

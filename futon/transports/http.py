@@ -105,6 +105,8 @@ class Services:
     reload: Callable[[], Awaitable[dict[str, Any]]] | None = None  # POST /api/alpha/config/reload
     metrics: Callable[[], str] | None = None  # GET /metrics: the exposition text
     approvals: Approvals | None = None  # humans in the loop (issue 17)
+    # One of a team (issue 20): the agent list with each agent's daemon and presence (TeamBus.agents).
+    team_agents: Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]] | None = None
 
     def apply_settings(self, http: HttpSection) -> None:
         """A reload: the admin token guards the very next request (the auth
@@ -722,7 +724,10 @@ class HttpApi:
 
     async def agents(self, _: web.Request) -> web.Response:
         registry = _need(self.s.registry, "the agent registry")
-        return ok({"ok": True, "agents": [record.describe() for record in registry.all()]})
+        listed = [record.describe() for record in registry.all()]
+        if self.s.team_agents is not None:  # one of a team: where each agent is
+            listed = await self.s.team_agents(listed)
+        return ok({"ok": True, "agents": listed})
 
     async def agents_post(self, request: web.Request) -> web.Response:
         body: bodies.RegisterAgentRequest = await read_body(request, bodies.RegisterAgentRequest)
@@ -751,7 +756,7 @@ class HttpApi:
 
     async def approvals(self, _: web.Request) -> web.Response:
         approvals = _need(self.s.approvals, "approvals")
-        return ok({"ok": True, "approvals": [p.describe() for p in approvals.pending()]})
+        return ok({"ok": True, "approvals": await approvals.listing()})  # a team: every daemon's
 
     async def approvals_decide(self, request: web.Request) -> web.Response:
         """The admin token decides (it is always an approver); recorded with

@@ -463,10 +463,10 @@ class Connection:
         if self.hub.approvals is None:
             raise FutonError("approvals are not available in this daemon", code="internal-error")
         # An operator socket is also an agent's: it never decides that agent's own request.
-        own = [p for p in self.hub.approvals.pending() if p.id == frame.approval_id and p.request.agent_id == self._agent().id]
-        if own:
-            raise PermissionDenied(f"{own[0].request.agent_id} may not decide its own request", code="approval-self")
-        decided = await self.hub.approvals.decide(frame.approval_id, frame.decision, "admin", frame.reason, admin=True)
+        # agent=: the approval-self rule, checked where the approval lives (a team: maybe another daemon)
+        decided = await self.hub.approvals.decide(
+            frame.approval_id, frame.decision, "admin", frame.reason, admin=True, agent=self._agent().id
+        )
         return f.ApprovalDecided(approval_id=frame.approval_id, outcome=decided["outcome"], by=decided["by"])
 
     async def _flush_then_close(self, code: int, reason: str) -> None:

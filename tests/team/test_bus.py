@@ -130,3 +130,30 @@ async def test_an_irc_line_for_an_agent_on_another_daemon_is_left_to_that_daemon
         said = f.ChatMessage.model_validate({"to": "claude-1", "from": "joe", "text": "hi", "transport": "http", "seq": 0})
         assert await d2.pipeline.push(here, said) is True
         assert (here.seq, there.seq) == (0, 1)
+
+
+async def test_answers_small_and_large_come_back(
+    tmp_path: Path, pg_dsn: str, pg_cluster: PgCluster, http: aiohttp.ClientSession
+) -> None:
+    """A small answer rides on the NOTIFY itself, one larger than a NOTIFY
+    payload may be goes through the mail table: both reach the caller. A
+    notification whose payload is not an answer only wakes the mailbox."""
+    database = pg_dsn.rsplit("/", 1)[1]
+    async with (
+        team_daemon(tmp_path / "d1", pg_dsn, "d1") as d1,
+        team_daemon(tmp_path / "d2", pg_dsn, "d2") as d2,
+        AgentClient(ws_url(d1.ports["http"]), "claude-1") as a,
+    ):
+        for payload in ("{not json", '{"kind": "answer"}', '["x"]'):
+            pg_cluster.psql(f"SELECT pg_notify('{team_sql.channel('d2')}', '{payload}')", database)
+        for n, text in enumerate(("short", "x" * 3 * team_mod.NOTIFY_MAX_BYTES)):
+            asking = asyncio.ensure_future(http.post(base_url(d2) + "/dispatch", json={
+                "msg_id": f"size-{n}", "to": "claude-1", "payload": {"coordination": True},
+            }))  # fmt: skip
+            pushed = await a.next_push(timeout=10)
+            assert isinstance(pushed, PushedMessage) and pushed.msg_id == f"size-{n}"
+            await a.reply(f"size-{n}", text)
+            async with await asking as response:
+                assert response.status == 200, await response.text()
+                assert (await response.json())["reply"] == text
+        assert d2.team is not None and not d2.team._calls

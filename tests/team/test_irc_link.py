@@ -39,7 +39,9 @@ async def documented_network() -> AsyncIterator[dict[str, int]]:
     binary = require_binary("ngircd", "ngircd")
     ports = {"irc1": free_port(), "irc2": free_port()}
     servers: list[ServerProcess] = []
-    for name, config in documented_configs().items():
+    # irc2 (passive) first: irc1 connects out at start, and a first attempt that finds
+    # nobody listening waits ConnectRetry (60 s) before the next.
+    for name, config in sorted(documented_configs().items(), reverse=True):
         folder = server_folder(f"futon-ngircd-{name}-")
         other = "irc2" if name == "irc1" else "irc1"
         config = config.replace(ADDRESSES[other], "127.0.0.1").replace("0.0.0.0", "127.0.0.1")
