@@ -177,6 +177,9 @@ def seal_batch(
         except (ProtocolError, Conflict) as error:
             failures.append((position, error))
             continue
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 line can hold it
+            failures.append((position, ProtocolError("entry holds text that is not UTF-8 (a lone surrogate)", code="invalid-entry")))
+            continue
         batch_ids.add(stored["evidence/id"])
         head = _Head(seq, stored["evidence/hash"], at)
         sealed.append(Sealed(stored, line, existing))

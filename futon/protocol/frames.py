@@ -870,7 +870,26 @@ def loads_bounded(data: str | bytes, *, what: str = "frame", max_depth: int = MA
     if _brackets(data) > max_depth and _deeper_than(value, max_depth):
         req_id = _valid_req_id(value.get("req_id")) if isinstance(value, dict) else None
         raise _too_deep(what, max_depth, req_id)
+    if _SURROGATE_ESCAPE.search(data if isinstance(data, str) else data.decode("utf-8", "replace")):
+        _refuse_lone_surrogates(value, what)
     return value
+
+
+# A \uD800–\uDFFF escape: JSON lets one stand alone, but a lone surrogate is
+# no character, cannot be written as UTF-8 and so could never be recorded.
+# Pairs (an emoji spelt as two escapes) decode to one character and pass.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        req_id = _valid_req_id(value.get("req_id")) if isinstance(value, dict) else None
+        raise JsonError(
+            f"{what} holds a lone surrogate escape (\\uD800-\\uDFFF without its pair): not UTF-8 text",
+            req_id=req_id,
+        ) from None
 
 
 def _not_json(word: str) -> Any:
