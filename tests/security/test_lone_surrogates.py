@@ -21,10 +21,10 @@ LONE = "\\ud800"
 @pytest.mark.parametrize(
     "raw",
     [
-        '{"type":"tool_action","tool":"read","args":["%s"],"req_id":"a1"}' % LONE,
-        '{"type":"tool_action","tool":"grep","args":{"pattern":"x","path":"%s"},"req_id":"a2"}' % LONE,
-        '{"type":"native_item","kind":"plan","body":{"steps":["%s"]},"req_id":"a3"}' % LONE,
-        '{"type":"tool_check","kind":"command","command":"cat %s","req_id":"a4"}' % LONE,
+        '{"type":"tool_action","tool":"read","args":["@"],"req_id":"a1"}'.replace("@", LONE),
+        '{"type":"tool_action","tool":"grep","args":{"pattern":"x","path":"@"},"req_id":"a2"}'.replace("@", LONE),
+        '{"type":"native_item","kind":"plan","body":{"steps":["@"]},"req_id":"a3"}'.replace("@", LONE),
+        '{"type":"tool_check","kind":"command","command":"cat @","req_id":"a4"}'.replace("@", LONE),
     ],
 )
 async def test_a_lone_surrogate_in_any_frame_is_refused_at_the_edge(tmp_path: Path, raw: str) -> None:
@@ -47,7 +47,7 @@ async def test_the_http_evidence_route_refuses_it_and_stores_nothing(tmp_path: P
         before = daemon.store.last_seq
         body = (
             '{"subject":{"ref/type":"session","ref/id":"s"},"type":"coordination",'
-            '"claim-type":"step","author":"claude-1","body":{"t":"%s"}}' % LONE
+            '"claim-type":"step","author":"claude-1","body":{"t":"@"}}'.replace("@", LONE)
         )
         async with http.post(
             base_url(daemon) + "/api/alpha/evidence", data=body, headers={"Content-Type": "application/json"}
