@@ -661,19 +661,9 @@ class Index:
                 params.append(tag)
         else:
             source = "entries e"
-        equalities = (
-            ("e.subj_type", query.subject_type),
-            ("e.subj_id", query.subject_id),
-            ("e.type", query.type),
-            ("e.claim", query.claim_type),
-            ("e.author", query.author),
-            ("e.session", query.session_id),
-            ("e.pattern", query.pattern_id),
-        )
-        for column, value in equalities:
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        for column, value in query.column_filters():
+            where.append(f"{column} = ?")
+            params.append(value)
         if query.since is not None:
             where.append("e.at >= ?")
             params.append(query.since)

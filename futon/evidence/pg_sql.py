@@ -142,18 +142,8 @@ def filters(
         where.append(
             f"EXISTS (SELECT 1 FROM {TAGS} tx WHERE tx.tag = {params.add(tag)} AND tx.seq = e.seq)"
         )
-    equalities = (
-        ("e.subj_type", query.subject_type),
-        ("e.subj_id", query.subject_id),
-        ("e.type", query.type),
-        ("e.claim", query.claim_type),
-        ("e.author", query.author),
-        ("e.session", query.session_id),
-        ("e.pattern", query.pattern_id),
-    )
-    for column, value in equalities:
-        if value is not None:
-            where.append(f"{column} = {params.add(value)}")
+    for column, value in query.column_filters():
+        where.append(f"{column} = {params.add(value)}")
     if query.since is not None:
         where.append(f"e.at >= {params.add(query.since)}")
     if query.until is not None:

@@ -139,6 +139,21 @@ class EvidenceQuery:
     def page_after(self, last_seq: int) -> EvidenceQuery:
         return replace(self, before_seq=last_seq)
 
+    def column_filters(self) -> list[tuple[str, str]]:
+        """The equality filters that are set, as ``(column, value)`` of the
+        indexes' entry table (``e.``-qualified; the same columns in SQLite
+        and PostgreSQL)."""
+        columns = (
+            ("e.subj_type", self.subject_type),
+            ("e.subj_id", self.subject_id),
+            ("e.type", self.type),
+            ("e.claim", self.claim_type),
+            ("e.author", self.author),
+            ("e.session", self.session_id),
+            ("e.pattern", self.pattern_id),
+        )
+        return [(column, value) for column, value in columns if value is not None]
+
     def matches(self, entry: EntryDict) -> bool:
         """The same filters applied to one entry (for live subscriptions,
         where each new entry is tested once instead of re-querying)."""
