@@ -51,7 +51,9 @@ class Anchor:
         return cls(int(found.group(1)), found.group(2))
 
     def record(self) -> bytes:
-        data = json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at}).encode()
+        # What json.dumps of {"seq", "hash", "at"} writes, spelt out: this
+        # runs after every append (only ``at`` can hold text to escape).
+        data = f'{{"seq": {int(self.seq)}, "hash": {json.dumps(self.hash)}, "at": {json.dumps(self.at)}}}'.encode()
         return data.ljust(_RECORD_BYTES - 1) + b"\n"
 
 

@@ -1041,6 +1041,20 @@ def render(frame: ServerFrame) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def render_tool_result(req_id: ReqId | None, tool: str, ok: bool, result: Any) -> str:
+    """``render(ToolResult(...))`` with ``req_id`` set, the same text, from
+    a dict built directly: the reply to every ``tool_action`` (no model
+    built, validated and dumped again). ``result`` is plain JSON — it was
+    just recorded in the step's evidence entry."""
+    data: dict[str, Any] = {} if req_id is None else {"req_id": req_id}
+    data["type"] = "tool_result"
+    data["tool"] = tool
+    data["ok"] = ok
+    if result is not None:
+        data["result"] = result
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
 def frame_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema per frame, keyed ``client.<type>`` / ``server.<type>``."""
     out: dict[str, dict[str, Any]] = {}

@@ -14,7 +14,10 @@ Per connection:
   pipeline: a peer that falls too far behind — more than
   :data:`OUTBOUND_LIMIT` frames or ``ws.max_outbound_bytes`` waiting, before
   ``ready`` as after — is closed (it can ``resume``). aiohttp's writer waits
-  for the socket to drain, so the transport's own buffer stays small;
+  for the socket to drain, so the transport's own buffer stays small. A small
+  reply of the ordered worker skips the queue when nothing waits in it and
+  the socket's buffer is empty (``Connection._send_now``): same order, one
+  task hop less per action;
 - a token bucket (``ws.max_frames_per_s`` / ``ws.burst``), and bounds on
   what may wait for the ordered worker (:data:`MAX_PENDING_ACTIONS`) and on
   ``message`` frames in flight (:data:`MAX_PENDING_MESSAGES`);
@@ -73,6 +76,9 @@ CLOSE_UNKNOWN_AGENT = 4004
 OUTBOUND_LIMIT = 2000  # frames queued for a slow peer before it is dropped
 MAX_PENDING_ACTIONS = 100  # peripheral frames waiting for the ordered worker
 MAX_PENDING_MESSAGES = 100  # message frames in flight (each may wait reply_timeout_s)
+# A reply at most this long (characters; ≤ 16 KiB of UTF-8, aiohttp's limit
+# for compressing in the loop) may skip the writer queue: see _send_now.
+DIRECT_SEND_MAX_CHARS = 4096
 
 
 def _positional(tool: str, args: list[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:
@@ -167,6 +173,7 @@ class Connection:
         # sentinel must always fit.
         self._outbound: asyncio.Queue[str | None] = asyncio.Queue()
         self._queued_chars = 0  # text waiting in _outbound
+        self._writing = False  # the writer holds a frame it has not finished sending
         self._actions: asyncio.Queue[f.ClientFrame | None] = asyncio.Queue()
         self._messages = 0  # message frames in flight
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -290,10 +297,13 @@ class Connection:
             if text is None:
                 return
             self._queued_chars -= len(text)
+            self._writing = True
             try:
                 await self.ws.send_str(text)
             except (ConnectionError, RuntimeError):
                 return
+            finally:
+                self._writing = False
             self.hub.frames_out += 1
 
     async def _action_loop(self) -> None:
@@ -301,7 +311,35 @@ class Connection:
             frame = await self._actions.get()
             if frame is None:
                 return
-            await self._guard(frame, self._peripheral_frame(frame))
+            text = await self._answer(frame, self._peripheral_frame(frame))
+            if text is not None:
+                await self._send_now(text)
+
+    async def _send_now(self, text: str) -> None:
+        """Send a reply of the ordered worker straight to the socket when
+        that can neither overtake nor wait, saving the writer task's hop;
+        otherwise queue it (:meth:`_enqueue`). Straight only when nothing
+        is queued or in the writer's hands (so every earlier frame is
+        already written: order holds), the socket's buffer is empty (a
+        peer that stopped reading still fills the bounded queue and is
+        dropped) and the frame is small (aiohttp then writes — compressed
+        or not — without awaiting: no executor, no lock wait, no drain)."""
+        socket = self._socket
+        if (
+            self._closing
+            or self._writing
+            or not self._outbound.empty()
+            or len(text) > DIRECT_SEND_MAX_CHARS
+            or socket is None
+            or socket.get_write_buffer_size()
+        ):
+            self._enqueue(text)
+            return
+        try:
+            await self.ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            return  # the socket is going: the reader loop ends and cleans up
+        self.hub.frames_out += 1
 
     async def closed(self) -> None:
         """Socket gone: stop the session exactly once, drop presence."""
@@ -379,9 +417,17 @@ class Connection:
         else:
             await self._guard(frame, self._other(frame))
 
-    async def _guard(self, frame: f.ClientFrame, work: Awaitable[f.ServerFrame | None]) -> None:
+    async def _guard(self, frame: f.ClientFrame, work: Awaitable[f.ServerFrame | str | None]) -> None:
         """Run a frame's work; every failure becomes a typed error frame and
         the connection stays usable."""
+        text = await self._answer(frame, work)
+        if text is not None:
+            self._enqueue(text)
+
+    async def _answer(self, frame: f.ClientFrame, work: Awaitable[f.ServerFrame | str | None]) -> str | None:
+        """A frame's reply, rendered (None: it has none), as :meth:`_guard`
+        sends it. ``work`` may return the reply already rendered (with
+        ``req_id``): the hot path of ``tool_action``."""
         try:
             reply = await work
         except FutonError as exc:
@@ -389,12 +435,14 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except ConnectionError:  # this peer was dropped meanwhile (too slow): nobody to answer
-            return
+            return None
         except Exception:
             log.exception("internal error on %s frame", frame.type)
             reply = self._error(FutonError("internal error; it was logged", code="internal-error"))
-        if reply is not None:
-            self._reply(frame.req_id, reply)
+        if reply is None or isinstance(reply, str):
+            return reply
+        reply.req_id = frame.req_id
+        return f.render(reply)
 
     def _reply(self, req_id: f.ReqId | None, frame: f.ServerFrame) -> None:
         frame.req_id = req_id
@@ -477,7 +525,7 @@ class Connection:
 
     # ------------------------------------------------------------- peripherals
 
-    async def _peripheral_frame(self, frame: f.ClientFrame) -> f.ServerFrame:
+    async def _peripheral_frame(self, frame: f.ClientFrame) -> f.ServerFrame | str:
         """Translate a peripheral frame into a call on the session service."""
         agent = self._agent()
         agent.touch()
@@ -499,7 +547,7 @@ class Connection:
             )
         if isinstance(frame, f.ToolAction):
             result = await slot.step(frame.tool, _positional(frame.tool, frame.args))
-            return f.ToolResult(tool=result.tool, ok=result.ok, result=result.result)
+            return f.render_tool_result(frame.req_id, result.tool, result.ok, result.result)
         if isinstance(frame, f.Hop):
             hop = await slot.hop(frame.to, frame.exit_condition, frame.reason, frame.context)
             # By alias: "from" is a keyword; typed Any so mypy (no pydantic
