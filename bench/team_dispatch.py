@@ -11,7 +11,9 @@ comes back the same way). Both record the dispatch in PostgreSQL. The two
 windows alternate per concurrency so drift hits both.
 
 Goal (issue 20): cross-daemon p50 within 2× of same-daemon.
-Run: ``.venv/bin/python bench/team_dispatch.py [--seconds S]``.
+Run: ``.venv/bin/python bench/team_dispatch.py [--seconds S] [--durable]``
+(``--durable``: the cluster with fsync on, as a deployment runs it — every
+durable commit then waits for the disk, in both paths).
 """
 
 from __future__ import annotations
@@ -66,11 +68,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per configuration")
     parser.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds before each window")
+    parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync on (default: off)")
     args = parser.parse_args()
     try:
         with contextlib.ExitStack() as stack:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="futon-team-bench-")))
-            cluster = stack.enter_context(running_cluster())
+            cluster = stack.enter_context(running_cluster(durable=args.durable))
             dsn = cluster.create_database()
             one = stack.enter_context(daemon_process(root / "d1", **team_keys(dsn, "d1")))
             two = stack.enter_context(daemon_process(root / "d2", **team_keys(dsn, "d2")))
@@ -87,7 +90,8 @@ def main() -> None:
         sys.exit(130)
     print(f"machine: {machine()}")
     print(
-        f"setup: two daemons (`futon serve`, evidence on one throwaway PostgreSQL cluster), the answering agent "
+        f"setup: two daemons (`futon serve`, evidence on one throwaway PostgreSQL cluster, fsync "
+        f"{'on' if args.durable else 'off'}), the answering agent "
         f"(on daemon 1) and this client each in their own process; only {os.cpu_count() or 0} cores, shared; "
         f"{args.seconds:g} s per configuration after {args.warmup:g} s warm-up; HTTP keep-alive."
     )

@@ -47,9 +47,19 @@ What it gives the daemon:
   the agent's own daemon numbers it in its seq and replay window. Frames
   travel as rows of ``futon_team_mail`` with a NOTIFY on the receiver's
   channel (measured on a throwaway cluster: 0.8 ms round trip, against 22
-  ms when polling every 10 ms — and polling costs queries when idle); an
-  answer that fits a NOTIFY payload (:data:`NOTIFY_MAX_BYTES`) rides on the
-  notification alone — no row to write and take on the way back.
+  ms when polling every 10 ms — and polling costs queries when idle); a
+  dispatch or an answer that fits a NOTIFY payload (:data:`NOTIFY_MAX_BYTES`)
+  rides on the notification alone — no row to write and take (taking it
+  was one of the four database round trips a cross-daemon dispatch added). What
+  that trades: a notification lost with the receiver's listening connection
+  is lost (a row would be taken at its next heartbeat), so that call ends
+  ``agent-unreachable`` at its timeout; and anyone who can connect to the
+  database can NOTIFY, where writing the mail table needs its privilege —
+  which changes little, since whoever can connect can already LISTEN to a
+  daemon's channel and answer its calls, and a dispatch that way is only
+  ever a coordination message without the admin's rights (:meth:`_serve`).
+  Pushes, approval decisions and supersedes always go through the table.
+  Mail rows commit asynchronously (team_sql.py's doc: mail is not evidence).
 
 Every wait is bounded: calls in flight (:data:`MAX_CALLS`), frames being
 handled for other daemons (:data:`MAX_HANDLING`), mail taken per round
@@ -102,6 +112,7 @@ MAIL_TTL_S = 600.0  # mail nobody took (its daemon died) is dropped after this
 DECIDE_TIMEOUT_S = 10.0  # an approval decision sent to its daemon is answered within this
 LINE_WINDOW_S = 30.0  # the same human line heard by several bots within this is one line
 MAX_LINE_KEYS = 10_000  # recent lines remembered to number repeats (bounded)
+NOTIFIED = ("dispatch", "answer")  # the kinds a notification may carry itself (module doc)
 SUPERSEDED = 4000  # the WS close code of a connection taken over (transports/ws.py)
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -475,6 +486,8 @@ class TeamBus:
         return answer.get("delivered") is True
 
     async def _call(self, daemon_id: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send ``body`` to ``daemon_id`` and wait for its answer (a dispatch
+        that fits rides on the NOTIFY alone; anything else is a mail row)."""
         if self._closed:
             raise FutonError("this daemon is stopping", code="agent-unreachable")
         if len(self._calls) >= MAX_CALLS:
@@ -488,7 +501,7 @@ class TeamBus:
         unreachable = {"daemon_id": daemon_id}
         try:
             try:
-                await self._send(daemon_id, {**body, "call": call})
+                await self._send(daemon_id, {**body, "call": call}, alone=body.get("kind") == "dispatch")
             except StoreError as exc:
                 raise FutonError(
                     f"cannot reach daemon {daemon_id!r}: {exc.message}",
@@ -532,14 +545,14 @@ class TeamBus:
     # ------------------------------------------------------------- routing (receiver side)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        if payload.startswith("{"):  # an answer carried by the notification itself (_answer)
+        if payload.startswith("{"):  # a dispatch or an answer carried by the notification itself
             try:
                 body = json.loads(payload)
             except ValueError:
                 body = None
-            # Only answers travel so: requests go through the table (each handled once).
-            if isinstance(body, dict) and body.get("kind") == "answer" and isinstance(body.get("from"), str):
-                self._handle(body["from"], payload)
+            # Only these travel so (module doc); anything else only wakes the mailbox.
+            if isinstance(body, dict) and body.get("kind") in NOTIFIED and isinstance(body.get("from"), str):
+                self._handle_body(body["from"], body)
                 return
         self._kick()
 
@@ -568,11 +581,17 @@ class TeamBus:
             self._draining = False
 
     def _handle(self, sender: str, text: str) -> None:
-        self._silent.pop(sender, None)  # it speaks: it is alive
         try:
             body = json.loads(text)
+        except ValueError:
+            body = None
+        self._handle_body(sender, body)
+
+    def _handle_body(self, sender: str, body: Any) -> None:
+        self._silent.pop(sender, None)  # it speaks: it is alive
+        try:
             kind = body["kind"]
-        except (ValueError, TypeError, KeyError):
+        except (TypeError, KeyError, IndexError):
             log.warning("unreadable team mail from %s dropped", sender)
             return
         if kind == "answer":
@@ -653,27 +672,26 @@ class TeamBus:
         )  # fmt: skip
 
     async def _answer(self, sender: str, body: dict[str, Any], answer: dict[str, Any]) -> None:
-        reply = {"kind": "answer", "call": body.get("call"), "from": self.daemon_id, **answer}
-        text = json.dumps(reply, ensure_ascii=False, default=str)
+        reply = {"kind": "answer", "call": body.get("call"), **answer}
         try:
-            if len(text.encode("utf-8")) <= NOTIFY_MAX_BYTES:
-                # Small answers ride on the NOTIFY itself: no row to write and take.
-                # If the caller's listening connection drops just then, the answer is
-                # lost and the call ends agent-unreachable at its timeout (a row would
-                # have been read at the caller's next heartbeat instead): rare, typed.
-                await self._db(lambda c: c.execute(sql.NOTIFY, sql.channel(sender), text))
-            else:
-                await self._send(sender, reply)
+            await self._send(sender, reply, alone=True)
         except StoreError as exc:
             log.warning("cannot answer daemon %s (%s); it will time out", sender, exc)
 
     # ------------------------------------------------------------- plumbing
 
-    async def _send(self, daemon_id: str, body: dict[str, Any]) -> None:
-        text = json.dumps(body, ensure_ascii=False, default=str)
-        await self._db(
-            lambda c: c.execute(sql.SEND, daemon_id, self.daemon_id, text, sql.channel(daemon_id))
-        )
+    async def _send(self, daemon_id: str, body: dict[str, Any], *, alone: bool = False) -> None:
+        """Mail ``body`` to ``daemon_id``. ``alone`` (a dispatch or an answer):
+        when it fits a NOTIFY payload it is the notification itself — no row to
+        write and take; if the receiver's listening connection drops just then
+        it is lost and the call ends agent-unreachable at its timeout (a row
+        would have been read at the receiver's next heartbeat): rare, typed."""
+        text = json.dumps({**body, "from": self.daemon_id}, ensure_ascii=False, default=str)
+        channel = sql.channel(daemon_id)
+        if alone and len(text.encode("utf-8")) <= NOTIFY_MAX_BYTES:
+            await self._db(lambda c: c.execute(sql.NOTIFY, channel, text))
+        else:
+            await self._db(lambda c: c.execute(sql.SEND, daemon_id, self.daemon_id, text, channel))
 
     async def _relisten(self) -> None:
         old, self._listen = self._listen, None

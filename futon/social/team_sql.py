@@ -22,6 +22,16 @@ Two tables beside the evidence store's, in the same database:
   receiver's channel in the same statement; the receiver deletes what is
   addressed to it (so a row is handled once) and sweeps again every
   heartbeat, so a notification lost with a dropped connection is only late.
+  A dispatch or an answer that fits a NOTIFY payload skips the table: the
+  notification carries it (team.py says what that trades).
+
+Mail is not evidence: the statements that write it commit asynchronously
+(``set_config('synchronous_commit', 'off', true)``, for that statement's
+transaction only), so a frame for another daemon costs no WAL flush. What a
+database crash can do to that: lose mail committed in its last moments (its
+caller ends ``agent-unreachable`` at its timeout) or bring back a row taken
+just before (handled again at the next sweep: a push seen twice, a decision
+refused as already made).
 """
 
 from __future__ import annotations
@@ -195,17 +205,18 @@ WITH m AS (
     INSERT INTO futon_team_mail (to_daemon, from_daemon, body) VALUES ($1, $2, $3::jsonb)
     RETURNING id
 )
-SELECT pg_notify($4, (SELECT id::text FROM m))
+SELECT pg_notify($4, (SELECT id::text FROM m)), set_config('synchronous_commit', 'off', true)
 """
 
-# A small answer to a call, carried by the notification itself.
-NOTIFY = "SELECT pg_notify($1, $2)"
+# A small dispatch or answer, carried by the notification itself (no row).
+NOTIFY = "SELECT pg_notify($1, $2), set_config('synchronous_commit', 'off', true)"
 
+# set_config in RETURNING: evaluated when rows go, i.e. when there is a commit to make.
 TAKE = """
 DELETE FROM futon_team_mail WHERE id IN (
     SELECT id FROM futon_team_mail WHERE to_daemon = $1 ORDER BY id LIMIT $2
 )
-RETURNING id, from_daemon, body::text
+RETURNING id, from_daemon, body::text, set_config('synchronous_commit', 'off', true)
 """
 
 # At start: what a previous life of this daemon left (its presence rows are

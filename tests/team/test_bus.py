@@ -4,9 +4,11 @@ the mail table could send, the bounds, and the JSONL daemon without a bus."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from futon.agents import AgentClient, PushedMessage
@@ -157,3 +159,64 @@ async def test_answers_small_and_large_come_back(
                 assert response.status == 200, await response.text()
                 assert (await response.json())["reply"] == text
         assert d2.team is not None and not d2.team._calls
+
+
+async def test_a_small_dispatch_rides_on_the_notify_and_a_large_one_on_the_table(
+    tmp_path: Path, pg_dsn: str, http: aiohttp.ClientSession
+) -> None:
+    """What daemon 1's channel carries, seen by a listener of its own: a
+    small dispatch is the notification itself (no row), one larger than a
+    NOTIFY payload may be is a mail row whose id the notification names."""
+    heard: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
+    spy = await asyncpg.connect(pg_dsn)
+    try:
+        await spy.add_listener(team_sql.channel("d1"), lambda _c, _p, _ch, payload: heard.put_nowait(payload))
+        async with (
+            team_daemon(tmp_path / "d1", pg_dsn, "d1") as d1,
+            team_daemon(tmp_path / "d2", pg_dsn, "d2") as d2,
+            AgentClient(ws_url(d1.ports["http"]), "claude-1") as a,
+        ):
+            for n, text in enumerate(("short", "x" * 3 * team_mod.NOTIFY_MAX_BYTES)):
+                asking = asyncio.ensure_future(http.post(base_url(d2) + "/dispatch", json={
+                    "msg_id": f"ride-{n}", "to": "claude-1", "payload": {"coordination": True, "text": text},
+                }))  # fmt: skip
+                pushed = await a.next_push(timeout=10)
+                assert isinstance(pushed, PushedMessage) and pushed.msg_id == f"ride-{n}"
+                await a.reply(f"ride-{n}", "ok")
+                async with await asking as response:
+                    assert response.status == 200, await response.text()
+                payloads = [heard.get_nowait() for _ in range(heard.qsize())]
+                requests = [p for p in payloads if p.startswith("{")]
+                if n == 0:
+                    assert len(requests) == 1
+                    body = json.loads(requests[0])
+                    assert (body["kind"], body["from"], body["inbound"]["msg_id"]) == ("dispatch", "d2", "ride-0")
+                else:
+                    assert not requests and any(p.isdigit() for p in payloads)  # a row's id
+            assert d2.team is not None and not d2.team._calls
+    finally:
+        await spy.close()
+
+
+async def test_a_dispatch_notified_by_anyone_is_still_only_a_coordination_message(
+    tmp_path: Path, pg_dsn: str, pg_cluster: PgCluster
+) -> None:
+    """Anyone who can connect can NOTIFY: a dispatch carried that way gets
+    what one written in the mail table gets — an action is refused, typed,
+    and the answer goes to the channel of the daemon it names."""
+    database = pg_dsn.rsplit("/", 1)[1]
+    answers: asyncio.Queue[str] = asyncio.Queue(maxsize=10)
+    spy = await asyncpg.connect(pg_dsn)
+    try:
+        await spy.add_listener(team_sql.channel("x"), lambda _c, _p, _ch, payload: answers.put_nowait(payload))
+        async with team_daemon(tmp_path / "d1", pg_dsn, "d1"):
+            inbound = {"msg_id": "forged", "sender": "claude-9", "to": "claude-1", "transport": "http",
+                       "payload": {"action": "read_file", "path": "README.md"}, "admin": True}  # fmt: skip
+            for call, shape in (("c1", inbound), ("c2", {"nope": 1})):
+                forged = json.dumps({"kind": "dispatch", "from": "x", "call": call, "inbound": shape, "timeout_s": 1})
+                pg_cluster.psql(f"SELECT pg_notify('{team_sql.channel('d1')}', '{forged}')", database)
+                answer = json.loads(await asyncio.wait_for(answers.get(), 10))
+                assert (answer["kind"], answer["call"], answer["from"]) == ("answer", call, "d1")
+                assert answer["error"]["code"] == "invalid-message"
+    finally:
+        await spy.close()
