@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ from futon.transports.irc import IrcHome, IrcServer
 from futon.transports.irc.embedded import EmbeddedSide
 from futon.transports.ws import CLOSE_UNKNOWN_AGENT, WsHub
 
+GIL_SWITCH_S = 0.001
 log = logging.getLogger("futon.daemon")
 
 STOP_TIMEOUT_S = 10.0  # the whole shutdown; systemd's TimeoutStopSec leaves room above it
@@ -121,6 +123,11 @@ class Daemon:
 
     async def start(self) -> None:
         settings = self.config.daemon
+        # Tool threads (grep over a huge file, reads, hashing) are CPU-bound
+        # Python between their C calls: a shorter GIL switch interval than
+        # CPython's 5 ms hands the event loop the GIL sooner, so /health and
+        # every other connection stay answered while they run.
+        sys.setswitchinterval(GIL_SWITCH_S)
         self._load_replay()
         if settings.evidence.backend == "postgres" and settings.evidence.postgres is not None:
             pg = settings.evidence.postgres

@@ -58,7 +58,10 @@ SECRET_NAME = "DATABASE_URL"
 # longer than HEALTH_WORST_S (a frozen loop takes seconds).
 HEALTH_P95_S = 0.1
 HEALTH_WORST_S = 0.5
-_POLL_S = 0.05
+# Dense enough that a p95 rests on tens of polls: with a handful, the 95th
+# percentile is the single slowest poll, and one scheduling hiccup of a
+# loaded 2-core machine would decide the test.
+_POLL_S = 0.02
 
 
 def rss_bytes() -> int:
@@ -138,7 +141,7 @@ class Arena:
 
     @asynccontextmanager
     async def responsive(self) -> AsyncIterator[None]:
-        """Poll ``/health`` every 50 ms while the body runs; on exit, every
+        """Poll ``/health`` every 20 ms while the body runs; on exit, every
         poll must have been answered, 95% within 100 ms and none slower
         than 500 ms."""
         # The prober runs in its own thread: a probe on the daemon's event
@@ -178,7 +181,8 @@ class Arena:
         self.health_times.extend(times)
         assert times, "/health was never answered during the attack"
         worst = max(times)
-        p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else worst
+        # Inclusive: interpolated between observed polls, never extrapolated past the slowest.
+        p95 = statistics.quantiles(times, n=20, method="inclusive")[-1] if len(times) >= 2 else worst
         assert p95 <= HEALTH_P95_S, f"/health p95 {p95 * 1000:.0f} ms during the attack ({len(times)} polls)"
         assert worst <= HEALTH_WORST_S, f"/health took {worst * 1000:.0f} ms during the attack"
 
