@@ -58,6 +58,7 @@ SECRET_NAME = "DATABASE_URL"
 # longer than HEALTH_WORST_S (a frozen loop takes seconds).
 HEALTH_P95_S = 0.1
 HEALTH_WORST_S = 0.5
+P95_MIN_POLLS = 20
 # Dense enough that a p95 rests on tens of polls: with a handful, the 95th
 # percentile is the single slowest poll, and one scheduling hiccup of a
 # loaded 2-core machine would decide the test.
@@ -142,8 +143,8 @@ class Arena:
     @asynccontextmanager
     async def responsive(self) -> AsyncIterator[None]:
         """Poll ``/health`` every 20 ms while the body runs; on exit, every
-        poll must have been answered, 95% within 100 ms and none slower
-        than 500 ms."""
+        poll must have been answered, none slower than 500 ms, and (from
+        20 polls on) 95% within 100 ms."""
         # The prober runs in its own thread: a probe on the daemon's event
         # loop would freeze together with it and see nothing wrong.
         times: list[float] = []
@@ -182,8 +183,11 @@ class Arena:
         assert times, "/health was never answered during the attack"
         worst = max(times)
         # Inclusive: interpolated between observed polls, never extrapolated past the slowest.
-        p95 = statistics.quantiles(times, n=20, method="inclusive")[-1] if len(times) >= 2 else worst
-        assert p95 <= HEALTH_P95_S, f"/health p95 {p95 * 1000:.0f} ms during the attack ({len(times)} polls)"
+        # A 95th percentile means something from 20 polls on; over a shorter
+        # attack only the worst poll (and every poll answered) is judged.
+        if len(times) >= P95_MIN_POLLS:
+            p95 = statistics.quantiles(times, n=20, method="inclusive")[-1]
+            assert p95 <= HEALTH_P95_S, f"/health p95 {p95 * 1000:.0f} ms during the attack ({len(times)} polls)"
         assert worst <= HEALTH_WORST_S, f"/health took {worst * 1000:.0f} ms during the attack"
 
     @staticmethod
