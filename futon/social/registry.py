@@ -116,6 +116,30 @@ class AgentRecord:
         }
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    """The registry's folded lookups; the first agent (in registry order)
+    wins a name two agents share, as the scans these replace did."""
+
+    by_nick: dict[str, AgentRecord]
+    owner: dict[str, AgentRecord]
+    channels: dict[str, list[AgentRecord]]
+
+    @classmethod
+    def of(cls, records: Iterable[AgentRecord]) -> _Lookup:
+        by_nick: dict[str, AgentRecord] = {}
+        owner: dict[str, AgentRecord] = {}
+        channels: dict[str, list[AgentRecord]] = {}
+        for record in records:
+            nick = irc_lower(record.nick)
+            by_nick.setdefault(nick, record)
+            owner.setdefault(nick, record)
+            owner.setdefault(irc_lower(record.id), record)
+            for channel in {irc_lower(c) for c in record.spec.channels}:
+                channels.setdefault(channel, []).append(record)
+        return cls(by_nick, owner, channels)
+
+
 class AgentRegistry:
     def __init__(self, agents: AgentsFile, *, replay_window: int = 1000) -> None:
         self.replay_window = replay_window
@@ -123,6 +147,10 @@ class AgentRegistry:
         self._agents: dict[str, AgentRecord] = {}
         self._on_added: list[Callable[[AgentRecord], None]] = []
         self._on_presence: list[Callable[[AgentRecord], None]] = []
+        # Folded nick/id/channel lookups, rebuilt on the first lookup after
+        # the agent set changes: every IRC line asks who owns a nick, and a
+        # scan of 300 agents per line was most of the daemon's time under load.
+        self._lookup: _Lookup | None = None
         self.load(agents)
 
     # ------------------------------------------------------------- config
@@ -154,6 +182,7 @@ class AgentRegistry:
             a for a, r in self._agents.items() if r.source == "config" and a not in seen
         ]:
             del self._agents[agent_id]
+        self._lookup = None
 
     # ------------------------------------------------------------- lookup
 
@@ -171,29 +200,23 @@ class AgentRegistry:
         return self._agents.get(agent_id)
 
     def by_nick(self, nick: str) -> AgentRecord | None:
-        lowered = irc_lower(nick)
-        for record in self._agents.values():
-            if irc_lower(record.nick) == lowered:
-                return record
-        return None
+        return self._lookups().by_nick.get(irc_lower(nick))
 
     def owner_of_nick(self, nick: str) -> AgentRecord | None:
         """The agent ``nick`` belongs to — as its nick or as its id, both
         compared with IRC case folding — or None. Nobody else may use it."""
-        lowered = irc_lower(nick)
-        for record in self._agents.values():
-            if lowered in (irc_lower(record.nick), irc_lower(record.id)):
-                return record
-        return None
+        return self._lookups().owner.get(irc_lower(nick))
 
     def all(self) -> list[AgentRecord]:
         return list(self._agents.values())
 
     def in_channel(self, channel: str) -> Iterable[AgentRecord]:
-        lowered = irc_lower(channel)
-        return [
-            r for r in self._agents.values() if lowered in (irc_lower(c) for c in r.spec.channels)
-        ]
+        return list(self._lookups().channels.get(irc_lower(channel), ()))
+
+    def _lookups(self) -> _Lookup:
+        if self._lookup is None:
+            self._lookup = _Lookup.of(self._agents.values())
+        return self._lookup
 
     def default_peripheral(self, record: AgentRecord) -> str:
         return self.routing.get(record.type, self.routing.get("default", "explore"))
@@ -248,6 +271,7 @@ class AgentRegistry:
             on_presence=self._presence,
         )
         self._agents[agent_id] = record
+        self._lookup = None
         self._added(record)
         return record
 
@@ -277,6 +301,7 @@ class AgentRegistry:
     def deregister(self, agent_id: str) -> AgentRecord:
         record = self.get(agent_id)
         del self._agents[agent_id]
+        self._lookup = None
         return record
 
     # ------------------------------------------------------------- persistence
