@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import percentile
+from bench.load import Stats, agent, irc_client
 from tests.support import make_config, start_futon, wait_for_ports
 
 LONG = os.environ.get("FUTON_LOAD") == "long"
@@ -33,58 +34,6 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-async def agent(http: aiohttp.ClientSession, base: str, n: int, until: float, stats: dict) -> None:
-    async with http.ws_connect(base.replace("http", "ws") + "/agency/ws", heartbeat=None) as ws:
-        await ws.send_json({"type": "ready", "agent_id": f"load-{n}", "req_id": 0})
-        assert (await ws.receive_json(timeout=30))["type"] == "ready_ack"
-        await ws.send_json({"type": "peripheral_start", "peripheral_id": "explore", "req_id": 1})
-        assert (await ws.receive_json(timeout=30))["type"] == "peripheral_started"
-        req = 2
-        while time.monotonic() < until:
-            started = time.perf_counter()
-            await ws.send_json({"type": "tool_action", "tool": "read", "args": ["README.md"], "req_id": req})
-            reply = await ws.receive_json(timeout=30)
-            stats["latency"].append(time.perf_counter() - started)
-            if reply.get("type") != "tool_result" or not reply.get("ok") or reply.get("req_id") != req:
-                stats["errors"].append(reply)
-            stats["frames"] += 2
-            req += 1
-        await ws.send_json({"type": "peripheral_stop", "req_id": req})
-        await ws.receive_json(timeout=30)
-
-
-async def irc_client(port: int, n: int, until: float, stats: dict) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"NICK human{n}\r\nUSER h{n} 0 * :Human {n}\r\nJOIN #load\r\n".encode())
-    joined = asyncio.Event()
-
-    async def read() -> None:
-        while True:
-            line = await reader.readline()
-            if not line:
-                return
-            text = line.decode(errors="replace")
-            if text.startswith("PING"):
-                writer.write(("PONG" + text[4:]).encode())
-            elif text.startswith("ERROR"):
-                stats["errors"].append(text.strip())
-            elif " PRIVMSG #load " in text:
-                stats["irc_lines_in"] += 1
-            elif " 366 " in text:  # end of NAMES: the JOIN is done
-                joined.set()
-
-    pump = asyncio.ensure_future(read())
-    await asyncio.wait_for(joined.wait(), 30)
-    while time.monotonic() < until:
-        writer.write(f"PRIVMSG #load :status from human{n} at {time.monotonic():.2f}\r\n".encode())
-        stats["irc_lines_out"] += 1
-        await asyncio.sleep(0.5)  # time: the load's pace (a human's line every 0.5 s)
-    writer.write(b"QUIT :done\r\n")
-    await writer.drain()
-    pump.cancel()
-    writer.close()
-
-
 def test_agents_and_irc_clients_under_load(tmp_path: Path) -> None:
     config = make_config(
         tmp_path / "cfg", evidence__fsync="interval", irc__server__enabled=True, irc__server__port=0,
@@ -95,11 +44,11 @@ def test_agents_and_irc_clients_under_load(tmp_path: Path) -> None:
     proc = start_futon("serve", "--config", str(config), cwd=tmp_path / "cfg")
     ports = wait_for_ports(tmp_path / "cfg" / "var", proc)
     base = f"http://127.0.0.1:{ports['http']}"
-    stats: dict = {"latency": [], "errors": [], "frames": 0, "irc_lines_out": 0, "irc_lines_in": 0}
+    stats = Stats(measuring=True)  # the clients are bench/load.py's: one load, one way to make it
     samples: list[tuple[float, int]] = []
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             for n in range(AGENTS):
                 async with http.post(base + "/api/alpha/agents", json={"agent_id": f"load-{n}", "type": "mock"}) as r:
                     assert r.status == 201
@@ -123,16 +72,16 @@ def test_agents_and_irc_clients_under_load(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
-    latency = stats["latency"]
+    latency = stats.latency
     print(
         f"\nload: {AGENTS} agents, {IRC_CLIENTS} IRC clients, {SECONDS:g} s — "
-        f"{stats['frames'] / SECONDS:,.0f} WS frames/s, p50 {percentile(latency, 50) * 1000:.1f} ms, "
-        f"p99 {percentile(latency, 99) * 1000:.1f} ms, IRC lines out {stats['irc_lines_out']} / in {stats['irc_lines_in']}, "
-        f"errors {len(stats['errors'])}, RSS KiB over time {json.dumps([kib for _, kib in samples])}"
+        f"{stats.actions * 2 / SECONDS:,.0f} WS frames/s, p50 {percentile(latency, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(latency, 99) * 1000:.1f} ms, IRC lines out {stats.irc_out} / in {stats.irc_in}, "
+        f"errors {len(stats.errors)}, RSS KiB over time {json.dumps([kib for _, kib in samples])}"
     )
-    assert stats["errors"] == []
+    assert stats.errors == []
     assert len(latency) > AGENTS  # every agent made round trips
-    assert stats["irc_lines_in"] > 0  # humans heard each other through the server
+    assert stats.irc_in > 0  # humans heard each other through the server
     # Flat after warm-up: the second half may not grow more than 25 % over the middle.
     middle = [kib for t, kib in samples if t >= SECONDS / 2]
     assert middle, samples

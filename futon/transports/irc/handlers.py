@@ -616,9 +616,7 @@ class IrcHandlers:
                 out = Message(
                     msg.command, [chan.name, text], client.prefix, client_tags, trailing=True
                 )
-                for member in chan.clients():
-                    if member is not client:
-                        self.send(member, out)
+                self.out.broadcast(chan.clients(), out, skip=client)
                 self.out.hook(
                     "on_message", client.nick, chan.name, text, private=False, notice=notice
                 )

@@ -74,10 +74,20 @@ class Channel:
     topic_by: str = ""
     topic_at: int = 0
     created: int = field(default_factory=lambda: int(time.time()))
+    # clients() for every channel line, kept until the members change
+    # (IrcState's add/remove are the only writers of ``members``).
+    _clients: list[Client] | None = field(default=None, repr=False)
 
     def clients(self) -> list[Client]:
-        """Members with a connection, in join order: who sees channel traffic."""
-        return [m for m in self.members if isinstance(m, Client)]
+        """Members with a connection, in join order: who sees channel traffic.
+        The caller must not change the list."""
+        if self._clients is None:
+            self._clients = [m for m in self.members if isinstance(m, Client)]
+        return self._clients
+
+    def changed(self) -> None:
+        """``members`` changed: :meth:`clients` is computed again."""
+        self._clients = None
 
     def mode_string(self) -> str:
         return "+" + "".join(sorted(self.modes))
@@ -154,11 +164,13 @@ class IrcState:
             chan = self.channels[key] = Channel(name)
             chan.ops.add(user)
         chan.members[user] = None
+        chan.changed()
         user.channels[key] = chan
         return chan, created
 
     def remove_member(self, user: User, chan: Channel) -> None:
         chan.members.pop(user, None)
+        chan.changed()
         chan.ops.discard(user)
         user.channels.pop(irc_lower(chan.name), None)
         if not chan.members:
@@ -172,6 +184,7 @@ class IrcState:
             for member in [m for m in chan.members if not m.virtual]:
                 del chan.members[member]
                 chan.ops.discard(member)
+            chan.changed()
         self.channels = {k: c for k, c in self.channels.items() if c.members}
 
 

@@ -131,8 +131,7 @@ class VirtualUsers:
                 continue
             for piece in split_utf8(line.replace("\0", ""), room):
                 out = Message(command, [name, piece], vuser.prefix, trailing=True)
-                for client in recipients:
-                    self.handlers.send(client, out)
+                self.handlers.out.broadcast(recipients, out)
 
     def evict(self, nick: str, reason: str) -> str | None:
         """Free ``nick`` from the real client holding it (case-folded): the
