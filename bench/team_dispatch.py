@@ -78,12 +78,13 @@ def main() -> None:
             one = stack.enter_context(daemon_process(root / "d1", **team_keys(dsn, "d1")))
             two = stack.enter_context(daemon_process(root / "d2", **team_keys(dsn, "d2")))
 
-            async def register_everywhere() -> None:
-                async with aiohttp.ClientSession() as http:  # as a shared agents.yaml would
-                    for daemon in (one, two):
-                        await register(http, daemon.url, [AGENT])
+            async def register_once() -> None:
+                # On daemon 1: the team's registry (futon_team_agents) makes it
+                # known on daemon 2 too (a second registration there is a 409).
+                async with aiohttp.ClientSession() as http:
+                    await register(http, one.url, [AGENT])
 
-            asyncio.run(register_everywhere())
+            asyncio.run(register_once())
             stack.enter_context(responder(one.url.replace("http", "ws", 1) + "/agency/ws", AGENT, root / "responder"))
             out = asyncio.run(measure(one.url, two.url, args))
     except KeyboardInterrupt:

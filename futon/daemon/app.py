@@ -58,6 +58,7 @@ from futon.social.pipeline import Pipeline
 from futon.social.registry import AgentRegistry
 from futon.social.relay import IrcRelay
 from futon.social.team import TeamBus
+from futon.social.team_sessions import TeamSessions
 from futon.social.tickle import Tickle
 from futon.transports.http import HttpRunner, Services, build_app
 from futon.transports.irc import IrcHome, IrcServer
@@ -88,6 +89,7 @@ class Daemon:
         self.chat: Chat | None = None  # the one chat path: WS, HTTP, IRC, messenger, Tickle
         self.relay: IrcRelay | None = None
         self.team: TeamBus | None = None  # with the PostgreSQL store: the other daemons
+        self.team_sessions: TeamSessions | None = None  # and the team's sessions
         self.approvals: approvals_mod.Approvals | None = None  # humans in the loop (issue 17)
         self.irc_server: IrcServer | None = None
         self.bots: list[Any] = []  # IrcBot, one per configured network
@@ -198,7 +200,9 @@ class Daemon:
             reload=self.reload,
             metrics=self.metrics.render,
             approvals=self.approvals,
-            team_agents=self.team.agents if self.team is not None else None,
+            team_agents=self.team_sessions.agents if self.team_sessions is not None else None,
+            team_sessions=self.team_sessions,
+            team_state=self.team.state if self.team is not None else None,
         )
         self.ws.approvals = self.approvals  # operator clients decide over WS (issue 17)
         services = self.services
@@ -249,6 +253,14 @@ class Daemon:
         if self.relay is not None:  # one record per human IRC line for the team
             self.relay.records_line = self.team.records_line
             self.relay.team_bot = self.team.is_team_bot
+        if self.runner is not None:  # sessions: listed, stopped and ended team-wide (team_sessions.py)
+            self.team_sessions = TeamSessions(
+                self.team, self.runner, self.store, self.registry, self.pipeline, self.approvals
+            )
+            self.team.sessions = self.team_sessions
+            await self.team_sessions.start()
+            if self.relay is not None:
+                self.relay.team_sessions = self.team_sessions
 
     def _bot_nicks(self) -> list[str]:
         """This daemon's IRC bots' nicks: configured and current (the team
@@ -482,6 +494,7 @@ class Daemon:
         if self.team is not None:  # its agents may connect to another daemon at once
             await step("leaving the team", self.team.close(), 2)
             self.team = None
+            self.team_sessions = None
         if self._web is not None:  # 5. in-flight HTTP, SSE streams end
             await step("finishing HTTP requests", self._web.cleanup(), HTTP_DRAIN_S + 1)
             self._web = None

@@ -120,6 +120,9 @@ class PeripheralRunner:
         self.dispatcher = Dispatcher(settings, phase_gate)
         self.fruits: dict[str, FruitFn] = {}  # peripheral id → its fruit (domain peripherals)
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        # Hears every start, hop and end (a team's session table, social/team_sessions.py).
+        # Must not block or raise: it runs on the session's path.
+        self.on_session: Callable[[Session], None] | None = None
 
     # ------------------------------------------------------------- lookup
 
@@ -145,6 +148,10 @@ class PeripheralRunner:
         if session is None:
             raise NotFound(f"no session {session_id!r}", code="session-not-found")
         return session
+
+    def holds(self, session_id: str) -> bool:
+        """Whether this process holds the session (live or stopped not long ago)."""
+        return session_id in self._sessions
 
     def sessions(self, agent_id: str | None = None) -> list[Session]:
         """The sessions this process holds, newest first."""
@@ -215,10 +222,11 @@ class PeripheralRunner:
         except BaseException:  # no goal, no session (a goal written before a cancel: "interrupted")
             self._sessions.pop(session.id, None)
             raise
+        self._changed(session)
         try:
             await session.approve_entry()  # approval: human — a human lets it in, or it ends here
         except FutonError as refused:
-            await session.stop("interrupted" if refused.code == "interrupted" else refused.code)
+            await self._stop(session, "interrupted" if refused.code == "interrupted" else refused.code)
             raise
         return session
 
@@ -253,7 +261,9 @@ class PeripheralRunner:
         target's entry allow it)."""
         session = self._live(session_id)
         await self.record_specs()  # the hop records the digest of the specs in force
-        return await session.hop(to, exit_condition, reason, context)
+        hopped = await session.hop(to, exit_condition, reason, context)
+        self._changed(session)
+        return hopped
 
     async def record_specs(self) -> None:
         """Make sure the specs in force are on record before a goal or hop
@@ -284,10 +294,14 @@ class PeripheralRunner:
             raise FutonError(f"session {session_id} has already ended", code="session-stopped")
         return await self._stop(session, "interrupted")
 
-    @staticmethod
-    async def _stop(session: Session, reason: str) -> Stopped:
+    async def _stop(self, session: Session, reason: str) -> Stopped:
         fruit = await session.stop(reason)
+        self._changed(session)
         return Stopped(session.id, session.peripheral.id, session.stop_reason or reason, fruit)
+
+    def _changed(self, session: Session) -> None:
+        if self.on_session is not None:
+            self.on_session(session)
 
     def _forget_old(self) -> None:
         stopped = [sid for sid, s in self._sessions.items() if s.status == "stopped"]
@@ -295,7 +309,7 @@ class PeripheralRunner:
             del self._sessions[sid]
 
     async def stop_all(self, reason: str) -> None:
-        await asyncio.gather(*(s.stop(reason) for s in list(self._sessions.values()) if s.status == "active"))
+        await asyncio.gather(*(self._stop(s, reason) for s in list(self._sessions.values()) if s.status == "active"))
 
     # ------------------------------------------------------------- chains
 

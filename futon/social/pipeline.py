@@ -119,6 +119,8 @@ class TeamRoute(Protocol):
     """Where agents connected to another daemon of the team are reached
     (:class:`futon.social.team.TeamBus`); absent with the JSONL store."""
 
+    async def known(self, agent_id: str) -> None: ...
+
     async def owner(self, agent_id: str) -> str | None: ...
 
     async def dispatch(self, daemon_id: str, inbound: Inbound, timeout_s: float) -> Receipt: ...
@@ -203,6 +205,8 @@ class Pipeline:
             del self._receipts[key]
 
     async def _dispatch_once(self, inbound: Inbound, reply_timeout_s: float | None) -> Receipt:
+        if self.team is not None and inbound.to and self.registry.find(inbound.to) is None:
+            await self.team.known(inbound.to)  # registered at run time on another daemon?
         target = self._presence(inbound)
         mode = classify(inbound.payload)
         if mode == "coordination" and target.link is None and self.team and not inbound.forwarded:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ class AgentRecord:
     spec: AgentSpec
     source: str = "config"  # config | runtime
     _link: AgentLink | None = field(default=None, repr=False)
-    last_active: str | None = None
+    # Epoch seconds of its last frame: touched on every action, formatted
+    # only when someone reads it (a strftime per action showed in profiles).
+    active_at: float | None = None
     seq: int = 0
     replay: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     session_id: str | None = None  # the active peripheral session
@@ -102,7 +105,13 @@ class AgentRecord:
         return self.link is not None
 
     def touch(self) -> None:
-        self.last_active = format_at(datetime.now(UTC))
+        self.active_at = time.time()
+
+    @property
+    def last_active(self) -> str | None:
+        """When its last frame came, as evidence times are written."""
+        at = self.active_at
+        return None if at is None else format_at(datetime.fromtimestamp(at, UTC))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -151,6 +160,9 @@ class AgentRegistry:
         # the agent set changes: every IRC line asks who owns a nick, and a
         # scan of 300 agents per line was most of the daemon's time under load.
         self._lookup: _Lookup | None = None
+        # Set by the team (social/team_state.py): told of every stamped push,
+        # so the agent's replay window is kept team-wide. Must not block.
+        self.stamped: Callable[[AgentRecord, dict[str, Any]], None] | None = None
         self.load(agents)
 
     # ------------------------------------------------------------- config
@@ -213,6 +225,11 @@ class AgentRegistry:
     def in_channel(self, channel: str) -> Iterable[AgentRecord]:
         return list(self._lookups().channels.get(irc_lower(channel), ()))
 
+    def changed(self) -> None:
+        """An agent's spec was replaced in place (the team's registry):
+        the folded lookups are rebuilt at the next use."""
+        self._lookup = None
+
     def _lookups(self) -> _Lookup:
         if self._lookup is None:
             self._lookup = _Lookup.of(self._agents.values())
@@ -255,8 +272,16 @@ class AgentRegistry:
             raise Conflict(
                 f"agent {agent_id!r} is already registered", code="duplicate-registration"
             )
+        return self.adopt(self.runtime_spec(agent_id, agent_type, token, channels))
+
+    @staticmethod
+    def runtime_spec(
+        agent_id: str, agent_type: str, token: str | None = None, channels: list[str] | None = None
+    ) -> AgentSpec:
+        """The spec :meth:`register` makes (token kept as its digest only);
+        ``invalid-input`` when it is not a valid agent."""
         try:
-            spec = AgentSpec(
+            return AgentSpec(
                 id=agent_id,
                 type=agent_type,
                 token_sha256=token_digest(token) if token else None,
@@ -264,13 +289,20 @@ class AgentRegistry:
             )
         except ValueError as exc:
             raise ProtocolError(f"invalid agent: {exc}", code="invalid-input") from None
+
+    def adopt(self, spec: AgentSpec) -> AgentRecord:
+        """Add a runtime agent from its spec (:meth:`register`, or one the
+        team registered on another daemon); ``duplicate-registration`` when
+        the id is taken here."""
+        if spec.id in self._agents:
+            raise Conflict(f"agent {spec.id!r} is already registered", code="duplicate-registration")
         record = AgentRecord(
             spec,
             source="runtime",
             replay=deque(maxlen=self.replay_window),
             on_presence=self._presence,
         )
-        self._agents[agent_id] = record
+        self._agents[spec.id] = record
         self._lookup = None
         self._added(record)
         return record
@@ -340,6 +372,8 @@ class AgentRegistry:
         record.replay.append(frame)
         if record.link is None and record.held_from is None:
             record.held_from = record.seq
+        if self.stamped is not None:
+            self.stamped(record, frame)
         return frame
 
     def take_held(self, record: AgentRecord) -> list[dict[str, Any]]:

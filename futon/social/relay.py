@@ -38,6 +38,7 @@ from futon.social.chat import Chat, mentions
 from futon.social.irc_api import IrcSide, PresenceSide
 from futon.social.pipeline import Inbound, Pipeline
 from futon.social.registry import AgentRecord, AgentRegistry
+from futon.social.team_sessions import TeamSessions
 
 log = logging.getLogger("futon.relay")
 
@@ -85,6 +86,8 @@ class IrcRelay:
         # ... and whether a nick is another daemon's bot: its lines are agents' lines, recorded
         # and pushed by that daemon, never a human's.
         self.team_bot: Callable[[str], bool] | None = None
+        # ... and the team's sessions: `stop AGENT` reaches a session on another daemon.
+        self.team_sessions: TeamSessions | None = None
         self._told: set[tuple[str, str]] = set()  # (sender, agent) told once about access
         # (sender, agent) told the agent is offline: once per absence (cleared when it connects)
         self._told_offline: set[tuple[str, str]] = set()
@@ -299,12 +302,18 @@ class IrcRelay:
         return f"approval {decided['approval_id']} {decided['outcome']} by {sender}: {decided['what']}"
 
     async def _stop_agent(self, approvals: Approvals, sender: str, name: str, account: str | None) -> str:
+        agent = self.registry.find(name) or self.registry.owner_of_nick(name)
+        running = [s for s in self.runner.sessions(agent.id) if s.active] if agent is not None else []
+        if not running and self.team_sessions is not None:  # on another daemon: every check made there
+            elsewhere = await self.team_sessions.stop_agent(agent.id if agent else name, sender, account)
+            if elsewhere is not None:
+                if not elsewhere.session_ids:
+                    return f"{sender}: {elsewhere.nick} has no running session"
+                return f"{elsewhere.nick} interrupted by {sender} ({', '.join(elsewhere.session_ids)})"
         if not approvals.is_approver(sender, account):
             return f"{sender}: only approvers may stop an agent (not-an-approver)"
-        agent = self.registry.find(name) or self.registry.owner_of_nick(name)
         if agent is None:
             return f"{sender}: no agent {name!r} (agent-not-found)"
-        running = [s for s in self.runner.sessions(agent.id) if s.active]
         if not running:
             return f"{sender}: {agent.nick} has no running session"
         for session in running:

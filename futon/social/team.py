@@ -21,8 +21,12 @@ What it gives the daemon:
   caller until it is heard from again (or its rows are dead anyway): its
   agents are offline at once instead of every caller waiting.
 - **Not routed:** ``irc_message`` pushes (every daemon's bot hears the IRC
-  line and relays it to its own agents), replay windows (each daemon keeps
-  its own: an agent that moves resumes from what the new daemon holds).
+  line and relays it to its own agents).
+- **Runtime agents and replay windows** are the team's
+  (:mod:`futon.social.team_state`, :attr:`TeamBus.state`): an agent
+  registered on one daemon connects to any; the daemon an agent connects to
+  continues its seq and replay window from the database, so it resumes
+  there after a move.
 - **Approvals.** Each approval a daemon opens is listed in
   ``futon_team_approvals`` (its id is unique in the team). A decision
   (HTTP, WS operator, IRC ``approve``) that reaches a daemon which does not
@@ -30,6 +34,12 @@ What it gives the daemon:
   which makes every check there (approver, self-approval, expired,
   decided twice) and answers; ``GET /api/alpha/approvals`` lists the
   team's pending ones (:meth:`TeamBus.approvals_elsewhere`).
+- **Sessions** are the team's (:mod:`futon.social.team_sessions`,
+  :attr:`TeamBus.sessions`): each is a row of ``futon_team_sessions``;
+  listings show each session's daemon; ``stop AGENT`` (IRC) and the HTTP
+  interrupt of a session held elsewhere are ``interrupt`` mail served by
+  :meth:`_serve` on the daemon that runs it (every check there); each
+  heartbeat ends a dead daemon's sessions (``daemon-lost``, once).
 - **One record per human IRC line.** Every daemon's bot hears a human's
   channel line; one daemon records it (:meth:`TeamBus.records_line`): the
   daemon of an agent the line names (the lowest such daemon id), so the
@@ -81,7 +91,7 @@ import logging
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -89,6 +99,7 @@ from futon.evidence.pg_conn import CONNECT_TIMEOUT_S, PgConnection
 from futon.protocol.errors import FutonError, ProtocolError, StoreError
 from futon.protocol.irc_lines import irc_lower
 from futon.social import team_sql as sql
+from futon.social import team_state
 from futon.social.approvals import Approvals
 from futon.social.pipeline import Inbound, Pipeline, Receipt, classify
 from futon.social.registry import AgentRecord, AgentRegistry
@@ -115,6 +126,18 @@ MAX_LINE_KEYS = 10_000  # recent lines remembered to number repeats (bounded)
 NOTIFIED = ("dispatch", "answer")  # the kinds a notification may carry itself (module doc)
 SUPERSEDED = 4000  # the WS close code of a connection taken over (transports/ws.py)
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class Sessions(Protocol):
+    """What the bus needs of the team's sessions (team_sessions.py, which
+    imports this module): answer an ``interrupt`` mail, sweep at each
+    heartbeat, write the last changes before the bus closes."""
+
+    async def serve(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def beat(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class TeamBus:
@@ -166,6 +189,8 @@ class TeamBus:
         self._silent: dict[str, float] = {}
         # Set by the daemon: where approval decisions from other daemons go.
         self.approvals: Approvals | None = None
+        # Set by the daemon: the team's sessions (their rows, interrupts sent here).
+        self.sessions: Sessions | None = None
         # Recent human IRC lines heard here → when: the n-th repeat of a line
         # in the window has its own key, so a human who says "yes" twice is
         # recorded twice, and each of the N bots' copies once.
@@ -175,6 +200,10 @@ class TeamBus:
         # humans: what they say is an agent's line, recorded by its daemon.
         self.bot_nicks: Callable[[], list[str]] = list
         self._team_bots: set[str] = set()
+        # The team's runtime agents and replay windows (team_state.py).
+        self.state = team_state.TeamState(
+            dsn, daemon_id=daemon_id, registry=registry, password=password
+        )
 
     # ------------------------------------------------------------- lifecycle
 
@@ -187,8 +216,10 @@ class TeamBus:
             async with conn.transaction():
                 await conn.execute(sql.LOCK_SCHEMA, sql.SCHEMA_LOCK)
                 await conn.execute(sql.SCHEMA)
+                await conn.execute(team_state.SCHEMA)
             for statement in sql.RESET:
                 await conn.execute(statement, self.daemon_id)
+            await conn.execute(team_state.RELEASE, self.daemon_id)
             await conn.execute(sql.ALIVE, self.daemon_id, self.bot_nicks())
             self._team_bots = {irc_lower(str(r[0])) for r in await conn.fetch(sql.TEAM_BOTS, self.daemon_id, self.dead_after_s)}
 
@@ -198,6 +229,7 @@ class TeamBus:
         except _DB_ERRORS as exc:
             raise StoreError(f"the team database is unavailable: {exc}") from None
         self.registry.on_presence(self._presence)
+        self.state.start()
         self._beat = asyncio.ensure_future(self._heartbeat_loop())
 
     async def close(self) -> None:
@@ -206,6 +238,9 @@ class TeamBus:
         if self._closed:
             return
         self._closed = True
+        await self.state.close()  # its last batch of replay rows first
+        if self.sessions is not None:  # the sessions' last ends too
+            await self.sessions.close()
         for task in [t for t in (self._beat, *self._tasks) if t is not None]:
             task.cancel()
         for task in [t for t in (self._beat, *self._tasks) if t is not None]:
@@ -266,6 +301,11 @@ class TeamBus:
                 await self._db(lambda c: c.execute(sql.DISCONNECT, record.id, self.daemon_id))
             except StoreError as exc:
                 log.warning("presence of %s not removed (%s); the heartbeat does", record.id, exc)
+
+    async def known(self, agent_id: str) -> None:
+        """Make sure this daemon knows ``agent_id`` if the team does (a
+        runtime agent registered on another daemon: team_state.py)."""
+        await self.state.known(agent_id)
 
     async def owner(self, agent_id: str) -> str | None:
         """The other live daemon ``agent_id`` is connected to now; None when
@@ -343,6 +383,9 @@ class TeamBus:
             await self._db(lambda c: c.execute(sql.EXPIRE_LINES, 2 * LINE_WINDOW_S))
         except StoreError as exc:
             log.warning("team heartbeat failed: %s", exc)
+        if self.sessions is not None:  # a dead daemon's sessions end (team_sessions.py)
+            await self.sessions.beat()
+        await self.state.beat()  # replay rows left by a failed batch; agents deregistered elsewhere
         if self._listen is None or self._listen.is_closed():
             try:
                 await self._relisten()
@@ -600,7 +643,7 @@ class TeamBus:
                 future.set_result(body)
         elif kind == "supersede":
             self._supersede(str(body.get("agent_id")), sender)
-        elif kind in ("dispatch", "push", "approval"):
+        elif kind in ("dispatch", "push", "approval", "interrupt"):
             if self._handling >= MAX_HANDLING:
                 busy = {"code": "rate-limited", "message": "the agent's daemon is busy; try again"}
                 self._spawn(self._answer(sender, body, {"error": busy}))
@@ -637,6 +680,10 @@ class TeamBus:
                 answer = {"receipt": dataclasses.asdict(receipt)}
             elif kind == "approval":
                 answer = {"decided": await self._decide_here(body)}
+            elif kind == "interrupt":  # checked and done here (team_sessions.py)
+                if self.sessions is None:
+                    raise FutonError("sessions are not shared on this daemon", code="agent-unreachable")
+                answer = await self.sessions.serve(body)
             else:
                 record = self.registry.find(str(body["agent_id"]))
                 push = body["fields"]

@@ -55,7 +55,9 @@ from futon.protocol.frames import MAX_SEQ, loads_bounded
 from futon.social.approvals import Approvals
 from futon.social.chat import Said, Speaker
 from futon.social.pipeline import Inbound, Pipeline
-from futon.social.registry import AgentRegistry, token_digest
+from futon.social.registry import AgentRecord, AgentRegistry, token_digest
+from futon.social.team_sessions import TeamSessions
+from futon.social.team_state import TeamState
 
 log = logging.getLogger("futon.http")
 
@@ -107,6 +109,10 @@ class Services:
     approvals: Approvals | None = None  # humans in the loop (issue 17)
     # One of a team (issue 20): the agent list with each agent's daemon and presence (TeamBus.agents).
     team_agents: Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]] | None = None
+    # One of a team: sessions listed with their daemon, interrupted where they run (team_sessions.py).
+    team_sessions: TeamSessions | None = None
+    # One of a team: runtime agents registered, deregistered and known team-wide (team_state.py).
+    team_state: TeamState | None = None
 
     def apply_settings(self, http: HttpSection) -> None:
         """A reload: the admin token guards the very next request (the auth
@@ -233,7 +239,7 @@ def auth_middleware(services: Services) -> Middleware:
         if admin is None:
             header = request.headers.get("Authorization", "")
             if header and route in AGENT_ROUTES:
-                request[AGENT] = _agent_of_header(services, header)
+                request[AGENT] = await _agent_of_header(services, header)
             return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header and route in QUERY_TOKEN_ROUTES and request.query.get("token"):
@@ -244,7 +250,7 @@ def auth_middleware(services: Services) -> Middleware:
         token = token.strip()
         if hmac.compare_digest(token_digest(token), admin):
             return await handler(request)
-        agent = services.registry.agent_for_token(token) if services.registry else None
+        agent = await _agent_for_token(services, token)
         if agent is None:
             raise PermissionDenied("unknown token", code="unauthorized")
         if route not in AGENT_ROUTES:
@@ -255,16 +261,25 @@ def auth_middleware(services: Services) -> Middleware:
     return middleware
 
 
-def _agent_of_header(services: Services, header: str) -> str:
+async def _agent_of_header(services: Services, header: str) -> str:
     """The id of the agent whose token ``header`` carries; ``unauthorized``
     for anything else (a malformed header, a token no agent owns)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise PermissionDenied("Authorization must be 'Bearer <token>'", code="unauthorized")
-    agent = services.registry.agent_for_token(token.strip()) if services.registry else None
+    agent = await _agent_for_token(services, token.strip())
     if agent is None:
         raise PermissionDenied("unknown token", code="unauthorized")
     return agent.id
+
+
+async def _agent_for_token(services: Services, token: str) -> AgentRecord | None:
+    """The agent owning ``token`` here, else (one of a team) a runtime agent
+    registered on another daemon, adopted here (team_state.py)."""
+    agent = services.registry.agent_for_token(token) if services.registry else None
+    if agent is None and services.team_state is not None:
+        agent = await services.team_state.by_token(token)
+    return agent
 
 
 # ------------------------------------------------------------------ helpers
@@ -295,6 +310,10 @@ async def _read_within(request: web.Request) -> bytes:
     must not hold a handler forever): else 408 ``request-timeout``. aiohttp
     then reads what is left of the body for at most its lingering time
     (10 s) and closes the connection."""
+    if request.content.is_eof():
+        # The whole body has arrived (the usual case for a small one): read()
+        # cannot wait, so no timer to arm and cancel per request.
+        return await request.read()
     timeout = request.app[SERVICES].body_timeout_s if SERVICES in request.app else 30.0
     try:
         async with asyncio.timeout(timeout):
@@ -564,7 +583,10 @@ class HttpApi:
         """Live or recorded (it survives a restart): state ``active``,
         ``stopped`` (with ``reason`` and ``fruit``) or ``interrupted``."""
         runner = _need(self.s.runner, "the peripheral runner")
-        return ok(runner.info(request.match_info["id"]).to_dict())
+        shown = runner.info(request.match_info["id"]).to_dict()
+        if self.s.team_sessions is not None:  # its daemon; active while it runs there
+            (shown,) = await self.s.team_sessions.annotate([shown])
+        return ok(shown)
 
     # -------------------------------------------------------------- evidence
 
@@ -732,11 +754,19 @@ class HttpApi:
     async def agents_post(self, request: web.Request) -> web.Response:
         body: bodies.RegisterAgentRequest = await read_body(request, bodies.RegisterAgentRequest)
         registry = _need(self.s.registry, "the agent registry")
-        record = registry.register(body.agent_id, body.type, token=body.token, channels=body.channels)
+        if self.s.team_state is not None:  # the id must be free in the whole team
+            team = self.s.team_state
+            record = await team.register(body.agent_id, body.type, body.token, body.channels)
+        else:
+            record = registry.register(body.agent_id, body.type, token=body.token, channels=body.channels)
         return ok({"ok": True, "agent_id": record.id}, status=201)
 
     async def agents_delete(self, request: web.Request) -> web.Response:
         registry = _need(self.s.registry, "the agent registry")
+        if self.s.team_state is not None:  # known here if the team knows it; then gone team-wide
+            await self.s.team_state.known(request.match_info["id"])
+            registry.get(request.match_info["id"])  # agent-not-found, before anything changes
+            await self.s.team_state.deregistered(request.match_info["id"])
         record = registry.deregister(request.match_info["id"])
         if record.link is not None:
             await record.link.close(4004, "deregistered")
@@ -752,7 +782,10 @@ class HttpApi:
         runner = _need(self.s.runner, "the peripheral runner")
         agent_id = request.query.get("agent-id") or request.query.get("agent_id")
         limit = _sessions_limit(request.query.get("limit"))
-        return ok({"ok": True, "sessions": [info.to_dict() for info in runner.infos(agent_id, limit)]})
+        listed = [info.to_dict() for info in runner.infos(agent_id, limit)]
+        if self.s.team_sessions is not None:  # each with its daemon; active while it runs there
+            listed = await self.s.team_sessions.annotate(listed)
+        return ok({"ok": True, "sessions": listed})
 
     async def approvals(self, _: web.Request) -> web.Response:
         approvals = _need(self.s.approvals, "approvals")
@@ -769,6 +802,11 @@ class HttpApi:
     async def session_interrupt(self, request: web.Request) -> web.Response:
         """Cancel the running step, conclude ``interrupted``, tell the agent."""
         runner = _need(self.s.runner, "the peripheral runner")
+        if self.s.team_sessions is not None and not runner.holds(request.match_info["id"]):
+            # Held by another daemon: interrupted there (its checks), its answer.
+            routed = await self.s.team_sessions.interrupt_session(request.match_info["id"])
+            if routed is not None:
+                return ok({"ok": True, **routed})
         stopped = await runner.interrupt(request.match_info["id"])
         record = self.s.registry.find(runner.get(stopped.session_id).agent_id) if self.s.registry else None
         if record is not None and self.s.pipeline is not None:

@@ -8,7 +8,9 @@ Per connection:
 - one reader loop, which never waits on a tool: peripheral frames
   (start, tool_action, hop, stop, tool_check, native_item) go through an ordered worker, so actions
   run one at a time in arrival order while ``ping``/``reply``/queries stay
-  responsive; ``message`` frames run as their own tasks (a coordination
+  responsive (a frame with nothing ahead of it starts in the reader and
+  moves to a task at its first wait: ``Connection._act_now``); ``message``
+  frames run as their own tasks (a coordination
   message may wait up to ``reply_timeout_s`` for another agent);
 - one writer task draining a bounded queue, so a slow peer never blocks the
   pipeline: a peer that falls too far behind — more than
@@ -53,6 +55,7 @@ from futon.evidence.query import EvidenceQuery
 from futon.evidence.related import related_work
 from futon.evidence.search import SearchRequest
 from futon.evidence.store import EvidenceStore
+from futon.peripherals import eager
 from futon.peripherals.args import to_positional
 from futon.peripherals.native import NativeCheck
 from futon.peripherals.runner import PeripheralRunner, SessionSlot
@@ -175,6 +178,10 @@ class Connection:
         self._queued_chars = 0  # text waiting in _outbound
         self._writing = False  # the writer holds a frame it has not finished sending
         self._actions: asyncio.Queue[f.ClientFrame | None] = asyncio.Queue()
+        # The ordered worker holds a frame (from _actions); or an action the
+        # reader began that had to wait (see _act_now) is still running.
+        self._acting = False
+        self._inflight: asyncio.Task[None] | None = None
         self._messages = 0  # message frames in flight
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
@@ -286,6 +293,8 @@ class Connection:
             self._closing = True
             self._actions.put_nowait(None)
             self._outbound.put_nowait(None)
+            if self._inflight is not None:
+                self._inflight.cancel()  # as the worker's own action is, below
             for task in (worker, writer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -311,9 +320,38 @@ class Connection:
             frame = await self._actions.get()
             if frame is None:
                 return
-            text = await self._answer(frame, self._peripheral_frame(frame))
-            if text is not None:
-                await self._send_now(text)
+            self._acting = True
+            try:
+                inflight = self._inflight
+                if inflight is not None:  # the reader's action came first: its reply too
+                    with contextlib.suppress(Exception):
+                        await inflight
+                await self._act(frame)
+            finally:
+                self._acting = False
+
+    def _act_now(self, frame: f.ClientFrame) -> None:
+        """Run a peripheral frame in the reader when nothing is ahead of it
+        (no action running, none waiting): up to its first wait, which a
+        small read with an inline evidence append never reaches — no hop to
+        the worker and back. If it does wait, it goes on as a task that
+        later frames queue behind (the worker awaits it first), so order
+        holds and the reader never waits on a tool."""
+        started = eager.start(self._act(frame))
+        if not started.finished:
+            task = asyncio.ensure_future(started)
+            self._inflight = task
+            task.add_done_callback(self._inflight_done)
+
+    def _inflight_done(self, task: asyncio.Task[None]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+
+    async def _act(self, frame: f.ClientFrame) -> None:
+        """One peripheral frame, answered (the ordered worker's unit)."""
+        text = await self._answer(frame, self._peripheral_frame(frame))
+        if text is not None:
+            await self._send_now(text)
 
     async def _send_now(self, text: str) -> None:
         """Send a reply of the ordered worker straight to the socket when
@@ -406,7 +444,10 @@ class Connection:
                 busy = _busy(f"{MAX_PENDING_ACTIONS} actions are already waiting")
                 self._reply(frame.req_id, self._error(busy))
                 return
-            self._actions.put_nowait(frame)
+            if self._acting or self._inflight is not None or not self._actions.empty():
+                self._actions.put_nowait(frame)  # behind what runs or waits: in order
+            else:
+                self._act_now(frame)
         elif isinstance(frame, f.Message):
             if self._messages >= MAX_PENDING_MESSAGES:
                 busy = _busy(f"{MAX_PENDING_MESSAGES} messages are already in flight")
@@ -465,12 +506,16 @@ class Connection:
                 context={"server_protocol_version": f.PROTOCOL_VERSION},
             )
         try:
+            if self.hub.team is not None:  # a runtime agent as the team knows it now (team_state.py)
+                await self.hub.team.state.known(frame.agent_id)
             record = registry.authenticate(frame.agent_id, frame.token)  # live lookup
         except FutonError as exc:
             self._reply(frame.req_id, self._error(exc))
             code = CLOSE_UNKNOWN_AGENT if exc.code == "agent-not-found" else CLOSE_UNAUTHORIZED
             await self._flush_then_close(code, exc.code)
             return None
+        if self.hub.team is not None:  # its seq and replay window go on from the team's
+            await self.hub.team.state.take(record)
         previous = record.link
         if previous is not None and previous is not self:
             await previous.close(CLOSE_SUPERSEDED, "superseded")
@@ -618,6 +663,8 @@ class Connection:
         if isinstance(frame, f.Subscribe):
             return await self._subscribe(frame)
         if isinstance(frame, f.Resume):
+            if self.hub.team is not None:  # never number again a push the agent saw
+                self.hub.team.state.seen(agent, frame.since_seq)
             low, high = self._held_sent
             for pushed in self.hub.registry.replay_since(agent, frame.since_seq):
                 if not low <= pushed["seq"] <= high:  # sent at connect on this socket already
