@@ -32,6 +32,7 @@ are in :mod:`futon.peripherals.argtypes`.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
@@ -258,12 +259,10 @@ def parse_args(tool: str, args: Any) -> ToolArgs:
     model = ARGS.get(tool)
     if model is None:
         return RawArgs(values=args)
-    names = model.positional()
-    has_options = "options" in model.model_fields
-    most = len(names) + (1 if has_options else 0)
+    names, most, required = _signature(model)
     if len(args) > most:
         raise InvalidArgument(tool, None, f"takes at most {most} arguments, got {len(args)}")
-    if len(args) < model.required_count():
+    if len(args) < required:
         missing = names[len(args)]
         raise InvalidArgument(tool, missing, f"missing argument {missing!r}")
     values: dict[str, Any] = {}
@@ -286,6 +285,15 @@ def parse_args(tool: str, args: Any) -> ToolArgs:
         raise InvalidArgument(
             tool, loc[0] if loc else None, f"argument {where!r}: {error['msg']}"
         ) from None
+
+
+@functools.cache
+def _signature(model: type[ToolArgs]) -> tuple[tuple[str, ...], int, int]:
+    """``(positional names, most arguments, required count)`` of a model:
+    fixed per class, so worked out once rather than on every action."""
+    names = tuple(model.positional())
+    most = len(names) + (1 if "options" in model.model_fields else 0)
+    return names, most, model.required_count()
 
 
 def named_schema(tool: str) -> dict[str, Any]:

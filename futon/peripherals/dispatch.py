@@ -14,6 +14,7 @@ executed" when one is refused). The session records refusals as evidence.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -147,13 +148,22 @@ def _check_not_hidden(path: Path, raw: str, workspace: Path, hidden: tuple[Path,
     inside it: its own files are outside the workspace anyway."""
     if not hidden:
         return
-    text, base = str(path), str(workspace)  # once, not per hidden path
-    for secret in hidden:
-        root = str(secret)
-        if is_within(text, root) and not (root != base and is_within(base, root)):
+    text = str(path)
+    for root in _hiding(str(workspace), hidden):
+        if is_within(text, root):
             raise out_of_scope(
                 f"path {raw!r} is futon's own data or configuration, which no tool may touch", path=raw
             )
+
+
+@functools.lru_cache(maxsize=256)
+def _hiding(base: str, hidden: tuple[Path, ...]) -> tuple[str, ...]:
+    """The hidden paths that hide something in the workspace ``base``: all
+    but a directory holding the whole workspace. A pure function of the
+    session's workspace and the daemon's hidden paths, so worked out once
+    per pair rather than on every action."""
+    roots = (str(secret) for secret in hidden)
+    return tuple(root for root in roots if root == base or not is_within(base, root))
 
 
 def _check_glob_pattern(pattern: str) -> None:

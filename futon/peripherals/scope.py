@@ -21,6 +21,7 @@ sentence saying what was refused and why.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -50,7 +51,15 @@ def resolve_in_workspace(workspace: Path, raw: str) -> Path:
     resolved = _realpath(raw if os.path.isabs(raw) else os.path.join(base, raw), raw)
     if not _within(resolved, base):
         raise out_of_scope(f"path {raw!r} resolves outside the workspace", path=raw)
-    return Path(resolved)
+    return _path(resolved)
+
+
+@functools.lru_cache(maxsize=4096)
+def _path(real: str) -> Path:
+    """``Path(real)``, the same object for the same string: the same files
+    are named action after action, and pathlib's parsing (and the hash a
+    session's set of named files takes of it) cost more than the check."""
+    return Path(real)
 
 
 def _realpath(path: str, raw: str) -> str:

@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 
 from futon.evidence.model import format_at
 from futon.evidence.store import EvidenceStore
-from futon.peripherals import native
+from futon.peripherals import eager, native
 from futon.peripherals.approval import ApprovalRequest, Approver
 from futon.peripherals.args import ToolArgs
 from futon.peripherals.dispatch import Admitted, Dispatcher, Envelope
@@ -491,8 +491,13 @@ class Session:
             if admitted.resolved
             else {},
         )
-        self._running = asyncio.ensure_future(self._backend.call(admitted.tool, admitted.args, ctx))
         try:
+            # Begun here: a tool that never waits (a small read) ends without
+            # a task; one that waits becomes the task a stop cancels.
+            started = eager.start(self._backend.call(admitted.tool, admitted.args, ctx))
+            if started.finished:
+                return True, started.value
+            self._running = asyncio.ensure_future(started)
             return True, await self._running
         except ToolError as exc:
             return False, {"error": exc.message, "code": exc.code}

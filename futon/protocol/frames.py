@@ -1034,11 +1034,15 @@ def push_fields(frame: ServerFrame) -> dict[str, Any]:
     return fields
 
 
+# One encoder for every reply: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def render(frame: ServerFrame) -> str:
     data = frame.model_dump(by_alias=True, exclude_none=True)
     for key in _KEEP_NULL.get(data["type"], ()):
         data.setdefault(key, None)
-    return json.dumps(data, ensure_ascii=False, default=str)
+    return _ENCODE(data)
 
 
 def render_tool_result(req_id: ReqId | None, tool: str, ok: bool, result: Any) -> str:
@@ -1052,7 +1056,7 @@ def render_tool_result(req_id: ReqId | None, tool: str, ok: bool, result: Any) -
     data["ok"] = ok
     if result is not None:
         data["result"] = result
-    return json.dumps(data, ensure_ascii=False, default=str)
+    return _ENCODE(data)
 
 
 def frame_schemas() -> dict[str, dict[str, Any]]:
