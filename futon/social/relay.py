@@ -265,21 +265,33 @@ class IrcRelay:
             return
         if command == "agents":
             parts = []
-            for record in self.registry.all():
-                state = "online" if record.connected else "offline"
-                where = f", in {record.peripheral_id}" if record.peripheral_id else ""
-                parts.append(f"{record.nick} ({state}{where})")
+            for agent in await self._agents():
+                state = "online" if agent.get("connected") else "offline"
+                daemon = agent.get("daemon")
+                on = f" on {daemon}" if daemon and self.team_sessions is not None else ""
+                where = f", in {agent['peripheral_id']}" if agent.get("peripheral_id") else ""
+                parts.append(f"{agent.get('nick') or agent['agent_id']} ({state}{on}{where})")
             answer = "agents: " + ("; ".join(parts) or "none")
         elif command == "status":
-            online = sum(1 for r in self.registry.all() if r.connected)
+            agents = await self._agents()
+            online = sum(1 for a in agents if a.get("connected"))
             active = sum(1 for s in self.runner.sessions() if s.active)
-            answer = f"futon {__version__}: {online}/{len(self.registry.all())} agents online, {active} active sessions, evidence seq {self.store.last_seq}"
+            here = " here" if self.team_sessions is not None else ""
+            answer = f"futon {__version__}: {online}/{len(agents)} agents online, {active} active sessions{here}, evidence seq {self.store.last_seq}"
         elif command == "standup":
             await self._standup(side, sender, channel)
             return
         else:
             answer = f"commands: {', '.join(COMMANDS)} — e.g. '{self.daemon_nick}: agents'"
         await self._answer(side, channel, answer)
+
+    async def _agents(self) -> list[dict[str, Any]]:
+        """Every agent as ``GET /api/alpha/agents`` lists it (with ``nick``):
+        in a team, the team's, each with the daemon it is connected to."""
+        listed = [{**r.describe(), "nick": r.nick} for r in self.registry.all()]
+        if self.team_sessions is None:
+            return listed
+        return await self.team_sessions.agents(listed)
 
     async def _human_in_the_loop(self, command: str, sender: str, rest: str, account: str | None) -> str:
         """``approve ID``, ``deny ID [reason]``, ``stop AGENT`` (issue 17):

@@ -130,6 +130,11 @@ async def test_futon_stop_on_daemon_2_kills_a_test_run_on_daemon_1(
                     session_id,
                 )
 
+                # IRC's "agents" on daemon 2 says where the agent is and what it runs.
+                await mallory.send("PRIVMSG #futon :futon: agents")
+                listed = await said_by_futon(mallory, "agents: ")
+                assert "claude-1 (online on d1, in test)" in listed, listed
+
                 # A non-approver is refused (by daemon 1); nothing stops.
                 await mallory.send("PRIVMSG #futon :futon: stop claude-1")
                 assert await said_by_futon(mallory, "not-an-approver") == (
