@@ -18,12 +18,11 @@ from typing import Any
 import aiohttp
 from ruamel.yaml import YAML
 
-from futon.config.loader import load_config
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from futon.peripherals.audit.replay import audit_session
 from tests.support import make_config
-from tests.transports.kit import AgentClient, agent_socket, connected
+from tests.transports.kit import AgentClient, agent_socket, connected, daemon_of
 
 SOURCE = "codex:item/commandExecution/requestApproval:item_1"
 
@@ -51,12 +50,8 @@ async def native_daemon(
         for pid, keys in peripherals.items():
             doc["peripherals"].setdefault(pid, {}).update(keys)
         yaml.dump(doc, config.parent / "peripherals.yaml")
-    daemon = Daemon(load_config(config))
-    await daemon.start()
-    try:
+    async with daemon_of(config) as daemon:
         yield daemon
-    finally:
-        await daemon.stop()
 
 
 async def start(agent: AgentClient, peripheral: str) -> str:

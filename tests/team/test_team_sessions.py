@@ -19,14 +19,13 @@ from typing import Any
 import aiohttp
 from ruamel.yaml import YAML
 
-from futon.config.loader import load_config
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from futon.social import team_sessions, team_sql
 from tests.pg_cluster import PgCluster
 from tests.support import make_config, until
 from tests.team.conftest import team_daemon, team_overrides, team_process
-from tests.transports.kit import AgentClient, base_url, connected
+from tests.transports.kit import AgentClient, base_url, connected, daemon_of
 from tests.transports.test_humans_in_the_loop import (
     PYTHON,
     SLOW_TEST,
@@ -59,12 +58,8 @@ async def runner_daemon(
         "read_only": sorted({sys.prefix, sys.base_prefix})
     }
     yaml.dump(peripherals, config.parent / "peripherals.yaml")
-    daemon = Daemon(load_config(config))
-    await daemon.start()
-    try:
+    async with daemon_of(config) as daemon:
         yield daemon
-    finally:
-        await daemon.stop()
 
 
 async def get(http: aiohttp.ClientSession, daemon: Daemon | int, path: str) -> Any:

@@ -28,6 +28,13 @@ async def running_daemon(folder: Path, **overrides: Any) -> AsyncIterator[Daemon
     overrides.setdefault("evidence__fsync", "never")
     overrides.setdefault("dispatch__reply_timeout_s", 5)
     config_path = make_config(folder / "cfg", workspace=str(workspace), **overrides)
+    async with daemon_of(config_path) as daemon:
+        yield daemon
+
+
+@asynccontextmanager
+async def daemon_of(config_path: Path) -> AsyncIterator[Daemon]:
+    """A daemon started in this process from ``config_path``; stopped after."""
     daemon = Daemon(load_config(config_path))
     await daemon.start()
     try:

@@ -18,12 +18,11 @@ from typing import Any
 import aiohttp
 from ruamel.yaml import YAML
 
-from futon.config.loader import load_config
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from tests.support import make_config
 from tests.transports.irc.kit import RawClient
-from tests.transports.kit import AgentClient, base_url, connected
+from tests.transports.kit import AgentClient, base_url, connected, daemon_of
 
 PYTHON = Path(sys.executable)
 SLOW_TEST = "import time\n\n\ndef test_slow():\n    time.sleep(120)\n"
@@ -49,12 +48,8 @@ async def humans_daemon(folder: Path) -> AsyncIterator[Daemon]:
     peripherals = yaml.load(config.parent / "peripherals.yaml")
     peripherals["peripherals"]["test"]["sandbox"] = {"read_only": sorted({sys.prefix, sys.base_prefix})}
     yaml.dump(peripherals, config.parent / "peripherals.yaml")
-    daemon = Daemon(load_config(config))
-    await daemon.start()
-    try:
+    async with daemon_of(config) as daemon:
         yield daemon
-    finally:
-        await daemon.stop()
 
 
 async def human(daemon: Daemon, nick: str) -> RawClient:

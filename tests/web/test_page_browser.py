@@ -22,11 +22,10 @@ import aiohttp
 import pytest
 from ruamel.yaml import YAML
 
-from futon.config.loader import load_config
 from futon.daemon.app import Daemon
 from futon.evidence import EvidenceQuery
 from tests.support import make_config, start_futon, wait_for_ports
-from tests.transports.kit import AgentClient, base_url, connected
+from tests.transports.kit import AgentClient, base_url, connected, daemon_of
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -208,12 +207,8 @@ async def conversation_daemon(folder: Path) -> AsyncIterator[Daemon]:
     peripherals = yaml.load(config.parent / "peripherals.yaml")
     peripherals["peripherals"]["explore"]["ask"] = ["grep"]
     yaml.dump(peripherals, config.parent / "peripherals.yaml")
-    daemon = Daemon(load_config(config))
-    await daemon.start()
-    try:
+    async with daemon_of(config) as daemon:
         yield daemon
-    finally:
-        await daemon.stop()
 
 
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
