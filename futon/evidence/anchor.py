@@ -31,6 +31,8 @@ ANCHOR_NAME = "anchor.json"
 LOST_PREFIX = "anchor.lost-"
 _RECORD_BYTES = 256
 _TEXT = re.compile(r"^(\d+):([0-9a-f]{64})$")
+# Text that JSON writes as it is (a hex hash, a stored timestamp): no escaping needed.
+_PLAIN = re.compile(r"[0-9A-Za-z:.+\-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,10 @@ class Anchor:
     def record(self) -> bytes:
         # What json.dumps of {"seq", "hash", "at"} writes, spelt out: this
         # runs after every append (only ``at`` can hold text to escape).
-        data = f'{{"seq": {int(self.seq)}, "hash": {json.dumps(self.hash)}, "at": {json.dumps(self.at)}}}'.encode()
+        text = f'{{"seq": {int(self.seq)}, "hash": "{self.hash}", "at": "{self.at}"}}'
+        if not (_PLAIN.match(self.hash) and _PLAIN.match(self.at)):  # never for the store's own values
+            text = f'{{"seq": {int(self.seq)}, "hash": {json.dumps(self.hash)}, "at": {json.dumps(self.at)}}}'
+        data = text.encode()
         return data.ljust(_RECORD_BYTES - 1) + b"\n"
 
 

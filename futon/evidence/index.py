@@ -11,12 +11,15 @@ Both stores use it — the JSONL store with a file, the memory store with
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from futon.evidence.index_writer import IndexWriter
 from futon.evidence.model import EntryDict
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.search import (
@@ -103,6 +106,46 @@ _INSERT = (
 )
 
 
+_COLUMNS = 19  # of an entries row, as _INSERT lists them; reply_to is 10, reply_seq 11
+# reply_seq when the batch did not know it: looked up by the INSERT itself.
+_REPLY_SEQ = "COALESCE(value->>11, (SELECT p.seq FROM entries p WHERE p.id = value->>10))"
+_INSERT_JSON = (
+    "INSERT INTO entries(seq,id,at,type,claim,author,session,subj_type,subj_id,pattern,"
+    "reply_to,reply_seq,fork_of,ephemeral,conjecture,hash,shard,off,len) SELECT "
+    + ",".join(f"value->>{i}" if i != 11 else _REPLY_SEQ for i in range(_COLUMNS))
+    + " FROM json_each(?)"
+)
+_TEXTS = "INSERT INTO texts(rowid, body, subject, author, tags) VALUES(?,?,?,?,?)"
+_TEXTS_JSON = (
+    "INSERT INTO texts(rowid, body, subject, author, tags) "
+    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?)"
+)
+_TAGS = "INSERT OR IGNORE INTO tags VALUES(?,?)"
+_TAGS_JSON = "INSERT OR IGNORE INTO tags SELECT value->>0, value->>1 FROM json_each(?)"
+# ``->>`` came with SQLite 3.38; older ones get executemany.
+_JSON_EACH = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+
+def _with_reply_seq(db: sqlite3.Connection, row: tuple[object, ...]) -> tuple[object, ...]:
+    """An entries row for executemany, its reply_seq looked up if unknown
+    (what _INSERT_JSON does in SQL)."""
+    if row[10] is None or row[11] is not None:
+        return row
+    found = db.execute("SELECT seq FROM entries WHERE id = ?", (row[10],)).fetchone()
+    return (*row[:11], found[0] if found else None, *row[12:])
+
+
+@dataclass
+class _Prepared:
+    """Rows for each table, the count bumps and the newest seq of a batch."""
+
+    entries: list[tuple[Any, ...]]
+    texts: list[tuple[int, str, str, str, str]]
+    tags: list[tuple[str, int]]
+    bumps: Counter[tuple[str, str]]
+    last_seq: int
+
+
 class _BulkLoad:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
@@ -153,8 +196,25 @@ BEHIND_MAX = 512
 writes them: bounds the buffer whatever the commit timer does."""
 
 
+@dataclass
+class _Job:
+    """Held-back rows (and shard progress) handed to the writer thread in
+    one piece, and whether to commit after writing them."""
+
+    rows: list[tuple[EntryDict, Location]]
+    ids: dict[str, int]
+    known: dict[str, int]
+    shards: list[ShardRecord]
+    commit: bool
+    prepared: _Prepared | None = None  # the table rows, built on the loop's thread
+    done: bool = field(default=False)
+
+
 class Index:
     """Not thread-safe: the store calls it from one thread (the event loop's).
+    With :meth:`start_writer`, held-back rows are written and committed on a
+    thread of its own (:mod:`futon.evidence.index_writer`); every other use of
+    the connection first waits for that thread to be idle (``_settle``).
 
     Write-behind: rows added with ``commit=False`` are held in memory and
     written in one batch — at :meth:`commit`, before any read of the
@@ -179,11 +239,93 @@ class Index:
         self._behind_ids: dict[str, int] = {}
         self._behind_known: dict[str, int] = {}
         self._behind_shards: dict[int, ShardRecord] = {}
+        # The writer thread (start_writer), the jobs handed to it that may
+        # not have run yet (their ids answer existing()), and a failure of
+        # its that no caller has seen yet.
+        self._writer: IndexWriter[_Job] | None = None
+        self._inflight: deque[_Job] = deque()
+        self._write_error: BaseException | None = None
+        self._written_seq = 0  # the newest seq written into the open transaction
+        self.committed_seq = 0
+        """The newest seq this index has committed (as far as this process
+        knows): the store keeps every newer acknowledged row until then."""
+
+    def start_writer(self) -> None:
+        """From now on write held-back rows, and commit (:meth:`commit_soon`),
+        on a thread of their own. Only for an index that is written."""
+        if self._writer is None and not self.read_only:
+            self._writer = IndexWriter(self._run_job)
+
+    def _run_job(self, job: _Job) -> None:
+        """On the writer thread: the job's rows, then (if asked) the commit."""
+        if job.prepared is not None:
+            self._execute(job.prepared, job.shards)
+        if job.commit:
+            self._commit_now()
+        job.done = True
+
+    def _hand_off(self, *, commit: bool) -> None:
+        """Give the held-back rows to the writer thread (blocks while it has
+        WRITER_DEPTH jobs waiting)."""
+        assert self._writer is not None
+        shards = list(self._behind_shards.values())
+        job = _Job(self._behind, self._behind_ids, self._behind_known, shards, commit)
+        if job.rows or job.shards:
+            job.prepared = self._prepare(job.rows, job.known)
+        self._behind, self._behind_ids, self._behind_known, self._behind_shards = [], {}, {}, {}
+        while self._inflight and self._inflight[0].done:
+            self._inflight.popleft()
+        self._inflight.append(job)
+        self._writer.submit(job)
+
+    def _settle(self) -> None:
+        """Wait for the writer thread to be idle. The rows of a job that
+        failed (and of those behind it) are held back again, in front of the
+        newer ones, and the failure is kept for the next write to raise:
+        nothing is dropped, and the store still learns of it."""
+        if self._writer is None:
+            return
+        error, not_done = self._writer.settle()
+        self._inflight.clear()
+        if error is None:
+            return
+        if self._write_error is None:
+            self._write_error = error
+        rows: list[tuple[EntryDict, Location]] = []
+        ids: dict[str, int] = {}
+        known: dict[str, int] = {}
+        shards: dict[int, ShardRecord] = {}
+        for job in not_done:
+            rows += job.rows
+            ids.update(job.ids)
+            known.update(job.known)
+            shards.update((shard.no, shard) for shard in job.shards)
+        self._behind = rows + self._behind
+        self._behind_ids = {**ids, **self._behind_ids}
+        self._behind_known = {**known, **self._behind_known}
+        self._behind_shards = {**shards, **self._behind_shards}
+
+    def raise_write_error(self) -> None:
+        """Raise a failure of the writer thread, if it had one (no waiting
+        otherwise)."""
+        self._raise_write_error()
+
+    def _raise_write_error(self) -> None:
+        """Raise (once) a failure of the writer thread: the store's cue to
+        degrade, as a failed write on its own thread would be."""
+        if self._writer is not None and self._writer.failed:
+            self._settle()
+        error, self._write_error = self._write_error, None
+        if error is not None:
+            raise error
 
     @property
     def _db(self) -> sqlite3.Connection:
         """The connection, with every held-back row written first: whoever
-        reads or writes through it sees them."""
+        reads or writes through it sees them. A failure of the writer thread
+        is not raised here (a read is no place to learn of it): its rows are
+        held back again and written now, and the next write raises it."""
+        self._settle()
         if self._behind:
             self._write_behind()
         return self._conn
@@ -232,6 +374,9 @@ class Index:
             if not self.read_only:
                 self.commit()
         finally:
+            if self._writer is not None:
+                self._writer.close()  # idle by now, or failed: nothing more runs
+                self._writer = None
             # Uncommitted rows are lost, which is safe: the next start
             # catches up from the shards.
             self._conn.close()
@@ -245,6 +390,7 @@ class Index:
             "DELETE FROM meta WHERE key != 'schema';"
         )
         self._db.executescript(_SCHEMA + _SECONDARY)
+        self._written_seq = self.committed_seq = 0
 
     def bulk_load(self) -> _BulkLoad:
         """``with index.bulk_load(): …add…`` — for rebuilding an empty index."""
@@ -279,10 +425,15 @@ class Index:
             for shard in shard_progress:
                 self._behind_shards[shard.no] = shard
             if len(self._behind) >= BEHIND_MAX:
-                self._write_behind()
+                if self._writer is not None:
+                    self._raise_write_error()
+                    self._hand_off(commit=False)
+                else:
+                    self._write_behind()
             return
-        if self._behind:  # what is held back goes first, in seq order
-            self._write_behind()
+        db = self._db  # settled, and what is held back goes first, in seq order
+        assert db is self._conn
+        self._raise_write_error()
         self._insert(rows, shard_progress, known)
         self.commit()
 
@@ -294,60 +445,84 @@ class Index:
     ) -> None:
         """Write ``rows`` into the open transaction (opened if none is),
         all or nothing."""
-        db = self._conn
+        self._execute(self._prepare(rows, known), shard_progress)
+
+    def _prepare(
+        self, rows: list[tuple[EntryDict, Location]], known: dict[str, int] | None
+    ) -> _Prepared:
+        """The table rows of ``rows`` (Python work: done on the loop's thread
+        when a writer thread is to run them, so that thread holds the GIL
+        only briefly — SQLite runs each statement with the GIL released)."""
         # Replies are stored with the seq they point at too, so chains walk
-        # integer keys instead of text ids.
+        # integer keys instead of text ids. Targets neither in the batch nor
+        # known are looked up by the INSERT itself.
         seq_of = {entry["evidence/id"]: entry["evidence/seq"] for entry, _ in rows}
-        outside = {e["evidence/in-reply-to"] for e, _ in rows if e.get("evidence/in-reply-to")} - seq_of.keys()
         if known:  # the caller already looked these up
-            seq_of.update({i: known[i] for i in outside if i in known})
-            outside -= known.keys()
-        if outside:
-            seq_of.update(self._existing_in_db(outside))
+            seq_of.update(known)
+        entry_rows = []
+        tag_rows: list[tuple[str, int]] = []
+        text_rows: list[tuple[int, str, str, str, str]] = []
+        bumps: Counter[tuple[str, str]] = Counter()
+        for entry, loc in rows:
+            subject = entry["evidence/subject"]
+            seq = entry["evidence/seq"]
+            reply_to = entry.get("evidence/in-reply-to")
+            entry_rows.append(
+                (
+                    seq, entry["evidence/id"], entry["evidence/at"], entry["evidence/type"],
+                    entry["evidence/claim-type"], entry["evidence/author"],
+                    entry.get("evidence/session-id"), subject["ref/type"], subject["ref/id"],
+                    entry.get("evidence/pattern-id"), reply_to, seq_of.get(reply_to) if reply_to else None,
+                    entry.get("evidence/fork-of"), int(bool(entry.get("evidence/ephemeral?"))),
+                    int(bool(entry.get("evidence/conjecture?"))), entry["evidence/hash"],
+                    loc.shard, loc.offset, loc.length,
+                )
+            )  # fmt: skip
+            text_rows.append((seq, *entry_text(entry)))
+            tags = set(entry.get("evidence/tags") or ())
+            tag_rows.extend((tag, seq) for tag in tags)
+            mark = "~e" if entry.get("evidence/ephemeral?") else ""
+            bumps["all" + mark, ""] += 1
+            bumps["author" + mark, entry["evidence/author"]] += 1
+            bumps["type" + mark, entry["evidence/type"]] += 1
+            bumps["claim" + mark, entry["evidence/claim-type"]] += 1
+            if entry.get("evidence/session-id"):
+                bumps["session" + mark, entry["evidence/session-id"]] += 1
+            for tag in tags:
+                bumps["tag" + mark, tag] += 1
+        last = rows[-1][0]["evidence/seq"] if rows else 0
+        return _Prepared(entry_rows, text_rows, tag_rows, bumps, last)
+
+    def _execute(self, prepared: _Prepared, shard_progress: Iterable[ShardRecord]) -> None:
+        """Run prepared rows into the open transaction (opened if none is),
+        all or nothing: one statement per table, each a single SQLite step
+        over a JSON array (``json_each``) — the GIL is released once per
+        table, not once per row as ``executemany`` does."""
+        db = self._conn
         opened = not db.in_transaction
         if opened:
             db.execute("BEGIN")
         db.execute("SAVEPOINT batch")
         try:
-            entry_rows = []
-            tag_rows: list[tuple[str, int]] = []
-            text_rows: list[tuple[int, str, str, str, str]] = []
-            bumps: Counter[tuple[str, str]] = Counter()
-            for entry, loc in rows:
-                subject = entry["evidence/subject"]
-                seq = entry["evidence/seq"]
-                reply_to = entry.get("evidence/in-reply-to")
-                entry_rows.append(
-                    (
-                        seq, entry["evidence/id"], entry["evidence/at"], entry["evidence/type"],
-                        entry["evidence/claim-type"], entry["evidence/author"],
-                        entry.get("evidence/session-id"), subject["ref/type"], subject["ref/id"],
-                        entry.get("evidence/pattern-id"), reply_to, seq_of.get(reply_to) if reply_to else None,
-                        entry.get("evidence/fork-of"), int(bool(entry.get("evidence/ephemeral?"))),
-                        int(bool(entry.get("evidence/conjecture?"))), entry["evidence/hash"],
-                        loc.shard, loc.offset, loc.length,
-                    )
-                )  # fmt: skip
-                text_rows.append((seq, *entry_text(entry)))
-                tags = set(entry.get("evidence/tags") or ())
-                tag_rows.extend((tag, seq) for tag in tags)
-                mark = "~e" if entry.get("evidence/ephemeral?") else ""
-                bumps["all" + mark, ""] += 1
-                bumps["author" + mark, entry["evidence/author"]] += 1
-                bumps["type" + mark, entry["evidence/type"]] += 1
-                bumps["claim" + mark, entry["evidence/claim-type"]] += 1
-                if entry.get("evidence/session-id"):
-                    bumps["session" + mark, entry["evidence/session-id"]] += 1
-                for tag in tags:
-                    bumps["tag" + mark, tag] += 1
-            db.executemany(_INSERT, entry_rows)
-            db.executemany("INSERT INTO texts(rowid, body, subject, author, tags) VALUES(?,?,?,?,?)", text_rows)
-            if tag_rows:
-                db.executemany("INSERT OR IGNORE INTO tags VALUES(?,?)", tag_rows)
+            for sql, many, table_rows in (
+                (_INSERT_JSON, _INSERT, prepared.entries),
+                (_TEXTS_JSON, _TEXTS, prepared.texts),
+                (_TAGS_JSON, _TAGS, prepared.tags),
+            ):
+                if not table_rows:
+                    continue
+                array = json.dumps(table_rows, ensure_ascii=False, separators=(",", ":"))
+                if _JSON_EACH and "\\u0000" not in array:
+                    db.execute(sql, (array,))
+                else:  # no JSON functions in this SQLite, or a NUL JSON text would cut short
+                    if many is _INSERT:
+                        table_rows = [_with_reply_seq(db, row) for row in table_rows]
+                    db.executemany(many, table_rows)
             for shard in shard_progress:
                 self._save_shard(shard)
             db.execute("RELEASE batch")
-            self._bumps.update(bumps)
+            self._bumps.update(prepared.bumps)
+            self._written_seq = max(self._written_seq, prepared.last_seq)
         except BaseException:
             if db.in_transaction:  # SQLite may already have rolled back on I/O errors
                 db.execute("ROLLBACK TO batch")
@@ -358,32 +533,57 @@ class Index:
 
     @property
     def uncommitted(self) -> bool:
+        self._settle()
         return self._conn.in_transaction or bool(self._behind)
 
     def commit(self) -> None:
         """Make deferred changes visible to other processes (held-back rows
         and the count bumps of the transaction are written first, inside it)."""
-        db = self._db
+        self._db  # noqa: B018 - settles and writes what is held back
+        self._raise_write_error()
+        self._commit_now()
+
+    def commit_soon(self) -> None:
+        """:meth:`commit` on the writer thread when there is one (else at
+        once): returns without waiting; a failure is raised by the next
+        write (``add``, ``commit``, or this). ``committed_seq`` says how far
+        the commits have got."""
+        if self._writer is None:
+            self.commit()
+            return
+        self._raise_write_error()
+        self._hand_off(commit=True)
+
+    def _commit_now(self) -> None:
+        db = self._conn
         if db.in_transaction:
             if self._bumps:
                 db.executemany(_BUMP, [(kind, key, n) for (kind, key), n in self._bumps.items()])
                 self._bumps.clear()
             db.execute("COMMIT")
+            self.committed_seq = self._written_seq
         else:
             self._bumps.clear()  # SQLite rolled the transaction back (an I/O error): its rows are gone too
+            if self._written_seq > self.committed_seq:
+                lost, self._written_seq = self._written_seq, self.committed_seq
+                # Said out loud, so the store serves those rows from memory
+                # (degraded) instead of losing them from every read path.
+                raise sqlite3.OperationalError(f"the index lost its open transaction (rows up to seq {lost})")
 
     def rollback(self) -> None:
         """Drop deferred changes, held-back rows included (after a failed
         write, SQLite may already have done so): the index is then what it
         last committed."""
+        self._settle()
+        self._write_error = None
+        self._written_seq = self.committed_seq  # what was written since is gone
         self._bumps.clear()
         self._behind, self._behind_ids, self._behind_known, self._behind_shards = [], {}, {}, {}
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
 
     def save_shard(self, shard: ShardRecord) -> None:
-        if self._behind:  # after the rows held back, in order
-            self._write_behind()
+        self._db  # noqa: B018 - after the rows held back, in order
         self._save_shard(shard)
 
     def _save_shard(self, shard: ShardRecord) -> None:
@@ -430,11 +630,20 @@ class Index:
         for entry_id in ids:
             seq = self._behind_ids.get(entry_id)
             if seq is None:
+                for job in self._inflight:  # handed to the writer: maybe not written yet
+                    seq = job.ids.get(entry_id)
+                    if seq is not None:
+                        break
+            if seq is None:
                 rest.append(entry_id)
             else:
                 found[entry_id] = seq
         if rest:
-            found.update(self._existing_in_db(rest))
+            # Only waits for the writer; its failure is for the next write to raise.
+            self._settle()
+            held = {entry_id: self._behind_ids[entry_id] for entry_id in rest if entry_id in self._behind_ids}
+            found.update(held)  # rows of a failed job, held back again by _settle
+            found.update(self._existing_in_db([entry_id for entry_id in rest if entry_id not in held]))
         return found
 
     def _existing_in_db(self, ids: Iterable[str]) -> dict[str, int]:
@@ -615,6 +824,7 @@ class Index:
         self._db.execute("DELETE FROM entries WHERE seq >= ?", (seq,))
         self._recount()
         self._db.execute("COMMIT")
+        self._written_seq = self.committed_seq = min(self.committed_seq, seq - 1)
 
     def _recount(self) -> None:
         """Rebuild the maintained counts from the tables (rare: after

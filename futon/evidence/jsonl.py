@@ -151,6 +151,9 @@ class JsonlStore(EvidenceStore):
         self._recover()
         self._load_head()
         self._check_anchor()
+        # From here on the index is written and committed on a thread of
+        # its own (SQLite releases the GIL): the loop only hands rows over.
+        self._index.start_writer()
 
     def _check_anchor(self) -> None:
         """Compare the anchor with what the shards hold, say what is wrong,
@@ -317,7 +320,10 @@ class JsonlStore(EvidenceStore):
     def _write(self, sealed: list[Sealed]) -> list[Location]:
         data = b"".join(item.line for item in sealed)
         with self._fd_lock:
-            self._maybe_roll(sealed[0].entry["evidence/seq"], len(data))
+            first = sealed[0].entry
+            # The day of a shard is its first entry's: that entry's ``at`` is
+            # the clock already read (strftime per write costs more).
+            self._maybe_roll(first["evidence/seq"], len(data), first["evidence/at"][:10])
             assert self._fd is not None and self._shard is not None
             offset = self._size
             try:
@@ -371,6 +377,9 @@ class JsonlStore(EvidenceStore):
     def _writes_inline(self) -> bool:
         return self.fsync != "always"
 
+    def _batches_turns(self) -> bool:
+        return True
+
     async def _write_async(self, sealed: list[Sealed]) -> list[Location]:
         if self.fsync != "always":
             # Without a sync to wait for, a write to the page cache is quicker
@@ -421,8 +430,9 @@ class JsonlStore(EvidenceStore):
                 self._dirty = False
                 self._last_sync = time.monotonic()
 
-    def _maybe_roll(self, first_seq: int, incoming: int) -> None:
-        today = self._clock().date().isoformat()  # YYYY-MM-DD; strftime costs more, every write
+    def _maybe_roll(self, first_seq: int, incoming: int, today: str) -> None:
+        """Open the shard the next ``incoming`` bytes go to; ``today`` is the
+        UTC day (YYYY-MM-DD) of the first entry they hold."""
         shard = self._shard
         if shard is not None and self._size > 0:
             too_big = self._size + incoming > self.shard_max_bytes

@@ -70,6 +70,10 @@ CATCH_UP_S = 1.0  # while degraded, how often the index tries to catch up
 # Entries a degraded store keeps in its memory overlay; past this, appends
 # are refused (store-unavailable) until the index has caught up.
 OVERLAY_MAX = 100_000
+# Group commit (``_gather``): at most this many turns of the loop spent
+# letting appends join a batch, and no more gathering past this many.
+GATHER_TURNS = 4
+GATHER_MAX = 256
 _REFERENCES = {"evidence/in-reply-to": "reply-not-found", "evidence/fork-of": "fork-not-found"}
 Clock = Callable[[], datetime]
 
@@ -196,6 +200,12 @@ class EvidenceStore(ABC):
         # Rows in the index's open (uncommitted) transaction: lost from it if
         # a write fails, so kept until the commit succeeds.
         self._deferred: list[tuple[EntryDict, Location]] = []
+        self._commit_wanted = False  # rows were deferred since the index was last asked to commit
+        # Ids of pending entries the store generated (no lookup needed), kept
+        # only by backends that seal in this class's _drain (PostgreSQL has its own).
+        self._fresh: set[str] = set()
+        self._drains_here = type(self)._drain is EvidenceStore._drain
+        self._turn_busy = False  # an append was committed inline in this turn of the loop
         self._catch_up_timer: asyncio.TimerHandle | None = None
         self._clock = clock
         self._head = _Head()
@@ -206,7 +216,16 @@ class EvidenceStore(ABC):
         self._closed = False
 
     def _load_head(self) -> None:
-        last = self._view.last()
+        try:
+            last = self._view.last()
+        except sqlite3.Error as exc:
+            if self._overlay is not None or self._closed:
+                raise
+            # The index could not write rows it held (its writer thread
+            # failed, or this retry did): the same cue as any failed index
+            # write — degrade, then read the head through the overlay.
+            self._degrade(exc)
+            last = self._view.last()
         self._head = _Head(*last) if last else _Head()
 
     # ------------------------------------------------------------- writing
@@ -225,7 +244,12 @@ class EvidenceStore(ABC):
         return await self._append(own_entry(entry), fresh=True)
 
     async def _append(self, entry: EntryDict, *, fresh: bool) -> EntryDict:
-        if self._writes_inline() and not self._pending and (self._drain_task is None or self._drain_task.done()):
+        if (
+            self._writes_inline()
+            and not self._turn_busy
+            and not self._pending
+            and (self._drain_task is None or self._drain_task.done())
+        ):
             # Nothing queued and nothing to wait for: commit right here, with
             # no await in between, so ordering with other appends holds. (A
             # batch, below, looks its ids up in one query for all of them.)
@@ -234,10 +258,13 @@ class EvidenceStore(ABC):
             if failures:
                 raise failures[0][1]
             self._publish(sealed, self._write_or_revert(sealed), commit=False)
+            self._note_turn()
             return sealed[0].entry
         loop = asyncio.get_running_loop()
         future: asyncio.Future[EntryDict] = loop.create_future()
         self._pending.append((entry, future))
+        if fresh and self._drains_here:
+            self._fresh.add(entry["evidence/id"])
         if self._drain_task is None or self._drain_task.done():
             # A task of its own, so a cancelled caller never strands the batch.
             self._drain_task = loop.create_task(self._drain())
@@ -263,12 +290,53 @@ class EvidenceStore(ABC):
         self._publish(sealed, locations)
         return [s.entry for s in sealed]
 
+    def _note_turn(self) -> None:
+        """After an inline append: further appends in this turn of the loop
+        join a batch (``_drain``) instead — under load many requests are
+        handled per turn, and one write, anchor and index hand-over per
+        batch costs far less than one each. A lone append stays inline."""
+        if self._batches_turns():
+            self._turn_busy = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        self._turn_busy = False
+
+    def _batches_turns(self) -> bool:
+        """Whether appends after an inline one in the same turn are batched."""
+        return False
+
     async def _drain(self) -> None:
+        batch: list[tuple[EntryDict, asyncio.Future[EntryDict]]] = []
+        try:
+            await self._drain_batches(batch)
+        except Exception as exc:
+            # A bug or an index failure outside the paths above must not
+            # leave callers waiting forever: whoever is still waiting hears
+            # of it (typed), and nothing unacknowledged was recorded as theirs.
+            log.exception("evidence: a batch of appends failed")
+            error = StoreError(f"evidence append failed: {exc}")
+            for _, future in [*batch, *self._pending]:
+                if not future.done():
+                    future.set_exception(error)
+            self._pending = []
+            self._fresh.clear()
+            try:
+                self._load_head()  # continue the chain from what was acknowledged
+            except Exception:
+                log.exception("evidence: could not reload the chain's head")
+
+    async def _drain_batches(self, batch: list[tuple[EntryDict, asyncio.Future[EntryDict]]]) -> None:
+        """The batches of :meth:`_drain`; ``batch`` holds the one in hand."""
         while self._pending:
-            batch, self._pending = self._pending, []
+            await self._gather()
+            batch[:], self._pending = self._pending, []
             entries = [entry for entry, _ in batch]
             futures = [future for _, future in batch]
-            sealed, failures = self._seal(entries)
+            # Ids the store generated need no lookup (see referenced_ids).
+            generated = frozenset(e["evidence/id"] for e in entries if e["evidence/id"] in self._fresh)
+            self._fresh.difference_update(generated)
+            sealed, failures = self._seal(entries, generated)
             failed_at = dict(failures)
             ok_futures = [f for i, f in enumerate(futures) if i not in failed_at]
             for index, error in failed_at.items():
@@ -287,6 +355,22 @@ class EvidenceStore(ABC):
             for future, item in zip(ok_futures, sealed, strict=True):
                 if not future.done():
                     future.set_result(item.entry)
+
+    async def _gather(self) -> None:
+        """Group commit: before a batch is taken, let the loop run while
+        appends keep joining it — requests whose bytes have already arrived
+        are parsed in the next turn or two, and would otherwise wait for a
+        sync of their own after this one. Stops at the first turn that adds
+        nothing, after GATHER_TURNS turns, or at GATHER_MAX entries: no
+        timer, so a lone append waits one turn of the loop, not a delay."""
+        waiting = len(self._pending)
+        for _ in range(GATHER_TURNS):
+            if waiting >= GATHER_MAX:
+                return
+            await asyncio.sleep(0)  # one turn of the loop, not a timed wait
+            if len(self._pending) == waiting:
+                return
+            waiting = len(self._pending)
 
     def _seal(
         self, entries: list[EntryDict], generated: frozenset[str] = frozenset()
@@ -350,6 +434,7 @@ class EvidenceStore(ABC):
                     self._deferred.clear()
                 else:
                     self._deferred.extend(rows)
+                    self._commit_wanted = True
                     self._schedule_index_commit()
         self._notify(item.entry for item in sealed)
 
@@ -450,14 +535,38 @@ class EvidenceStore(ABC):
             self._commit_timer = loop.call_later(INDEX_COMMIT_S, self._commit_index)
 
     def _commit_index(self) -> None:
+        """Commit the index (on its writer thread when it has one) and keep
+        looking, every INDEX_COMMIT_S, until the rows acknowledged before
+        are committed — or the writer failed, and the store degrades as it
+        would for a failed commit on the loop's own thread."""
         self._commit_timer = None
-        if not self._closed and self._overlay is None:
-            try:
-                self._index.commit()
-            except sqlite3.Error as exc:
-                self._degrade(exc)
+        if self._closed or self._overlay is not None:
+            return
+        self._trim_deferred()
+        if not self._deferred:
+            return
+        try:
+            if self._commit_wanted:
+                self._commit_wanted = False
+                self._index.commit_soon()
             else:
-                self._deferred.clear()
+                self._index.raise_write_error()
+        except sqlite3.Error as exc:
+            self._degrade(exc)
+            return
+        self._trim_deferred()  # an index without a writer has committed already
+        if self._deferred:
+            self._schedule_index_commit()
+
+    def _trim_deferred(self) -> None:
+        """Forget the held rows the index has committed (they are in seq order)."""
+        committed = self._index.committed_seq
+        deferred = self._deferred
+        cut = 0
+        while cut < len(deferred) and deferred[cut][0]["evidence/seq"] <= committed:
+            cut += 1
+        if cut:
+            del deferred[:cut]
 
     def _unwrite(self, locations: list[Location]) -> None:  # noqa: B027 - optional hook
         """Remove a just-written batch that could not be indexed."""
