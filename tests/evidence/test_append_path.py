@@ -26,6 +26,7 @@ from futon.evidence import index as index_module
 from futon.evidence import model as model_module
 from futon.evidence.index import BEHIND_MAX, Index
 from futon.evidence.query import EvidenceQuery
+from futon.evidence.store import INLINE_PER_TURN
 from futon.evidence.verify import verify_store
 from tests.evidence.conftest import entry
 from tests.support import until
@@ -101,12 +102,25 @@ async def test_appends_in_one_turn_share_a_write(tmp_path: Path) -> None:
 
     store._write = counting_write  # type: ignore[method-assign]
     got = await asyncio.gather(*(store.append(entry(body={"n": n})) for n in range(32)))
-    # Called in order, stored in order: the first committed inline, the rest as a batch.
+    # Called in order, stored in order: the first INLINE_PER_TURN committed
+    # inline, the rest of the turn as one batch.
     assert [e["evidence/body"]["n"] for e in sorted(got, key=lambda e: e["evidence/seq"])] == list(
         range(32)
     )
-    assert sum(writes) == 32
-    assert len(writes) < 32
+    assert writes == [1] * INLINE_PER_TURN + [32 - INLINE_PER_TURN]
+    await store.aclose()
+
+
+async def test_a_caller_appending_line_after_line_is_not_suspended(tmp_path: Path) -> None:
+    # The IRC server records a client's lines one after another in one turn:
+    # each waiting a turn of the loop cost the fan-out its write coalescing.
+    store = JsonlStore(tmp_path / "ev", fsync="never")
+    turned = asyncio.Event()
+    asyncio.get_running_loop().call_soon(turned.set)
+    for n in range(INLINE_PER_TURN):
+        await store.append(entry(body={"n": n}))
+    assert not turned.is_set()  # no turn of the loop went by
+    assert len(shard_lines(tmp_path / "ev")) == INLINE_PER_TURN  # each written before it returned
     await store.aclose()
 
 
