@@ -47,6 +47,11 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("evidence_pg.py", [], ["--entries", "2000", "--samples", "20", "--appends", "256"]),
     ("team_dispatch.py", [], ["--seconds", "1"]),
 ]
+# What the profiles show is left for each goal not met: written by hand
+# from a run's profiles (bench/LEFT.md), put into the report between these
+# marks — by every run, and by ``--notes`` alone after LEFT.md is edited.
+NOTES = HERE / "LEFT.md"
+NOTES_BEGIN, NOTES_END = "<!-- LEFT.md -->", "<!-- /LEFT.md -->"
 RESULT_COLUMNS = ("measure", "futon", "baseline (same run)", "ratio", "goal", "met")
 
 
@@ -86,13 +91,28 @@ def memory() -> str:
         return "RAM unknown"
 
 
+def with_notes(report: str) -> str:
+    """``report`` with bench/LEFT.md between the notes marks."""
+    before, begin, rest = report.partition(NOTES_BEGIN)
+    _, end, after = rest.partition(NOTES_END)
+    if not begin or not end:
+        return report
+    notes = NOTES.read_text().strip() if NOTES.exists() else ""
+    return f"{before}{NOTES_BEGIN}\n{notes}\n{NOTES_END}{after}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (for a smoke run)")
     parser.add_argument("--out", help="where to write the report (default bench/REPORT.md; a temp file with --quick)")
     parser.add_argument("--only", nargs="*", help="run only these benches (file names)")
+    parser.add_argument("--notes", action="store_true", help="only put bench/LEFT.md into the report again")
     args = parser.parse_args()
     out = Path(args.out) if args.out else HERE / "REPORT.md"
+    if args.notes:
+        out.write_text(with_notes(out.read_text()))
+        print(f"wrote {out}")
+        return
     if args.quick and not args.out:
         out = Path(tempfile.gettempdir()) / "futon-bench-quick.md"
     sections = []
@@ -140,6 +160,9 @@ def main() -> None:
         "|" + "|".join("---" for _ in RESULT_COLUMNS) + "|",
         *("| " + " | ".join(row) + " |" for row in results),
         "",
+        NOTES_BEGIN,
+        NOTES_END,
+        "",
         "### Where the daemon's time goes (cProfile, steady state, beside each bench's figures)",
         "",
         "Top functions by cumulative time in the daemon over the bench's window (a separate,",
@@ -153,7 +176,7 @@ def main() -> None:
         *summary,
         "",
     ]
-    out.write_text("\n".join(header) + "\n" + "\n".join(sections))
+    out.write_text(with_notes("\n".join(header) + "\n" + "\n".join(sections)))
     print(f"wrote {out}")
 
 
