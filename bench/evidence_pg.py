@@ -157,7 +157,7 @@ def main() -> None:
     print()
     scale = rates["pg", 64] / rates["pg", 1]
     print(
-        f"goal: PostgreSQL 64 writers ≥ 10× one writer — measured {scale:.1f}× → {'met' if scale >= 10 else 'NOT met'}"
+        f"goal: PostgreSQL 64 writers ≥ 10× one writer — measured {scale:.2f}× → {'met' if scale >= 10 else 'NOT met'}"
     )
     print(f"goal: query p50 within 2× of JSONL (page and chain queries) — worst {worst:.2f}× → "
           f"{'met' if worst <= 2 else 'NOT met'}")  # fmt: skip
