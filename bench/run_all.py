@@ -44,7 +44,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("tool_dispatch.py", [], ["--actions", "200", "--commands", "5", "--rounds", "1"]),
     ("http_dispatch.py", [], ["--seconds", "1"]),
     # issue 20: the PostgreSQL store beside JSONL, and cross-daemon dispatch beside same-daemon
-    ("evidence_pg.py", [], ["--entries", "2000", "--samples", "20", "--appends", "256"]),
+    ("evidence_pg.py", [], ["--entries", "2000", "--samples", "20", "--appends", "512", "--rounds", "1"]),
     ("team_dispatch.py", [], ["--seconds", "1"]),
 ]
 # What the profiles show is left for each goal not met: written by hand

@@ -66,7 +66,7 @@ CREATE INDEX IF NOT EXISTS {TABLE}_at      ON {TABLE}(at);
 -- One row per (tag, entry): a tag's page walks this key backwards.
 CREATE TABLE IF NOT EXISTS {TAGS}(tag text NOT NULL, seq bigint NOT NULL, PRIMARY KEY(tag, seq));
 CREATE INDEX IF NOT EXISTS {TABLE}_text    ON {TABLE} USING gin(tsv);
-"""
+"""  # and APPEND_FUNCTION, below
 
 # One row per entry. ``doc`` (for snippets) joins the four parts of
 # search.entry_text as they are (body $17, subject $18, author $19, tags
@@ -84,14 +84,77 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
         $25)
 """
 
+# An append batch sealed ahead, in one statement (one round trip, its own
+# transaction). First, before the lock, the text vectors (the costliest part
+# of a row: while one daemon connection computes them, another may hold the
+# lock and insert). Then the lock, and the check that the chain's head and
+# the stored ones of the ids the batch references are what the batch was
+# sealed against; then the rows, their tag rows, the NOTIFY. Anything else
+# found: nothing is inserted, and the head and ids found come back (``ok``
+# false). Each statement of a volatile function sees what was committed
+# before it began, so the checks after the lock see every batch committed
+# before the lock was granted. Rows come as one array per column (tags as a
+# JSON array per row); ``doc`` and the words as in INSERT.
+APPEND_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION futon_evidence_append(
+    expect_seq bigint, expect_hash text, wanted text[], expect_found text[],
+    r_seq bigint[], r_id text[], r_at text[], r_type text[], r_claim text[], r_author text[],
+    r_session text[], r_subj_type text[], r_subj_id text[], r_pattern text[], r_reply text[],
+    r_fork text[], r_ephemeral boolean[], r_tags text[], r_hash text[], r_daemon text,
+    r_doc text[], r_body text[], r_subject text[], r_author_words text[], r_tag_words text[],
+    r_line bytea[]
+) RETURNS TABLE(ok boolean, head_seq bigint, head_hash text, head_at text, found text[])
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    h record;
+    f text[];
+    v tsvector[];
+BEGIN
+    SELECT array_agg(setweight(to_tsvector('{TS_CONFIG}', w.b), 'B')
+                     || setweight(to_tsvector('{TS_CONFIG}', w.s), 'A')
+                     || setweight(to_tsvector('{TS_CONFIG}', w.a), 'B')
+                     || setweight(to_tsvector('{TS_CONFIG}', w.t), 'A') ORDER BY w.n) INTO v
+    FROM unnest(r_body, r_subject, r_author_words, r_tag_words) WITH ORDINALITY AS w(b, s, a, t, n);
+    PERFORM pg_advisory_xact_lock({LOCK_KEY});
+    SELECT e.seq, e.hash, e.at INTO h FROM {TABLE} e ORDER BY e.seq DESC LIMIT 1;
+    SELECT coalesce(array_agg(e.id ORDER BY e.id), '{{}}') INTO f FROM {TABLE} e WHERE e.id = ANY(wanted);
+    IF coalesce(h.seq, 0) <> expect_seq OR (h.seq IS NOT NULL AND h.hash <> expect_hash)
+       OR f <> expect_found THEN
+        RETURN QUERY SELECT false, h.seq, h.hash, h.at, f;
+        RETURN;
+    END IF;
+    INSERT INTO {TABLE}(seq, id, at, type, claim, author, session, subj_type, subj_id, pattern,
+                        reply_to, fork_of, ephemeral, tags, hash, daemon, doc, tsv, line)
+    SELECT u.s, u.i, u.a, u.ty, u.c, u.au, u.se, u.st, u.si, u.p, u.r, u.fo, u.ep,
+           ARRAY(SELECT jsonb_array_elements_text(u.tg::jsonb)), u.h, r_daemon, u.d, u.v, u.l
+    FROM unnest(r_seq, r_id, r_at, r_type, r_claim, r_author, r_session, r_subj_type, r_subj_id,
+                r_pattern, r_reply, r_fork, r_ephemeral, r_tags, r_hash, r_doc, v, r_line)
+         AS u(s, i, a, ty, c, au, se, st, si, p, r, fo, ep, tg, h, d, v, l);
+    INSERT INTO {TAGS}(tag, seq)
+    SELECT t, u.s FROM unnest(r_seq, r_tags) AS u(s, tg), jsonb_array_elements_text(u.tg::jsonb) AS t;
+    PERFORM pg_notify('{CHANNEL}', r_seq[cardinality(r_seq)]::text);
+    RETURN QUERY SELECT true, r_seq[cardinality(r_seq)], r_hash[cardinality(r_hash)],
+                        r_at[cardinality(r_at)], f;
+END
+$fn$;
+"""
+APPEND = f"SELECT * FROM futon_evidence_append({', '.join(f'${n}' for n in range(1, 27))})"
+
 # What search.words_of calls a word: letters and digits (FTS5's unicode61
 # splits there). PostgreSQL's parser would keep "src/app_main.py" or
 # "a@b.c" as one token, so a search for "app" would miss what the JSONL
 # store finds: the vector is built from the words alone.
 _WORD = re.compile(r"[^\W_]+")
+# ASCII text (most of it) the fast way: every byte but a letter or a digit
+# becomes a space. The runs of spaces this leaves change nothing: the text
+# parser numbers words, not the blanks between them (a test checks it).
+_ASCII_BLANKS = bytes(b if chr(b).isalnum() and b < 128 else 0x20 for b in range(256))
 
 
 def plain_words(text: str) -> str:
+    """``text``'s words (search.words_of's), separated by blanks."""
+    if text.isascii():
+        return text.encode().translate(_ASCII_BLANKS).decode()
     return " ".join(_WORD.findall(text))
 
 

@@ -68,6 +68,8 @@ T = TypeVar("T")
 IMPORT_CHUNK = 1000  # rows per INSERT round when copying a store in
 IMPORT_TIMEOUT_S = 3600.0  # a whole copy; a million entries take minutes
 MAX_BATCH = 512  # entries per transaction; a longer queue is committed in several
+PIPELINE = 2  # append transactions in flight (the next is sealed while one is inserted)
+SPLIT_AT = 32  # a queue this long, with nothing in flight, is committed as two batches
 CATCH_UP_MAX = 1000  # entries fetched per round when delivering other daemons' appends
 BEHIND_MAX = 10_000  # further behind than this, listeners skip ahead (and a warning says so)
 RELISTEN_S = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off while the LISTEN connection is re-opened
@@ -86,6 +88,14 @@ _UNAVAILABLE = (
 
 def default_daemon_id() -> str:
     return socket.gethostname() or "futon"
+
+
+@dataclass
+class _Flight:
+    """An append transaction in flight, as the next one sees it (runner's loop)."""
+
+    sealed: asyncio.Future[_Head | None]  # the head it leaves if it commits (None: unknown)
+    done: asyncio.Future[None]  # it ended, committed or not
 
 
 @dataclass
@@ -115,7 +125,18 @@ class PostgresStore(EvidenceStore):
         self.daemon_id = daemon_id or default_daemon_id()
         self._password = password
         self._runner = PgRunner()
-        self._writer = PgConnection(dsn, password)  # append transactions
+        # Append transactions: PIPELINE connections, one per transaction in
+        # flight (the first also creates the schema and takes imports).
+        self._writers = tuple(PgConnection(dsn, password) for _ in range(PIPELINE))
+        self._writer = self._writers[0]
+        self._next_writer = 0
+        # On the runner's loop: the newest append transaction in flight (the
+        # next seals after the head it will leave), the head as the last one
+        # left it (None: unknown), and the last head this store committed.
+        self._flight: _Flight | None = None
+        self._tail_head: _Head | None = None
+        self._own_head = _Head()
+        self.sealed_again = 0  # batches sealed ahead that the lock found out of date
         self._reader = PgConnection(dsn, password)  # everything else
         self._listen_conn: asyncpg.Connection | None = None
         self._listen_future: concurrent.futures.Future[None] | None = None
@@ -132,6 +153,7 @@ class PostgresStore(EvidenceStore):
             self._index.close()
             raise
         self._delivered = self._head.seq
+        self._tail_head = self._head
 
     # ------------------------------------------------------------- plumbing
 
@@ -148,6 +170,7 @@ class PostgresStore(EvidenceStore):
             # Two daemons starting together must not both create the tables.
             await conn.execute("SELECT pg_advisory_xact_lock($1)", pg_sql.LOCK_KEY)
             await conn.execute(pg_sql.SCHEMA)
+            await conn.execute(pg_sql.APPEND_FUNCTION)
             version = await conn.fetchval("SELECT value FROM futon_meta WHERE key = 'schema'")
             if version is None:
                 await conn.execute(
@@ -215,72 +238,213 @@ class PostgresStore(EvidenceStore):
         return [s.entry for s in done.sealed]
 
     async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            entries = [entry for entry, _ in batch]
-            futures = [future for _, future in batch]
+        """Commit the queue in batches, up to :data:`PIPELINE` transactions
+        at once: while PostgreSQL inserts one batch, the next is sealed
+        here (:meth:`_commit`), so this process and the database work at the
+        same time instead of in turns. A long queue with nothing in flight
+        is cut in two (from :data:`SPLIT_AT` entries), so that callers who
+        append again once acknowledged — most of them — refill one half
+        while the other is in the database."""
+        in_flight: list[asyncio.Task[None]] = []
+        while self._pending or in_flight:
+            if self._pending and len(in_flight) < PIPELINE:
+                size = MAX_BATCH
+                if len(self._pending) >= SPLIT_AT:
+                    free = PIPELINE - len(in_flight)
+                    size = min(MAX_BATCH, -(-len(self._pending) // free))
+                batch, self._pending = self._pending[:size], self._pending[size:]
+                before = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.ensure_future(self._commit_batch(batch, before)))
+                continue
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            in_flight = [task for task in in_flight if not task.done()]
+
+    async def _commit_batch(
+        self,
+        batch: list[tuple[EntryDict, asyncio.Future[EntryDict]]],
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        """One batch of :meth:`_drain`: commit it, then (after the batch
+        ``before`` it, so listeners and callers hear in seq order) settle
+        its callers. Whatever fails, every caller hears (typed)."""
+        entries = [entry for entry, _ in batch]
+        futures = [future for _, future in batch]
+        # Ids the store generated need no lookup (see referenced_ids).
+        generated = frozenset(e["evidence/id"] for e in entries if e["evidence/id"] in self._fresh)
+        self._fresh.difference_update(generated)
+        try:
             try:
                 done = await self._acall(
-                    self._commit(entries, format_at(self._clock()), all_or_nothing=False)
+                    self._commit(
+                        entries, format_at(self._clock()), all_or_nothing=False, generated=generated
+                    )
                 )
-            except StoreError as error:
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            self._head = done.head
-            failed_at = dict(done.failures)
-            for index, failure in failed_at.items():
-                if not futures[index].done():
-                    futures[index].set_exception(failure)
-            ok_futures = [f for i, f in enumerate(futures) if i not in failed_at]
-            # Listeners first, as the other backends do: an append returns
-            # after its entry was handed to them.
-            self._deliver(done.earlier, [s.entry for s in done.sealed])
-            for future, item in zip(ok_futures, done.sealed, strict=True):
-                if not future.done():
-                    future.set_result(item.entry)
+            finally:
+                if before is not None:
+                    await asyncio.wait([before])
+        except StoreError as error:
+            _fail(futures, error)
+            return
+        except Exception as exc:  # a bug must not leave callers waiting forever
+            log.exception("evidence: a batch of appends failed")
+            _fail(futures, StoreError(f"evidence append failed: {exc}"))
+            return
+        self._head = done.head
+        failed_at = dict(done.failures)
+        for index, failure in failed_at.items():
+            if not futures[index].done():
+                futures[index].set_exception(failure)
+        ok_futures = [f for i, f in enumerate(futures) if i not in failed_at]
+        # Listeners first, as the other backends do: an append returns
+        # after its entry was handed to them.
+        self._deliver(done.earlier, [s.entry for s in done.sealed])
+        for future, item in zip(ok_futures, done.sealed, strict=True):
+            if not future.done():
+                future.set_result(item.entry)
 
     async def _commit(
-        self, entries: list[EntryDict], now: str, *, all_or_nothing: bool
+        self,
+        entries: list[EntryDict],
+        now: str,
+        *,
+        all_or_nothing: bool,
+        generated: frozenset[str] = frozenset(),
     ) -> _Committed:
-        """One transaction on the runner's loop: lock, read the head, seal,
-        insert, notify. Rolled back whole on any error."""
-        async with self._writer.use() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", pg_sql.LOCK_KEY)
-            # After the lock, in a statement of its own: its snapshot then
-            # sees every batch committed before the lock was granted.
-            head = _Head()
-            existing: dict[str, int] = {}
-            for seq, digest, at, entry_id in await conn.fetch(
-                pg_sql.HEAD_AND_IDS, list(referenced_ids(entries))
-            ):
-                if entry_id is None:
-                    head = _Head(seq, digest, at)
-                else:
-                    existing[entry_id] = seq
-            sealed, failures, new_head = seal_batch(entries, head, existing, now)
-            if not sealed or (failures and all_or_nothing):
-                return _Committed([], failures, head)
-            await self._insert(conn, [self._row(item) for item in sealed])
-            await conn.execute("SELECT pg_notify($1, $2)", pg_sql.CHANNEL, str(new_head.seq))
-            earlier: list[bytes] = []
-            first = sealed[0].entry["evidence/seq"]
-            behind = first - 1 - self._delivered
-            if self._listeners and behind > BEHIND_MAX:
-                log.warning(
-                    "evidence: listeners are %d entries behind; skipping to seq %d", behind, first
+        """One append transaction, on the runner's loop. A queued batch is
+        sealed ahead — here, against the head the transaction before it
+        will leave, while PostgreSQL still works on that one — and stored in
+        one statement (:meth:`_store_ahead`); when the database holds
+        something else (another daemon appended, a batch before failed, a
+        referenced entry arrived meanwhile) it is sealed again under the
+        lock (:meth:`_transaction`). Sealing is a function of (entries,
+        head, stored ids, time), so both ways give the same chain."""
+        loop = asyncio.get_running_loop()
+        before, mine = self._flight, _Flight(loop.create_future(), loop.create_future())
+        self._flight = mine
+        writer = self._writers[self._next_writer]
+        self._next_writer = (self._next_writer + 1) % len(self._writers)
+        try:
+            if not all_or_nothing:
+                predicted = (
+                    await asyncio.shield(before.sealed) if before is not None else self._tail_head
                 )
-            elif self._listeners and behind > 0:
-                # What other daemons committed since this store last
-                # delivered: fetched here, under the lock, so listeners get
-                # them before this batch, in seq order.
-                lines = await conn.fetch(
-                    f"SELECT line FROM {pg_sql.TABLE} WHERE seq > $1 AND seq < $2 ORDER BY seq",
-                    self._delivered, first,
-                )  # fmt: skip
-                earlier = [r[0] for r in lines]
-            return _Committed(sealed, failures, new_head, earlier)
+                if predicted is not None:
+                    done = await self._store_ahead(
+                        writer, entries, now, generated, predicted, mine.sealed
+                    )
+                    if done is not None:
+                        return done
+                    self.sealed_again += 1
+            if before is not None:
+                # Batches take the lock in their order: the one before ends first.
+                await asyncio.shield(before.done)
+            return await self._transaction(
+                writer, entries, now, all_or_nothing, generated, mine.sealed
+            )
+        except BaseException:
+            self._tail_head = None  # unknown: the next batch reads it under the lock
+            raise
+        finally:
+            if not mine.sealed.done():
+                mine.sealed.set_result(None)
+            mine.done.set_result(None)
+            if self._flight is mine:
+                self._flight = None
+
+    async def _store_ahead(
+        self,
+        writer: PgConnection,
+        entries: list[EntryDict],
+        now: str,
+        generated: frozenset[str],
+        predicted: _Head,
+        sealed_head: asyncio.Future[_Head | None],
+    ) -> _Committed | None:
+        """Seal ``entries`` after ``predicted`` and store them with one call
+        of ``futon_evidence_append`` (pg_sql.APPEND_FUNCTION), which
+        inserts them only if the head and the referenced ids are still what
+        they were sealed against. None: they were not (nothing stored)."""
+        wanted = referenced_ids(entries, generated)
+        known = await self._existing(wanted) if wanted else {}
+        sealed, failures, new_head = seal_batch(entries, predicted, known, now)
+        if not sealed:
+            return None  # nothing to store: the lock decides what failed
+        sealed_head.set_result(new_head)  # the next batch seals after this one
+        async with writer.use() as conn:
+            ok, *_ = await conn.fetchrow(
+                pg_sql.APPEND, predicted.seq, predicted.hash, list(wanted), sorted(known),
+                *self._columns(sealed),
+            )  # fmt: skip
+            if not ok:
+                return None
+            earlier = await self._earlier(conn, sealed[0].entry["evidence/seq"])
+        self._tail_head = self._own_head = new_head
+        return _Committed(sealed, failures, new_head, earlier)
+
+    async def _transaction(
+        self,
+        writer: PgConnection,
+        entries: list[EntryDict],
+        now: str,
+        all_or_nothing: bool,
+        generated: frozenset[str],
+        sealed_head: asyncio.Future[_Head | None],
+    ) -> _Committed:
+        """Lock, read the head, seal, insert, notify — rolled back whole on
+        any error."""
+        wanted = referenced_ids(entries, generated)
+        async with writer.use() as conn:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", pg_sql.LOCK_KEY)
+                # After the lock, in a statement of its own: its snapshot then
+                # sees every batch committed before the lock was granted.
+                head = _Head()
+                existing: dict[str, int] = {}
+                for seq, digest, at, entry_id in await conn.fetch(
+                    pg_sql.HEAD_AND_IDS, list(wanted)
+                ):
+                    if entry_id is None:
+                        head = _Head(seq, digest, at)
+                    else:
+                        existing[entry_id] = seq
+                sealed, failures, new_head = seal_batch(entries, head, existing, now)
+                if not sealed or (failures and all_or_nothing):
+                    self._tail_head = head
+                    _settle(sealed_head, head)
+                    return _Committed([], failures, head)
+                _settle(sealed_head, new_head)
+                await self._insert(conn, [self._row(item) for item in sealed])
+                await conn.execute("SELECT pg_notify($1, $2)", pg_sql.CHANNEL, str(new_head.seq))
+            earlier = await self._earlier(conn, sealed[0].entry["evidence/seq"])
+        self._tail_head = self._own_head = new_head
+        return _Committed(sealed, failures, new_head, earlier)
+
+    async def _earlier(self, conn: asyncpg.Connection, first: int) -> list[bytes]:
+        """What other daemons committed since this store last delivered,
+        for listeners to get before this store's batch from ``first`` on,
+        in seq order: all committed (the chain is extended only under the
+        lock, and seq ``first`` was), so read after the commit."""
+        # This store's own batch before is delivered by its own result.
+        after = max(self._delivered, self._own_head.seq)
+        behind = first - 1 - after
+        if not self._listeners or behind <= 0:
+            return []
+        if behind > BEHIND_MAX:
+            log.warning(
+                "evidence: listeners are %d entries behind; skipping to seq %d", behind, first
+            )
+            return []
+        lines = await conn.fetch(
+            f"SELECT line FROM {pg_sql.TABLE} WHERE seq > $1 AND seq < $2 ORDER BY seq", after, first
+        )
+        return [r[0] for r in lines]
+
+    async def _existing(self, ids: set[str]) -> dict[str, int]:
+        """Which of ``ids`` are stored now (→ their seq), for a batch sealed ahead."""
+        rows = await self._rows(
+            f"SELECT id, seq FROM {pg_sql.TABLE} WHERE id = ANY($1::text[])", list(ids)
+        )
+        return {row[0]: row[1] for row in rows}
 
     @staticmethod
     async def _insert(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -304,6 +468,17 @@ class PostgresStore(EvidenceStore):
             pg_sql.plain_words(body), pg_sql.plain_words(subject_text), pg_sql.plain_words(author),
             pg_sql.plain_words(tags), item.line.rstrip(b"\n"),
         )  # fmt: skip
+
+    def _columns(self, sealed: list[Sealed]) -> list[Any]:
+        """``futon_evidence_append``'s row arguments: one array per column
+        of :meth:`_row` (tags as JSON, the daemon once, the text joined into
+        ``doc`` as INSERT joins it)."""
+        rows = [self._row(item) for item in sealed]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return [
+            *columns[:13], [json.dumps(tags) for tags in columns[13]], columns[14], self.daemon_id,
+            ["\n".join(row[16:20]) for row in rows], *columns[20:25],
+        ]  # fmt: skip
 
     # ------------------------------------------------------------- import (copy)
 
@@ -602,7 +777,8 @@ class PostgresStore(EvidenceStore):
         if self._listen_conn is not None:
             conn, self._listen_conn = self._listen_conn, None
             await _quietly(conn.close(timeout=2))
-        await self._writer.close()
+        for writer in self._writers:
+            await writer.close()
         await self._reader.close()
 
 
@@ -624,6 +800,20 @@ async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
         await coro
     except (*_UNAVAILABLE, asyncpg.PostgresError):
         pass
+
+
+def _settle(future: asyncio.Future[_Head | None], head: _Head) -> None:
+    """Tell the next batch the head to seal after (unless this batch
+    already did, ahead, and is now sealed again under the lock: the next
+    one, sealed after the head told, will be sealed again too)."""
+    if not future.done():
+        future.set_result(head)
+
+
+def _fail(futures: list[asyncio.Future[EntryDict]], error: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _unavailable(exc: BaseException) -> StoreError:

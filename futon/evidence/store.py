@@ -36,7 +36,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from futon.evidence.model import (
     EntryDict,
     EntryModel,
     format_at,
+    new_entry_id,
     normalise_entry,
     seal,
 )
@@ -146,7 +146,7 @@ def own_entry(entry: EntryDict) -> EntryDict:
         raise ProtocolError(
             f"not an entry in canonical form: {sorted(entry)}", code="invalid-entry"
         )
-    out = {"evidence/id": f"e-{uuid.uuid4()}", **entry}
+    out = {"evidence/id": new_entry_id(), **entry}
     out["evidence/subject"] = {"ref/type": subject["ref/type"], "ref/id": subject["ref/id"]}
     out["evidence/tags"] = list(entry.get("evidence/tags", ()))
     if body is not None:
@@ -204,10 +204,9 @@ class EvidenceStore(ABC):
         # a write fails, so kept until the commit succeeds.
         self._deferred: list[tuple[EntryDict, Location]] = []
         self._commit_wanted = False  # rows were deferred since the index was last asked to commit
-        # Ids of pending entries the store generated (no lookup needed), kept
-        # only by backends that seal in this class's _drain (PostgreSQL has its own).
+        # Ids of pending entries the store generated (no lookup needed); each
+        # backend's _drain takes those of the batch it seals.
         self._fresh: set[str] = set()
-        self._drains_here = type(self)._drain is EvidenceStore._drain
         self._turn_inline = 0  # appends committed inline in this turn of the loop
         self._catch_up_timer: asyncio.TimerHandle | None = None
         self._clock = clock
@@ -266,7 +265,7 @@ class EvidenceStore(ABC):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[EntryDict] = loop.create_future()
         self._pending.append((entry, future))
-        if fresh and self._drains_here:
+        if fresh:
             self._fresh.add(entry["evidence/id"])
         if self._drain_task is None or self._drain_task.done():
             # A task of its own, so a cancelled caller never strands the batch.

@@ -111,3 +111,28 @@ def test_any_json_either_normalises_or_raises_invalid_entry(raw: Any) -> None:
         assert exc.code == "invalid-entry"
     else:
         assert out["evidence/id"] and out["evidence/author"]
+
+
+def test_generated_ids_are_distinct_uuid4s_and_a_forked_child_makes_its_own() -> None:
+    import os
+    import uuid
+
+    from futon.evidence.model import new_entry_id
+
+    ids = [new_entry_id() for _ in range(1000)]  # several refills of the pool
+    assert len(set(ids)) == len(ids)
+    for entry_id in ids:
+        assert entry_id.startswith("e-")
+        parsed = uuid.UUID(entry_id[2:])
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == entry_id[2:]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, new_entry_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child != new_entry_id()

@@ -274,3 +274,98 @@ def test_words_inside_paths_and_identifiers_are_found_on_every_backend(
         assert [h.entry["evidence/id"] for h in store.search(SearchRequest.of(q))] == [
             hit["evidence/id"]
         ], q
+
+
+async def test_batches_sealed_ahead_are_sealed_again_when_another_daemon_appended(
+    pg_dsn: str,
+) -> None:
+    """Each daemon seals its next batch against the head it expects; when
+    another daemon's append came in between, the database refuses that
+    batch whole and it is sealed again under the lock. Two stores taking
+    turns make every expectation wrong: the chain stays one valid chain."""
+    one, two = PostgresStore(pg_dsn, daemon_id="one"), PostgresStore(pg_dsn, daemon_id="two")
+    try:
+        stored = []
+        for n in range(20):
+            stored.append(await one.append(entry(author="one", body={"n": n})))
+            stored.append(await two.append(entry(author="two", body={"n": n})))
+        assert [e["evidence/seq"] for e in stored] == list(range(1, 41))
+        assert one.sealed_again > 0 and two.sealed_again > 0
+        report = verify_postgres(one)
+        assert report.ok and report.entries == 40, report.problems[:5]
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_a_reply_to_an_entry_of_the_batch_still_in_flight_is_stored(pg_dsn: str) -> None:
+    """Forty appends at once are committed as two batches, the second
+    sealed while the first is in the database: an entry of the second that
+    replies to one of the first (not stored yet when it was sealed) is
+    stored all the same, in the order appended."""
+    store = PostgresStore(pg_dsn)
+    try:
+        appends = [store.append(entry(id="r-0"))]
+        appends += [store.append(entry(**{"id": f"r-{n}", "in-reply-to": f"r-{n - 1}"})) for n in range(1, 40)]
+        stored = await asyncio.gather(*appends)
+        assert [e["evidence/seq"] for e in stored] == list(range(1, 41))
+        assert [e["evidence/id"] for e in store.chain("r-39")] == [f"r-{n}" for n in range(40)]
+        assert store.sealed_again >= 1  # the second batch, sealed before r-19 was stored
+        assert verify_postgres(store).ok
+    finally:
+        await store.aclose()
+
+
+async def test_concurrent_appends_are_stored_in_the_order_they_were_made(pg_dsn: str) -> None:
+    """Batches in flight at once take the chain in their order (one sealed
+    again waits for the one before it to end), so seq order is call order."""
+    store = PostgresStore(pg_dsn)
+    try:
+        for _ in range(3):
+            stored = await asyncio.gather(*(store.append(entry(body={"n": n})) for n in range(200)))
+            seqs = [e["evidence/seq"] for e in stored]
+            assert seqs == sorted(seqs) and len(set(seqs)) == 200
+        assert verify_postgres(store).ok
+    finally:
+        await store.aclose()
+
+
+def test_the_text_vector_of_plain_words_is_that_of_the_words_alone(pg_dsn: str) -> None:
+    """plain_words leaves runs of blanks where ASCII text had other
+    characters; PostgreSQL numbers words, not blanks, so the vector (and
+    with it phrase search and ranking) is the one of the words joined by
+    single spaces."""
+    import re
+
+    import asyncpg
+
+    from futon.evidence.pg_sql import TS_CONFIG, plain_words
+
+    texts = [
+        "src/app_main.py -- ops@example.org",
+        "read\nsrc/app.py\n" + "x" * 800,
+        "  retry   logic, (again) ; retries!! 42 a_b_c  ",
+        "naïve café: déjà-vu",  # not ASCII: the other way
+        "",
+        "___",
+    ]
+
+    async def vectors() -> list[tuple[str, str]]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            return [
+                (
+                    await conn.fetchval(f"SELECT to_tsvector('{TS_CONFIG}', $1)::text", plain_words(text)),
+                    await conn.fetchval(
+                        f"SELECT to_tsvector('{TS_CONFIG}', $1)::text",
+                        " ".join(re.findall(r"[^\W_]+", text)),
+                    ),
+                )
+                for text in texts
+            ]
+        finally:
+            await conn.close()
+
+    for text, (ours, words) in zip(texts, asyncio.run(vectors()), strict=True):
+        assert ours == words, text
+    assert plain_words("a/b_c") == "a b c"
