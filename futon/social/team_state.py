@@ -15,7 +15,10 @@ a token changed or an agent deregistered elsewhere applies at once.
 ``DELETE /api/alpha/agents/{id}`` removes the row (and the agent's replay
 window): the daemon where it was asked closes its connection at once, the
 others at their next heartbeat (:meth:`TeamState.beat`), and no daemon takes
-a ``ready`` for it again. agents.yaml agents stay per configuration (every
+a ``ready`` for it again. An id or token the table has no row for is
+remembered as a miss for :data:`MISS_TTL_S` (bounded: :data:`MISSES_MAX`),
+so a client repeating a made-up one costs one query per second, not one per
+attempt. agents.yaml agents stay per configuration (every
 daemon has the same file). Tokens: only digests are stored, and the
 comparison stays :func:`hmac.compare_digest` on the digest (an HTTP token
 unknown here is looked up by its digest's index: equality on a sha256 says
@@ -86,6 +89,8 @@ BATCH_MAX = 1000  # frames written per statement
 DB_TIMEOUT_S = 5.0  # one statement
 DOWN_S = 1.0  # after a failure the database counts as down this long (no wait per handshake)
 FLUSH_S = 1.0  # at close, the last batch is given this long
+MISS_TTL_S = 1.0  # an id or token the table had no row for is not looked up again this long
+MISSES_MAX = 4096  # misses remembered (the oldest are forgotten first)
 DEREGISTERED = 4004  # the close code of a deregistered agent's connection (transports/http.py)
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 # What the database says of a batch's content (not of itself): dropped, not retried.
@@ -225,6 +230,11 @@ class TeamState:
         # from it: only these follow the table (one registered on this
         # registry alone, as tests and embedders do, stays this daemon's).
         self._teamed: set[str] = set()
+        # Ids and token digests the table had no row for, with when to look
+        # again: a client repeating an unknown id or token (a retry loop, a
+        # flood) costs one query per MISS_TTL_S, not one per attempt.
+        self._misses: dict[str, float] = {}
+        self.lookups = 0  # queries for an agent by id or token
         self.dropped = 0  # frames that overflowed the queue (local only)
         self.written = 0  # frames written to the table
 
@@ -306,6 +316,7 @@ class TeamState:
                 code="duplicate-registration",
             )
         self._teamed.add(spec.id)
+        self._misses.pop(f"id:{spec.id}", None)
         return self.registry.adopt(spec)
 
     async def deregistered(self, agent_id: str) -> None:
@@ -329,7 +340,10 @@ class TeamState:
         record = self.registry.find(agent_id)
         if record is not None and (record.source == "config" or agent_id not in self._teamed):
             return record  # this daemon's own
+        if record is None and self._missed(f"id:{agent_id}"):
+            return None
         try:
+            self.lookups += 1
             row = await self._db(self._read, lambda c: c.fetchrow(AGENT, agent_id))
         except StoreError as exc:
             log.warning(
@@ -339,6 +353,7 @@ class TeamState:
         if row is None:
             if record is not None:
                 await self._forget(agent_id)
+            self._miss(f"id:{agent_id}")
             return None
         return self._adopt(row)
 
@@ -346,18 +361,38 @@ class TeamState:
         """A runtime agent of the team whose token this is (HTTP bearer
         tokens this daemon does not know); None when none is."""
         digest = token_digest(token)
+        if self._missed(f"token:{digest}"):
+            return None
         try:
+            self.lookups += 1
             row = await self._db(self._read, lambda c: c.fetchrow(BY_TOKEN, digest))
         except StoreError as exc:
             log.warning("cannot look a token up in the team (%s)", exc)
             return None
         if row is None:
+            self._miss(f"token:{digest}")
             return None
         record = self._adopt(row)
         # The record's own digest decides (a local agent of that id keeps its token).
         if record is None or not hmac.compare_digest(record.spec.token_sha256 or "", digest):
             return None
         return record
+
+    def _missed(self, key: str) -> bool:
+        """Whether the table had no row for ``key`` less than MISS_TTL_S ago."""
+        until = self._misses.get(key)
+        if until is None:
+            return False
+        if asyncio.get_running_loop().time() < until:
+            return True
+        del self._misses[key]
+        return False
+
+    def _miss(self, key: str) -> None:
+        if len(self._misses) >= MISSES_MAX:
+            del self._misses[next(iter(self._misses))]  # the oldest (dicts keep insertion order)
+        self._misses.pop(key, None)
+        self._misses[key] = asyncio.get_running_loop().time() + MISS_TTL_S
 
     def _adopt(self, row: asyncpg.Record) -> AgentRecord | None:
         try:

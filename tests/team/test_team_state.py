@@ -325,3 +325,43 @@ async def test_a_push_kept_for_an_offline_agent_goes_after_the_teams_seq(
             lambda: table(pg_cluster, pg_dsn, query) == f"{newest + 1}|d2", what="d2's batch"
         )
         await moved.ws.close()
+
+
+async def test_an_unknown_id_or_token_repeated_costs_one_lookup_per_second(
+    tmp_path: Path, pg_dsn: str, http: aiohttp.ClientSession
+) -> None:
+    """A client repeating a made-up token or agent id (a retry loop, a
+    flood from one address) is answered from the daemon's memory of the
+    miss, not by a query each time; once the miss is a second old the team
+    is asked again, so an agent registered meanwhile on another daemon is
+    found."""
+    from futon.social import team_state
+
+    async with (
+        team_daemon(tmp_path / "d1", pg_dsn, "d1") as d1,
+        team_daemon(tmp_path / "d2", pg_dsn, "d2") as d2,
+    ):
+        assert d2.team is not None
+        state = d2.team.state
+        said = {"from": "scout-9", "to": "claude-1", "text": "hello"}
+        before = state.lookups
+        for _ in range(20):
+            async with http.post(
+                base_url(d2) + "/api/alpha/chat", json=said,
+                headers={"Authorization": "Bearer made-up-token"},
+            ) as response:  # fmt: skip
+                assert response.status == 401
+            with pytest.raises(FutonError) as refused:
+                await AgentClient(agent_url(d2), "scout-9", "scout-token-9").connect()
+            assert refused.value.code == "agent-not-found"
+        assert state.lookups - before == 2  # one for the token, one for the id
+
+        # Registered on daemon 1 meanwhile: daemon 2 finds it once its miss is old.
+        body = {"agent_id": "scout-9", "type": "mock", "token": "scout-token-9"}
+        assert (await call(http, "POST", base_url(d1) + "/api/alpha/agents", body))[0] == 201
+        await asyncio.sleep(team_state.MISS_TTL_S)
+        async with AgentClient(agent_url(d2), "scout-9", "scout-token-9"):
+            assert d2.registry.get("scout-9").source == "runtime"
+        for n in range(team_state.MISSES_MAX + 100):  # a flood of distinct ones: memory stays bounded
+            state._miss(f"token:{n}")
+        assert len(state._misses) == team_state.MISSES_MAX
