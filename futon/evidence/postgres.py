@@ -137,6 +137,7 @@ class PostgresStore(EvidenceStore):
         self._tail_head: _Head | None = None
         self._own_head = _Head()
         self.sealed_again = 0  # batches sealed ahead that the lock found out of date
+        self.sent_again = 0  # batches that reached the lock before the one before them
         self._reader = PgConnection(dsn, password)  # everything else
         self._listen_conn: asyncpg.Connection | None = None
         self._listen_future: concurrent.futures.Future[None] | None = None
@@ -330,7 +331,7 @@ class PostgresStore(EvidenceStore):
                 )
                 if predicted is not None:
                     done = await self._store_ahead(
-                        writer, entries, now, generated, predicted, mine.sealed
+                        writer, entries, now, generated, predicted, mine.sealed, before
                     )
                     if done is not None:
                         return done
@@ -359,22 +360,29 @@ class PostgresStore(EvidenceStore):
         generated: frozenset[str],
         predicted: _Head,
         sealed_head: asyncio.Future[_Head | None],
+        before: _Flight | None,
     ) -> _Committed | None:
         """Seal ``entries`` after ``predicted`` and store them with one call
         of ``futon_evidence_append`` (pg_sql.APPEND_FUNCTION), which
         inserts them only if the head and the referenced ids are still what
-        they were sealed against. None: they were not (nothing stored)."""
+        they were sealed against. None: they were not (nothing stored).
+        Two calls in flight may reach the lock in either order: when this
+        one came first (the head is still before the one ``before`` it
+        seals), it is sent again once that one has committed what it said."""
         wanted = referenced_ids(entries, generated)
         known = await self._existing(wanted) if wanted else {}
         sealed, failures, new_head = seal_batch(entries, predicted, known, now)
         if not sealed:
             return None  # nothing to store: the lock decides what failed
         sealed_head.set_result(new_head)  # the next batch seals after this one
+        args = [predicted.seq, predicted.hash, list(wanted), sorted(known), *self._columns(sealed)]
         async with writer.use() as conn:
-            ok, *_ = await conn.fetchrow(
-                pg_sql.APPEND, predicted.seq, predicted.hash, list(wanted), sorted(known),
-                *self._columns(sealed),
-            )  # fmt: skip
+            ok, head_seq, *_ = await conn.fetchrow(pg_sql.APPEND, *args)
+            if not ok and before is not None and (head_seq or 0) < predicted.seq:
+                await asyncio.shield(before.done)
+                if self._own_head == predicted:
+                    self.sent_again += 1
+                    ok, *_ = await conn.fetchrow(pg_sql.APPEND, *args)
             if not ok:
                 return None
             earlier = await self._earlier(conn, sealed[0].entry["evidence/seq"])

@@ -369,3 +369,35 @@ def test_the_text_vector_of_plain_words_is_that_of_the_words_alone(pg_dsn: str) 
     for text, (ours, words) in zip(texts, asyncio.run(vectors()), strict=True):
         assert ours == words, text
     assert plain_words("a/b_c") == "a b c"
+
+
+async def test_a_batch_that_reaches_the_lock_before_the_one_before_it_is_sent_again(
+    pg_dsn: str,
+) -> None:
+    """Two batches in flight go through two connections, and the database
+    may take the second first. It finds the head short of what the batch
+    was sealed after, stores nothing, and the batch is sent again as it is
+    once the first has committed — not sealed again."""
+    import contextlib
+
+    store = PostgresStore(pg_dsn)
+    try:
+        first_writer = store._writers[0]
+        use = first_writer.use
+        held_back = asyncio.Event()
+
+        @contextlib.asynccontextmanager
+        async def late_use():  # type: ignore[no-untyped-def]
+            if not held_back.is_set():  # the first batch's call leaves after the second's
+                held_back.set()
+                await asyncio.sleep(0.5)
+            async with use() as conn:
+                yield conn
+
+        first_writer.use = late_use  # type: ignore[method-assign]
+        stored = await asyncio.gather(*(store.append(entry(body={"n": n})) for n in range(40)))
+        assert [e["evidence/seq"] for e in stored] == list(range(1, 41))
+        assert (store.sent_again, store.sealed_again) == (1, 0)
+        assert verify_postgres(store).ok
+    finally:
+        await store.aclose()
