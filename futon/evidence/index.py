@@ -305,6 +305,16 @@ class Index:
         self._behind_known = {**known, **self._behind_known}
         self._behind_shards = {**shards, **self._behind_shards}
 
+    def settled_failure(self, *, wait: bool = True) -> bool:
+        """Whether a write of the writer thread failed, the failure not
+        raised yet: after waiting for it to be idle (as every read does), or
+        as far as is known now (``wait`` false: the append path)."""
+        if wait:
+            self._settle()
+        elif self._writer is not None and self._writer.failed:
+            return True
+        return self._write_error is not None
+
     def raise_write_error(self) -> None:
         """Raise a failure of the writer thread, if it had one (no waiting
         otherwise)."""

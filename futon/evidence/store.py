@@ -385,7 +385,7 @@ class EvidenceStore(ABC):
         """Check each entry against the store and the batch so far; give the
         good ones seq, time and hash. Failures come back with their index.
         ``generated``: ids the store made (not looked up: see referenced_ids)."""
-        existing = self._view.existing(referenced_ids(entries, generated))
+        existing = self._reads(wait=False).existing(referenced_ids(entries, generated))
         sealed, failures, self._head = seal_batch(entries, self._head, existing, format_at(self._clock()))
         return sealed, failures
 
@@ -592,18 +592,34 @@ class EvidenceStore(ABC):
     def last_seq(self) -> int:
         return self._head.seq
 
+    def _reads(self, *, wait: bool = True) -> Index | LayeredIndex:
+        """What reads (and the id checks of a seal) go through, once a
+        failure of the index's writer thread is taken in: SQLite may have
+        rolled back the index's open transaction with it, so acknowledged
+        rows not committed yet are missing from the index until the store
+        degrades and serves them from memory (_deferred keeps them). Read
+        before that, an acknowledged entry would be "not found" and its id
+        free again. ``wait`` false (the append path): a failure known now,
+        without waiting for the writer thread."""
+        if self._overlay is None and self._index.settled_failure(wait=wait):
+            try:
+                self._index.raise_write_error()
+            except sqlite3.Error as exc:
+                self._degrade(exc)
+        return self._view
+
     def get(self, entry_id: str) -> EntryDict:
-        location = self._view.locate(entry_id)
+        location = self._reads().locate(entry_id)
         if location is None:
             raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
         return self._read([location])[0]
 
     def exists(self, entry_id: str) -> bool:
-        return self._view.has_id(entry_id)
+        return self._reads().has_id(entry_id)
 
     def query(self, query: EvidenceQuery) -> Page:
         """One page, newest first (oldest first with ``after_seq``)."""
-        locations = self._view.search(query, limit=query.limit + 1)
+        locations = self._reads().search(query, limit=query.limit + 1)
         more = len(locations) > query.limit
         locations = locations[: query.limit]
         entries = self._read(locations)
@@ -614,7 +630,7 @@ class EvidenceStore(ABC):
         """:meth:`query` as the stored JSON lines (without their newline) and
         the next cursor: for answers that only pass entries on, no parse
         and no re-serialisation. Each line is checked against its hash."""
-        locations = self._view.search(query, limit=query.limit + 1)
+        locations = self._reads().search(query, limit=query.limit + 1)
         more = len(locations) > query.limit
         locations = locations[: query.limit]
         cursor = encode_cursor(locations[-1].seq) if more and query.after_seq is None else None
@@ -627,13 +643,13 @@ class EvidenceStore(ABC):
         ]
 
     def count(self, query: EvidenceQuery) -> int:
-        return self._view.count(query)
+        return self._reads().count(query)
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         """Entries whose text holds the request's words, best first
         (:mod:`futon.evidence.search`); ``invalid-query`` if FTS5 refuses it."""
         try:
-            found = self._view.search_text(request.words, request.query, request.limit)
+            found = self._reads().search_text(request.words, request.query, request.limit)
         except sqlite3.OperationalError as exc:
             raise ProtocolError(f"the search could not run: {exc}", code="invalid-query") from None
         entries = self._read([hit.location for hit in found])
@@ -643,22 +659,22 @@ class EvidenceStore(ABC):
 
     def chain(self, entry_id: str) -> list[EntryDict]:
         """Ancestors by in-reply-to, root first, ending at the entry."""
-        if not self._view.has_id(entry_id):
+        if not self._reads().has_id(entry_id):
             raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
-        return self._read(self._view.ancestors(entry_id))
+        return self._read(self._reads().ancestors(entry_id))
 
     def thread(self, entry_id: str, *, include_ephemeral: bool = True) -> Thread:
         """The whole reply tree under the root of ``entry_id``."""
-        if not self._view.has_id(entry_id):
+        if not self._reads().has_id(entry_id):
             raise NotFound(f"no evidence entry {entry_id!r}", code="evidence-not-found", context={"evidence-id": entry_id})
-        root = self._view.thread_root(entry_id)
-        entries = self._read(self._view.descendants(root))
+        root = self._reads().thread_root(entry_id)
+        entries = self._read(self._reads().descendants(root))
         if not include_ephemeral:
             entries = [e for e in entries if not e.get("evidence/ephemeral?") or e["evidence/id"] == root]
         return build_thread(root, entries)
 
     def total(self) -> int:
-        return self._view.count_all()
+        return self._reads().count_all()
 
     # ------------------------------------------------------------- live
 

@@ -28,6 +28,7 @@ from futon.evidence.index import BEHIND_MAX, Index
 from futon.evidence.query import EvidenceQuery
 from futon.evidence.store import INLINE_PER_TURN
 from futon.evidence.verify import verify_store
+from futon.protocol.errors import Conflict
 from tests.evidence.conftest import entry
 from tests.support import until
 
@@ -188,6 +189,40 @@ async def test_a_failed_write_on_the_writer_thread_degrades_and_loses_nothing(
     assert store.total() == 8
     await until(lambda: store.index_state == "ok", what="the index catching up")
     assert [store.get(e["evidence/id"]) for e in acked] == acked
+    await store.aclose()
+    assert verify_store(tmp_path / "ev").ok
+
+
+async def test_rows_a_failed_commit_rolled_back_are_still_read_before_the_store_hears_of_it(
+    tmp_path: Path,
+) -> None:
+    """A commit on the writer thread that fails with SQLite rolling the
+    transaction back (a full disk does) takes with it the acknowledged rows
+    written into that transaction. A read in the moment before the store's
+    commit timer hears of the failure must still find them, and their ids
+    must not be free again: the read takes the failure in first (the
+    store degrades and serves them from memory)."""
+    store = JsonlStore(tmp_path / "ev", fsync="never")
+    index = store._index
+    real_commit = index._commit_now
+
+    def full_disk_commit() -> None:
+        if threading.current_thread().name == "futon-index-writer":
+            index._conn.execute("ROLLBACK")  # as SQLite does on SQLITE_FULL
+            raise sqlite3.OperationalError("database or disk is full (injected)")
+        real_commit()
+
+    index._commit_now = full_disk_commit  # type: ignore[method-assign]
+    acked = [await store.append(entry(id=f"e-{n}", body={"n": n})) for n in range(5)]
+    assert store.get("e-0") == acked[0]  # the held rows are now in the open transaction
+    store._commit_index()  # the commit timer's turn: the commit goes to the writer thread
+    assert index._writer is not None
+    await until(lambda: index._writer.failed, what="the writer's commit failing")
+    for stored in acked:
+        assert store.get(stored["evidence/id"]) == stored
+    with pytest.raises(Conflict):
+        await store.append(entry(id="e-4"))
+    assert store.index_state == "degraded"
     await store.aclose()
     assert verify_store(tmp_path / "ev").ok
 
