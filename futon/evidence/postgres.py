@@ -12,6 +12,13 @@ Same public interface and contract as :class:`~futon.evidence.store.EvidenceStor
   ``await append`` returns only after the commit (``synchronous_commit`` as
   the server has it — on by default): acknowledged ⇒ committed. Concurrent
   appends of one process share a transaction (group commit).
+- Up to two batches of one store are in the database at once (``_drain``):
+  the next is sealed here against the head the one before will leave and
+  stored with one call of ``futon_evidence_append``, which checks, under
+  the lock, that the head and referenced ids are what it was sealed
+  against (``_commit``); this process seals while the database inserts.
+  Measured (bench/evidence_pg.py, 64 writers): 2× the rate of sealing
+  under the lock, and ≥ 10× one writer's rate.
 - The database down (or unreachable) ⇒ ``StoreError`` (``store-unavailable``)
   for appends and reads; a transaction that fails is rolled back whole, so
   nothing is half-written. Connections are re-opened by themselves once
@@ -172,6 +179,7 @@ class PostgresStore(EvidenceStore):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", pg_sql.LOCK_KEY)
             await conn.execute(pg_sql.SCHEMA)
             await conn.execute(pg_sql.APPEND_FUNCTION)
+            await self._use_lz4(conn)
             version = await conn.fetchval("SELECT value FROM futon_meta WHERE key = 'schema'")
             if version is None:
                 await conn.execute(
@@ -181,6 +189,20 @@ class PostgresStore(EvidenceStore):
                 raise StoreError(
                     f"evidence schema {version} in the database; this futon knows {pg_sql.SCHEMA_VERSION}"
                 )
+
+    @staticmethod
+    async def _use_lz4(conn: asyncpg.Connection) -> None:
+        """The large columns compressed with lz4 (pg_sql.COMPRESSED), once
+        per database (new rows only; an ALTER of the column, not a rewrite)."""
+        columns = [r[0] for r in await conn.fetch(pg_sql.COMPRESSION_OF, list(pg_sql.COMPRESSED))]
+        if not columns:
+            return
+        alter = ", ".join(f"ALTER COLUMN {column} SET COMPRESSION lz4" for column in columns)
+        try:
+            async with conn.transaction():  # a savepoint: a refusal leaves the schema's transaction usable
+                await conn.execute(f"ALTER TABLE {pg_sql.TABLE} {alter}")
+        except asyncpg.FeatureNotSupportedError as exc:
+            log.info("evidence: this PostgreSQL has no lz4 (%s); rows are compressed with pglz", exc)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a database coroutine from synchronous code, errors typed."""
@@ -499,7 +521,7 @@ class PostgresStore(EvidenceStore):
         runner's thread as it goes. Returns how many were stored."""
         self._check_open()
         count: int = self._runner.call(_guarded(self._import(lines)), timeout=IMPORT_TIMEOUT_S)
-        self._head = self._call(self._fetch_head())
+        self._head = self._tail_head = self._call(self._fetch_head())
         return count
 
     async def _import(self, lines: Iterable[bytes]) -> int:
